@@ -1,0 +1,223 @@
+"""Prometheus exposition: one custom collector that reads current state at scrape time.
+
+No metric object exists per device: every scrape walks the daemon's current view (config,
+state tracker, scheduler and engine counters) and yields metric families.  A reload that
+removes a device therefore removes its series at once, and 10,000 devices cost nothing
+between scrapes.
+
+Metric names are a contract (Grafana dashboards and alert rules use them): see README.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+from monitord.state import DeviceStatus, State
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceLabels:
+    device: str
+    school: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoundInfo:
+    duration_seconds: float
+    targets: int
+    complete: bool
+    end_timestamp: float
+
+
+class MetricsView(Protocol):
+    """What the collector needs from the daemon (read-only)."""
+
+    version: str
+    start_time: float
+
+    def device_labels(self) -> Iterable[DeviceLabels]: ...
+    def device_status(self, device_id: str) -> DeviceStatus | None: ...
+    def round_info(self) -> Mapping[str, RoundInfo]: ...
+    def counters(self) -> Mapping[str, Mapping[tuple[str, ...], float]]: ...
+    def gauges(self) -> Mapping[str, Mapping[tuple[str, ...], float]]: ...
+
+
+# name → (help, label names) for the counters and gauges the daemon reports by name.
+COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "monitord_probe_rounds_total": ("Probe rounds (batches) run.", ("probe",)),
+    "monitord_probe_rounds_incomplete_total": (
+        "Probe rounds whose results were not fully trustworthy because of a local limit.",
+        ("probe",),
+    ),
+    "monitord_probe_skipped_total": (
+        "Runs skipped because the previous run of the same device and probe was in flight.",
+        ("probe",),
+    ),
+    "monitord_probe_late_total": (
+        "Runs that fell more than one interval behind schedule.",
+        ("probe",),
+    ),
+    "monitord_observations_total": ("Probe results by outcome.", ("probe", "result")),
+    "monitord_state_transitions_total": ("Device state changes.", ("state",)),
+    "monitord_icmp_packets_sent_total": ("ICMP echo requests sent.", ()),
+    "monitord_icmp_packets_received_total": ("ICMP echo replies matched.", ()),
+    "monitord_icmp_send_errors_total": ("ICMP sends that failed locally.", ()),
+    "monitord_icmp_socket_drops_total": (
+        "ICMP replies the kernel dropped because the socket buffer was full.",
+        (),
+    ),
+    "monitord_icmp_replies_ignored_total": (
+        "ICMP packets received but not counted, by reason.",
+        ("reason",),
+    ),
+    "monitord_config_reloads_total": ("Configuration reloads by result.", ("result",)),
+    "monitord_storage_errors_total": ("Database writes that failed (will be retried).", ()),
+}
+
+GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "monitord_probe_up": ("1 when the probe module started and can probe.", ("probe",)),
+    "monitord_config_last_reload_success": (
+        "1 when the last configuration (re)load succeeded.",
+        (),
+    ),
+    "monitord_config_last_reload_timestamp_seconds": (
+        "When the configuration in force was loaded.",
+        (),
+    ),
+    "monitord_storage_pending_writes": ("State changes waiting to be written.", ()),
+    "monitord_devices_configured": ("Devices in the configuration, by kind.", ("kind",)),
+    "monitord_schools_configured": ("Schools in the configuration.", ()),
+}
+
+
+class MonitordCollector(Collector):
+    def __init__(self, view: MetricsView) -> None:
+        self._view = view
+
+    def collect(self) -> Iterator[Metric]:
+        view = self._view
+        info = GaugeMetricFamily("monitord_build_info", "monitord version.", labels=["version"])
+        info.add_metric([view.version], 1)
+        yield info
+        yield GaugeMetricFamily(
+            "monitord_start_time_seconds", "Daemon start time (Unix).", value=view.start_time
+        )
+        yield from self._device_metrics()
+        yield from self._round_metrics()
+        counters = view.counters()
+        for name, (doc, labels) in COUNTERS.items():
+            fam = CounterMetricFamily(name.removesuffix("_total"), doc, labels=list(labels))
+            for key, value in counters.get(name, {}).items():
+                fam.add_metric(list(key), value)
+            yield fam
+        gauges = view.gauges()
+        for name, (doc, labels) in GAUGES.items():
+            gfam = GaugeMetricFamily(name, doc, labels=list(labels))
+            for key, value in gauges.get(name, {}).items():
+                gfam.add_metric(list(key), value)
+            yield gfam
+
+    def _device_metrics(self) -> Iterator[Metric]:
+        dl = ["device", "school", "kind"]
+        up = GaugeMetricFamily(
+            "monitord_device_up",
+            "1 when the device is UP or DEGRADED, 0 when DOWN or UNREACHABLE; absent while "
+            "UNKNOWN or in MAINTENANCE.",
+            labels=dl,
+        )
+        state = GaugeMetricFamily(
+            "monitord_device_state", "1 for the state the device is in.", labels=["device", "state"]
+        )
+        since = GaugeMetricFamily(
+            "monitord_device_state_since_timestamp_seconds",
+            "When the device entered its current state (Unix).",
+            labels=dl,
+        )
+        rtt = GaugeMetricFamily(
+            "monitord_icmp_rtt_seconds",
+            "ICMP round-trip time of the last round (min, avg, max).",
+            labels=[*dl, "stat"],
+        )
+        jitter = GaugeMetricFamily(
+            "monitord_icmp_jitter_seconds",
+            "Mean absolute difference of successive ICMP round-trip times, last round.",
+            labels=dl,
+        )
+        loss = GaugeMetricFamily(
+            "monitord_icmp_packet_loss_ratio",
+            "Share of ICMP echo requests unanswered in the last round (0–1).",
+            labels=dl,
+        )
+        last = GaugeMetricFamily(
+            "monitord_device_last_probe_timestamp_seconds",
+            "When the device was last probed (Unix).",
+            labels=[*dl, "probe"],
+        )
+        for lab in self._view.device_labels():
+            st = self._view.device_status(lab.device)
+            if st is None:
+                continue
+            values = [lab.device, lab.school, lab.kind]
+            if st.state in (State.UP, State.DEGRADED):
+                up.add_metric(values, 1)
+            elif st.state in (State.DOWN, State.UNREACHABLE):
+                up.add_metric(values, 0)
+            for s in State:
+                state.add_metric([lab.device, s.value], 1 if st.state is s else 0)
+            since.add_metric(values, st.since)
+            for probe, obs in st.latest.items():
+                last.add_metric([*values, probe], obs.ts)
+            icmp = st.latest.get("icmp")
+            if icmp is not None and icmp.complete:
+                v = icmp.values
+                if "loss_ratio" in v:
+                    loss.add_metric(values, v["loss_ratio"])
+                for stat in ("min", "avg", "max"):
+                    if (x := v.get(f"rtt_{stat}_seconds")) is not None:
+                        rtt.add_metric([*values, stat], x)
+                if (j := v.get("jitter_seconds")) is not None:
+                    jitter.add_metric(values, j)
+        yield from (up, state, since, rtt, jitter, loss, last)
+
+    def _round_metrics(self) -> Iterator[Metric]:
+        dur = GaugeMetricFamily(
+            "monitord_probe_round_duration_seconds",
+            "Duration of the last probe round (batch).",
+            labels=["probe"],
+        )
+        size = GaugeMetricFamily(
+            "monitord_probe_round_targets", "Targets in the last probe round.", labels=["probe"]
+        )
+        end = GaugeMetricFamily(
+            "monitord_probe_last_round_timestamp_seconds",
+            "When the last probe round ended (Unix).",
+            labels=["probe"],
+        )
+        for probe, r in self._view.round_info().items():
+            dur.add_metric([probe], r.duration_seconds)
+            size.add_metric([probe], r.targets)
+            end.add_metric([probe], r.end_timestamp)
+        yield from (dur, size, end)
+
+
+def build_registry(view: MetricsView) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(MonitordCollector(view))
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)

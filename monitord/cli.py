@@ -1,0 +1,169 @@
+"""Command line: ``monitord run|check|demo|status``.
+
+Exit codes: 0 success, 1 runtime failure (port in use, database unreadable), 2 invalid
+configuration or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from monitord import __version__
+from monitord.config import ConfigError, load_config
+
+BANGKOK = ZoneInfo("Asia/Bangkok")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    try:
+        result = load_config(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem)
+        print(f"{args.config}: {len(exc.problems)} problem(s)", file=sys.stderr)
+        return 2
+    for warning in result.warnings:
+        print(warning)
+    cfg = result.config
+    print(f"{args.config}: OK ({len(cfg.schools)} schools, {len(cfg.devices)} devices)",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from monitord.daemon import Daemon, DaemonOptions
+
+    _setup_logging(args.log_level)
+    daemon = Daemon(DaemonOptions(Path(args.config), args.db, args.listen))
+    return asyncio.run(daemon.run())
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from monitord.daemon import Daemon, DaemonOptions
+    from monitord.demo import DEAD_BLOCK, DeadBlock, build_lab, write_config
+    from monitord.storage import default_data_dir
+
+    _setup_logging(args.log_level)
+    log = logging.getLogger("monitord.demo")
+    data_dir: Path = args.data_dir or default_data_dir() / "demo"
+    db: Path = args.db or data_dir / "demo.db"
+    lab = build_lab(args.schools)
+    config_path = data_dir / "demo.yaml"
+    write_config(lab, config_path, db)
+    block = DeadBlock()
+    if block.install():
+        log.info("demo: %d of %d devices are dead (iptables DROP on %s, removed on exit)",
+                 len(lab.dead_devices), lab.device_count, DEAD_BLOCK)
+    else:
+        log.warning("demo: %s — cannot make devices dead, so all %d devices will be alive",
+                    block.why_not, lab.device_count)
+    banner = [
+        f"demo: config {config_path} ({len(lab.config['schools'])} schools, "
+        f"{lab.device_count} devices); reload it with kill -HUP",
+        "demo: open {base}/metrics for the metrics, {base}/healthz for health",
+        f"demo: device states: monitord status --db {db}",
+    ]
+    try:
+        daemon = Daemon(DaemonOptions(config_path, db, args.listen, banner))
+        return asyncio.run(daemon.run())
+    finally:
+        if block.active:
+            block.remove()
+            log.info("demo: iptables rule removed")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from monitord.storage import Storage, StorageError, default_data_dir
+
+    path: Path = args.db or default_data_dir() / "monitord.db"
+
+    async def read() -> int:
+        try:
+            store = await Storage.open(path, readonly=True)
+        except (StorageError, OSError) as exc:
+            print(f"monitord: {exc}", file=sys.stderr)
+            return 1
+        try:
+            states = await store.load_states()
+        finally:
+            await store.close()
+        rows = sorted(states.values(), key=lambda s: s.device_id)
+        if args.state:
+            rows = [r for r in rows if r.state.value == args.state]
+        if args.format == "json":
+            print(json.dumps([
+                {"device": r.device_id, "state": r.state.value, "since": r.since,
+                 "reason": r.reason} for r in rows
+            ], ensure_ascii=False, indent=1))
+            return 0
+        for r in rows:
+            since = datetime.fromtimestamp(r.since, BANGKOK).strftime("%Y-%m-%d %H:%M:%S")
+            print(f"{r.device_id:<28} {r.state.value:<12} {since}  {r.reason}")
+        return 0
+
+    return asyncio.run(read())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="monitord", description="Monitoring daemon for an educational service area office."
+    )
+    parser.add_argument("--version", action="version", version=f"monitord {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def daemon_opts(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--listen", metavar="HOST:PORT",
+                       help="HTTP listen address (default from config, 127.0.0.1:9847)")
+        p.add_argument("--db", type=Path, metavar="PATH", help="SQLite database path")
+        p.add_argument("--log-level", default="info",
+                       choices=["debug", "info", "warning", "error"])
+
+    p_run = sub.add_parser("run", help="run the daemon")
+    p_run.add_argument("--config", required=True, metavar="FILE")
+    daemon_opts(p_run)
+    p_run.set_defaults(func=cmd_run)
+
+    p_check = sub.add_parser("check", help="validate a config file (exit 0 valid, 2 invalid)")
+    p_check.add_argument("--config", required=True, metavar="FILE")
+    p_check.set_defaults(func=cmd_check)
+
+    p_demo = sub.add_parser("demo", help="run the daemon against a simulated office on loopback")
+    daemon_opts(p_demo)
+    p_demo.add_argument("--data-dir", type=Path, metavar="DIR",
+                        help="where the demo writes its config and database")
+    p_demo.add_argument("--schools", type=int, default=36, choices=range(30, 300),
+                        metavar="N", help="number of schools (30–299, default 36)")
+    p_demo.set_defaults(func=cmd_demo)
+
+    p_status = sub.add_parser("status", help="print device states from the database")
+    p_status.add_argument("--db", type=Path, metavar="PATH")
+    p_status.add_argument("--format", choices=["text", "json"], default="text")
+    p_status.add_argument("--state", choices=["unknown", "up", "degraded", "down",
+                                              "unreachable", "maintenance"])
+    p_status.set_defaults(func=cmd_status)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,583 @@
+"""The YAML configuration: one file describing the office, its schools and devices.
+
+Loading is all-or-nothing: :func:`load_config` either returns a fully validated
+:class:`Config` or raises :class:`ConfigError` carrying *every* problem found, each with
+the file, the line and the key path (``FILE:LINE: key.path: message``), so an officer can
+fix a broken file in one pass.  Nothing half-valid ever reaches the running daemon.
+
+Settings cascade ``defaults`` → ``kinds.<kind>`` → the device itself.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeAlias
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+
+KeyPath: TypeAlias = tuple[str | int, ...]
+
+
+class DeviceKind(StrEnum):
+    ROUTER = "router"
+    SWITCH = "switch"
+    ACCESS_POINT = "access_point"
+    SERVER = "server"
+    DLTV_RECEIVER = "dltv_receiver"
+    TV = "tv"
+    PROJECTOR = "projector"
+    UPS = "ups"
+    OTHER = "other"
+
+
+KNOWN_PROBES = ("icmp",)
+
+# ---------------------------------------------------------------------------- value types
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: object) -> float:
+    """``30`` / ``30s`` / ``250ms`` / ``5m`` / ``1h`` / ``2d`` → seconds (float)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 5m or 250ms")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION_RE.match(value)):
+        seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+    else:
+        raise ValueError(f"expected a duration such as 30s, 5m or 250ms, got {value!r}")
+    if seconds <= 0:
+        raise ValueError("duration must be greater than zero")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def _code_string(value: object) -> object:
+    """YAML reads ``62020001`` as an int; codes are strings of digits."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+class SecretRef(BaseModel):
+    """A secret given by reference: ``{env: NAME}`` or ``{file: PATH}``.
+
+    The value is read only when a probe or notifier needs it and is never part of
+    ``repr()``, logs, metrics or pages.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    env: str | None = None
+    file: Path | None = None
+
+    def model_post_init(self, __context: Any) -> None:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of 'env' or 'file'")
+
+    def reveal(self) -> str:
+        if self.env is not None:
+            try:
+                return os.environ[self.env]
+            except KeyError:
+                raise LookupError(f"environment variable {self.env} is not set") from None
+        assert self.file is not None
+        return self.file.read_text(encoding="utf-8").strip()
+
+    def __repr__(self) -> str:
+        where = f"env:{self.env}" if self.env is not None else f"file:{self.file}"
+        return f"SecretRef({where})"
+
+    __str__ = __repr__
+
+
+# ---------------------------------------------------------------------------- settings
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IcmpParams(_Strict):
+    """Per-device ICMP settings."""
+
+    count: int = Field(3, ge=1, le=100, description="echo requests per round")
+    timeout: Duration = Field(1.0, description="wait for the last reply")
+    period: Duration = Field(0.2, description="gap between pings to the same host")
+    loss_degraded: float = Field(0.2, ge=0, le=1, description="loss ratio that degrades")
+    rtt_degraded: Duration = Field(0.3, description="average rtt that degrades")
+
+
+class Settings(_Strict):
+    """Settings that ``kinds`` and devices may override; every field optional here."""
+
+    interval: Duration | None = None
+    failure_threshold: int | None = Field(None, ge=1, le=100)
+    success_threshold: int | None = Field(None, ge=1, le=100)
+    icmp: IcmpParams | None = None
+
+
+class Defaults(_Strict):
+    interval: Duration = 60.0
+    failure_threshold: int = Field(3, ge=1, le=100)
+    success_threshold: int = Field(2, ge=1, le=100)
+    icmp: IcmpParams = IcmpParams()
+
+
+@dataclass(frozen=True, slots=True)
+class EffectiveSettings:
+    """What actually applies to one device after the cascade."""
+
+    interval: float
+    failure_threshold: int
+    success_threshold: int
+    icmp: IcmpParams
+
+
+# ---------------------------------------------------------------------------- entities
+
+
+class Office(_Strict):
+    name: str = Field(min_length=1, description="full name of the area office")
+    short_name: str = ""
+    area_code: Annotated[str, BeforeValidator(_code_string)] = Field(pattern=r"^\d{4}$")
+    group_name: str = "กลุ่มส่งเสริมการศึกษาทางไกล เทคโนโลยีสารสนเทศและการสื่อสาร"
+    timezone: str = "Asia/Bangkok"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}") from None
+        return v
+
+
+class Location(_Strict):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class School(_Strict):
+    name: str = Field(min_length=1)
+    district: str = Field(min_length=1, description="อำเภอ")
+    isp: str = Field("", description="ผู้ให้บริการอินเทอร์เน็ต")
+    percode: Annotated[str, BeforeValidator(_code_string)] | None = Field(
+        None, pattern=r"^\d{6}$"
+    )
+    location: Location | None = None
+
+
+def _validate_address(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("address must not be empty")
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    if re.fullmatch(r"[\d.]+", value) or not re.fullmatch(
+        r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+        r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?",
+        value,
+    ):
+        raise ValueError(f"{value!r} is neither an IP address nor a valid host name")
+    return value
+
+
+ProbeName = Literal["icmp"]
+ProbeList = list[ProbeName] | dict[ProbeName, dict[str, Any] | None]
+
+
+def _default_probes() -> list[ProbeName]:
+    return ["icmp"]
+
+
+class Device(Settings):
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+    name: str = ""
+    school: Annotated[str, BeforeValidator(_code_string)] | None = Field(
+        None, description="SMIS code; omit for office devices"
+    )
+    unit: str = Field("", description="office work unit (กลุ่มงาน) served, office devices")
+    kind: DeviceKind
+    address: Annotated[str, BeforeValidator(str)]
+    hostname: str = ""
+    brand_model: str = ""
+    serial: str = ""
+    parent: str | None = None
+    probes: ProbeList = Field(default_factory=_default_probes)
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        return _validate_address(v)
+
+    @property
+    def probe_names(self) -> list[str]:
+        return list(self.probes)
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
+
+
+class StorageConfig(_Strict):
+    data_dir: Path | None = None
+    db: Path | None = None
+    retention_days: int = Field(
+        90, ge=1, le=3650, description="history kept (Computer Crime Act: at least 90)"
+    )
+
+
+class HttpConfig(_Strict):
+    listen: str = "127.0.0.1:9847"
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        parse_listen(v)
+        return v
+
+
+class IcmpEngineConfig(_Strict):
+    mode: Literal["auto", "raw", "dgram"] = "auto"
+    rate_pps: int = Field(20000, ge=10, le=1_000_000)
+    max_in_flight: int = Field(20000, ge=10, le=1_000_000)
+
+
+class EnginesConfig(_Strict):
+    icmp: IcmpEngineConfig = IcmpEngineConfig()
+
+
+class Config(_Strict):
+    office: Office
+    storage: StorageConfig = StorageConfig()
+    http: HttpConfig = HttpConfig()
+    engines: EnginesConfig = EnginesConfig()
+    defaults: Defaults = Defaults()
+    kinds: dict[DeviceKind, Settings] = Field(default_factory=dict)
+    schools: dict[Annotated[str, BeforeValidator(_code_string)], School] = Field(
+        default_factory=dict
+    )
+    devices: list[Device] = Field(default_factory=list)
+
+    # Filled by load_config (not part of the YAML).
+    source: str = Field("", exclude=True)
+
+    def device_map(self) -> dict[str, Device]:
+        return {d.id: d for d in self.devices}
+
+    def effective(self, device: Device) -> EffectiveSettings:
+        """Cascade defaults → kind → device for one device."""
+        layers: list[Settings] = []
+        if (kind := self.kinds.get(device.kind)) is not None:
+            layers.append(kind)
+        layers.append(device)
+        interval = self.defaults.interval
+        fail = self.defaults.failure_threshold
+        ok = self.defaults.success_threshold
+        icmp = self.defaults.icmp.model_dump()
+        for layer in layers:
+            interval = layer.interval if layer.interval is not None else interval
+            fail = layer.failure_threshold if layer.failure_threshold is not None else fail
+            ok = layer.success_threshold if layer.success_threshold is not None else ok
+            if layer.icmp is not None:
+                icmp.update(layer.icmp.model_dump(exclude_unset=True))
+        if isinstance(device.probes, dict) and device.probes.get("icmp"):
+            icmp.update(device.probes["icmp"] or {})
+        return EffectiveSettings(interval, fail, ok, IcmpParams.model_validate(icmp))
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[V6]:PORT`` → (host, port)."""
+    m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([^:\[\]]*):(\d{1,5})", value.strip())
+    if not m:
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    host = m.group(1) or m.group(3) or "0.0.0.0"
+    port = int(m.group(2) or m.group(4))
+    if not 0 < port < 65536:
+        raise ValueError(f"port out of range in {value!r}")
+    return host, port
+
+
+# ---------------------------------------------------------------------------- errors
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    file: str
+    line: int
+    path: str
+    message: str
+    warning: bool = False
+
+    def __str__(self) -> str:
+        prefix = "warning: " if self.warning else ""
+        return f"{self.file}:{self.line}: {self.path}: {prefix}{self.message}"
+
+
+class ConfigError(Exception):
+    """The config is invalid; ``problems`` lists every error (not only the first)."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def format_path(path: KeyPath) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top)"
+
+
+# ---------------------------------------------------------------------------- YAML with marks
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans: only true/false are booleans.
+
+    YAML 1.1 also reads yes/no/on/off/TRUE as booleans, which turns an ISP named
+    ``TRUE`` into ``True`` (the "Norway problem").
+    """
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|false|False)$"), list("tTfF")
+)
+
+
+def _walk_marks(
+    node: yaml.Node, path: KeyPath, marks: dict[KeyPath, int], dups: list[tuple[KeyPath, int]]
+) -> None:
+    """Record the line of every key path; collect duplicate mapping keys."""
+    marks.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                dups.append(((*path, key), line))
+            seen.add(key)
+            marks[(*path, key)] = line
+            _walk_marks(value_node, (*path, key), marks, dups)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            marks[(*path, i)] = item.start_mark.line + 1
+            _walk_marks(item, (*path, i), marks, dups)
+
+
+@dataclass
+class _Doc:
+    file: str
+    data: Any
+    marks: dict[KeyPath, int] = field(default_factory=dict)
+
+    def line(self, path: KeyPath) -> int:
+        for n in range(len(path), -1, -1):
+            prefix = tuple(str(p) if not isinstance(p, int) else p for p in path[:n])
+            if prefix in self.marks:
+                return self.marks[prefix]
+        return 1
+
+    def problem(self, path: KeyPath, message: str, warning: bool = False) -> Problem:
+        return Problem(self.file, self.line(path), format_path(path), message, warning)
+
+
+def _str_keys(data: Any) -> Any:
+    """Mapping keys as strings: ``62020001:`` is an SMIS code, not a number."""
+    if isinstance(data, dict):
+        return {str(k): _str_keys(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_str_keys(v) for v in data]
+    return data
+
+
+def _read_yaml(text: str, file: str) -> _Doc:
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise ConfigError([Problem(file, 1, "(top)", "the file is empty")])
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        raise ConfigError(
+            [Problem(file, line, "(yaml)", f"{exc.problem or exc}".strip())]
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([Problem(file, 1, "(yaml)", str(exc))]) from None
+    finally:
+        loader.dispose()
+    doc = _Doc(file, _str_keys(data))
+    dups: list[tuple[KeyPath, int]] = []
+    _walk_marks(node, (), doc.marks, dups)
+    if dups:
+        raise ConfigError(
+            [Problem(file, line, format_path(p), "duplicate key") for p, line in dups]
+        )
+    if not isinstance(doc.data, dict):
+        raise ConfigError([Problem(file, 1, "(top)", "expected a mapping at the top level")])
+    return doc
+
+
+def _pydantic_problems(doc: _Doc, exc: ValidationError) -> Iterator[Problem]:
+    for err in exc.errors(include_url=False):
+        loc: KeyPath = tuple(p for p in err["loc"] if isinstance(p, str | int))
+        # pydantic adds union/enum branch names (e.g. "list[...]") to loc: drop them.
+        loc = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or "(" in p)))
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        elif msg.startswith("Value error, "):
+            msg = msg.removeprefix("Value error, ")
+        yield doc.problem(loc, msg)
+
+
+def _semantic_problems(doc: _Doc) -> Iterator[Problem]:
+    """Checks that span several entities: references, uniqueness, cycles.
+
+    They run on the raw data, defensively, so that they are reported together with
+    type errors in one pass.
+    """
+    data = doc.data
+    office = data.get("office") if isinstance(data.get("office"), dict) else {}
+    area = str(office.get("area_code", ""))
+    schools = data.get("schools") if isinstance(data.get("schools"), dict) else {}
+    raw_devices = data.get("devices") if isinstance(data.get("devices"), list) else []
+    devices = [(i, d) for i, d in enumerate(raw_devices) if isinstance(d, dict)]
+    ids: dict[str, int] = {}
+    for i, dev in devices:
+        dev_id = str(dev.get("id", ""))
+        if not dev_id:
+            continue
+        if dev_id in ids:
+            yield doc.problem(
+                ("devices", i, "id"),
+                f"duplicate device id {dev_id!r} (first at devices[{ids[dev_id]}])",
+            )
+        else:
+            ids[dev_id] = i
+    for smis in schools:
+        if not re.fullmatch(r"\d{8}", smis):
+            yield doc.problem(("schools", smis), "SMIS code must be 8 digits")
+        elif re.fullmatch(r"\d{4}", area) and not smis.startswith(area):
+            yield doc.problem(
+                ("schools", smis),
+                f"SMIS code does not start with the office area code {area}",
+                warning=True,
+            )
+    parents: dict[str, str | None] = {}
+    for i, dev in devices:
+        dev_id = str(dev.get("id", ""))
+        school, parent = dev.get("school"), dev.get("parent")
+        if school is not None and str(school) not in schools:
+            yield doc.problem(("devices", i, "school"), f"unknown school {str(school)!r}")
+        if parent is not None:
+            parent = str(parent)
+            if parent == dev_id:
+                yield doc.problem(("devices", i, "parent"), "a device cannot be its own parent")
+            elif parent not in ids:
+                yield doc.problem(("devices", i, "parent"), f"unknown device {parent!r}")
+        parents.setdefault(dev_id, parent)
+        probes = dev.get("probes")
+        if isinstance(probes, dict) and isinstance(probes.get("icmp"), dict):
+            try:
+                IcmpParams.model_validate(probes["icmp"])
+            except ValidationError as exc:
+                for err in exc.errors(include_url=False):
+                    sub = tuple(p for p in err["loc"] if isinstance(p, str | int))
+                    msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+                    yield doc.problem(("devices", i, "probes", "icmp", *sub), msg)
+    # Parent cycles (a → b → a): follow each chain, bounded by the number of devices.
+    in_cycle: set[str] = set()
+    for i, dev in devices:
+        start = str(dev.get("id", ""))
+        chain = [start]
+        cur = parents.get(start)
+        while cur is not None and cur != start and cur in parents and len(chain) <= len(parents):
+            chain.append(cur)
+            cur = parents.get(cur)
+        if cur == start and start != parents.get(start) and start not in in_cycle:
+            in_cycle.update(chain)
+            yield doc.problem(
+                ("devices", i, "parent"), "parent cycle: " + " → ".join([*chain, start])
+            )
+    storage = data.get("storage") if isinstance(data.get("storage"), dict) else {}
+    retention = storage.get("retention_days")
+    if isinstance(retention, int) and 0 < retention < 90:
+        yield doc.problem(
+            ("storage", "retention_days"),
+            "less than the 90 days the Computer Crime Act asks records to be kept",
+            warning=True,
+        )
+
+
+@dataclass
+class LoadResult:
+    config: Config
+    warnings: list[Problem]
+
+
+def parse_config(text: str, file: str = "<config>") -> LoadResult:
+    doc = _read_yaml(text, file)
+    problems = list(_semantic_problems(doc))
+    cfg: Config | None = None
+    try:
+        cfg = Config.model_validate(doc.data)
+    except ValidationError as exc:
+        problems.extend(_pydantic_problems(doc, exc))
+    if cfg is None or any(not p.warning for p in problems):
+        unique = dict.fromkeys(sorted(problems, key=lambda p: (p.line, p.path)))
+        raise ConfigError(list(unique))
+    return LoadResult(cfg.model_copy(update={"source": file}), problems)
+
+
+def load_config(path: str | os.PathLike[str]) -> LoadResult:
+    """Read and fully validate a config file; raise ConfigError listing every problem."""
+    file = os.fspath(path)
+    try:
+        text = Path(file).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([Problem(file, 0, "(file)", exc.strerror or str(exc))]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([Problem(file, 1, "(file)", f"not UTF-8 text: {exc}")]) from None
+    return parse_config(text, file)
+
+
+def devices_by_school(cfg: Config) -> Mapping[str | None, list[Device]]:
+    out: dict[str | None, list[Device]] = {}
+    for dev in cfg.devices:
+        out.setdefault(dev.school, []).append(dev)
+    return out

@@ -1,0 +1,453 @@
+"""The daemon: wires config → scheduler → probes → state → storage/metrics, and runs it.
+
+Data flows one way: probes return observations, the state tracker turns them into
+transitions, and transitions go to storage (and later to incidents and notifications).
+The HTTP exporter only *reads* the current view at scrape time.
+
+Signals: SIGTERM/SIGINT stop gracefully (running rounds finish or are cancelled within
+seconds, pending state changes are flushed); SIGHUP reloads the config — an invalid new
+file is rejected with every problem logged and the running config stays in force.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from exporters.prometheus import DeviceLabels, RoundInfo, build_registry
+from monitord import __version__
+from monitord.config import Config, ConfigError, load_config, parse_listen
+from monitord.scheduler import Job, Scheduler
+from monitord.state import DeviceSpec, DeviceStatus, StateTracker, Transition
+from monitord.storage import Storage, default_data_dir
+from monitord.web import HttpServer, bind, build_app
+from probes.base import Observation, Prober, ProbeSetupError, RoundStats, Target
+
+log = logging.getLogger("monitord")
+
+PRUNE_EVERY_SECONDS = 3600.0
+
+
+@dataclass
+class DaemonOptions:
+    config_path: Path
+    db_path: Path | None = None
+    listen: str | None = None
+    extra_banner: list[str] = field(default_factory=list)
+
+
+def resolve_db_path(cfg: Config, override: Path | None) -> Path:
+    if override is not None:
+        return override
+    if cfg.storage.db is not None:
+        return cfg.storage.db
+    return (cfg.storage.data_dir or default_data_dir()) / "monitord.db"
+
+
+def make_probers(cfg: Config) -> dict[str, Prober]:
+    from probes.icmp import IcmpProber
+
+    icmp = cfg.engines.icmp
+    return {
+        "icmp": IcmpProber(
+            mode=icmp.mode, rate_pps=icmp.rate_pps, max_in_flight=icmp.max_in_flight
+        )
+    }
+
+
+def build_jobs(cfg: Config) -> list[Job]:
+    jobs: list[Job] = []
+    for dev in cfg.devices:
+        eff = cfg.effective(dev)
+        for probe in dev.probe_names:
+            params: dict[str, Any] = {}
+            if probe == "icmp":
+                params = {
+                    "count": eff.icmp.count,
+                    "timeout": eff.icmp.timeout,
+                    "period": eff.icmp.period,
+                }
+            jobs.append(Job(Target(dev.id, dev.address, params), probe, eff.interval))
+    return jobs
+
+
+def build_specs(cfg: Config) -> list[DeviceSpec]:
+    specs = []
+    for dev in cfg.devices:
+        eff = cfg.effective(dev)
+        probes = dev.probe_names
+        reach = "icmp" if "icmp" in probes else (probes[0] if probes else "icmp")
+        specs.append(DeviceSpec(dev.id, reach, eff.failure_threshold, eff.success_threshold))
+    return specs
+
+
+class StateWriter:
+    """Write-behind queue for state transitions that never loses one.
+
+    A failed write (disk full, database locked too long) is logged, counted and retried
+    with backoff; transitions stay queued in order until they are on disk.
+    """
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self._pending: list[Transition] = []
+        self._wake = asyncio.Event()
+        self.errors = 0
+        self._last_error_log = 0.0
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def enqueue(self, transitions: Iterable[Transition]) -> None:
+        self._pending.extend(transitions)
+        self._wake.set()
+
+    async def flush(self) -> bool:
+        if not self._pending:
+            return True
+        batch = self._pending[:]
+        try:
+            await self._storage.record_transitions(batch)
+        except Exception as exc:
+            self.errors += 1
+            now = time.monotonic()
+            if now - self._last_error_log > 30:
+                self._last_error_log = now
+                log.error(
+                    "cannot write %d state changes to %s: %s (kept in memory, retrying)",
+                    len(batch), self._storage.path, exc,
+                )
+            return False
+        del self._pending[: len(batch)]
+        return True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = 1.0
+        while not stop.is_set():
+            waiter = asyncio.ensure_future(self._wake.wait())
+            stopper = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            stopper.cancel()
+            self._wake.clear()
+            if await self.flush():
+                backoff = 1.0
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=backoff)
+            backoff = min(backoff * 2, 60.0)
+            self._wake.set()
+
+
+class Daemon:
+    version = __version__
+
+    def __init__(self, options: DaemonOptions) -> None:
+        self.options = options
+        self.start_time = time.time()
+        self.config: Config | None = None
+        self.config_loaded_at = 0.0
+        self.last_reload_ok = True
+        self.tracker = StateTracker()
+        self.scheduler: Scheduler | None = None
+        self.probers: dict[str, Prober] = {}
+        self.probe_up: dict[str, bool] = {}
+        self.storage: Storage | None = None
+        self.writer: StateWriter | None = None
+        self.http: HttpServer | None = None
+        self.stop_event = asyncio.Event()
+        self._counters: defaultdict[str, Counter[tuple[str, ...]]] = defaultdict(Counter)
+        self._labels: list[DeviceLabels] = []
+        self._reload_lock = asyncio.Lock()
+
+    # -- MetricsView -----------------------------------------------------------------
+
+    def device_labels(self) -> Iterable[DeviceLabels]:
+        return self._labels
+
+    def device_status(self, device_id: str) -> DeviceStatus | None:
+        return self.tracker.status(device_id)
+
+    def round_info(self) -> Mapping[str, RoundInfo]:
+        if self.scheduler is None:
+            return {}
+        sch = self.scheduler
+        return {
+            probe: RoundInfo(r.duration_seconds, r.targets, r.complete,
+                             sch.last_round_end.get(probe, 0.0))
+            for probe, r in sch.last_round.items()
+        }
+
+    def counters(self) -> Mapping[str, Mapping[tuple[str, ...], float]]:
+        out: dict[str, dict[tuple[str, ...], float]] = {
+            k: dict(v) for k, v in self._counters.items()
+        }
+        if self.scheduler is not None:
+            for name, counter in (
+                ("monitord_probe_rounds_total", self.scheduler.rounds),
+                ("monitord_probe_skipped_total", self.scheduler.skipped),
+                ("monitord_probe_late_total", self.scheduler.late),
+            ):
+                out[name] = {(probe,): float(n) for probe, n in counter.items()}
+        for probe in self.probers:
+            for name in ("monitord_probe_rounds_total", "monitord_probe_skipped_total",
+                         "monitord_probe_late_total", "monitord_probe_rounds_incomplete_total"):
+                out.setdefault(name, {}).setdefault((probe,), 0.0)
+        icmp = self.probers.get("icmp")
+        stats = getattr(icmp, "stats", None)
+        if stats is not None:
+            out.update(_icmp_counters(stats))
+        out["monitord_storage_errors_total"] = {
+            (): float(self.writer.errors if self.writer else 0)
+        }
+        return out
+
+    def gauges(self) -> Mapping[str, Mapping[tuple[str, ...], float]]:
+        kinds: Counter[str] = Counter(lab.kind for lab in self._labels)
+        return {
+            "monitord_probe_up": {(p,): float(up) for p, up in self.probe_up.items()},
+            "monitord_config_last_reload_success": {(): float(self.last_reload_ok)},
+            "monitord_config_last_reload_timestamp_seconds": {(): self.config_loaded_at},
+            "monitord_storage_pending_writes": {
+                (): float(self.writer.pending if self.writer else 0)
+            },
+            "monitord_devices_configured": {(k,): float(n) for k, n in kinds.items()},
+            "monitord_schools_configured": {
+                (): float(len(self.config.schools) if self.config else 0)
+            },
+        }
+
+    def health(self) -> dict[str, Any]:
+        sch = self.scheduler
+        running = sch is not None and sch.running
+        probes: dict[str, Any] = {}
+        for name, prober in self.probers.items():
+            entry: dict[str, Any] = {"up": self.probe_up.get(name, False)}
+            mode = getattr(prober, "mode", None)
+            if mode:
+                entry["mode"] = str(mode)
+            if sch is not None and name in sch.last_round_end:
+                entry["last_round_age_seconds"] = round(time.time() - sch.last_round_end[name], 3)
+            probes[name] = entry
+        return {
+            "status": "ok" if running else "starting" if not self.stop_event.is_set()
+            else "stopping",
+            "version": self.version,
+            "uptime_seconds": round(time.time() - self.start_time, 3),
+            "devices": len(self._labels),
+            "states": {s.value: n for s, n in self.tracker.counts().items()},
+            "probes": probes,
+            "config": {"loaded_at": self.config_loaded_at, "last_reload_ok": self.last_reload_ok},
+            "storage": {
+                "pending_writes": self.writer.pending if self.writer else 0,
+                "errors": self.writer.errors if self.writer else 0,
+            },
+        }
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def _adopt(self, cfg: Config) -> list[str]:
+        self.config = cfg
+        self.config_loaded_at = time.time()
+        self._labels = [
+            DeviceLabels(d.id, d.school or "office", d.kind.value) for d in cfg.devices
+        ]
+        removed = self.tracker.configure(build_specs(cfg))
+        if self.scheduler is not None:
+            self.scheduler.set_jobs(
+                [j for j in build_jobs(cfg) if self.probe_up.get(j.probe, False)]
+            )
+        return removed
+
+    async def _on_results(self, observations: list[Observation], stats: RoundStats) -> None:
+        obs_counter = self._counters["monitord_observations_total"]
+        trans_counter = self._counters["monitord_state_transitions_total"]
+        if not stats.complete:
+            self._counters["monitord_probe_rounds_incomplete_total"][(stats.probe,)] += 1
+            log.warning("%s round of %d targets incomplete: %s", stats.probe, stats.targets,
+                        stats.reason or "local limit")
+        transitions: list[Transition] = []
+        for obs in observations:
+            result = "ok" if obs.ok else "fail" if obs.complete else "incomplete"
+            obs_counter[(obs.probe, result)] += 1
+            tr = self.tracker.apply(obs)
+            if tr is not None:
+                transitions.append(tr)
+                trans_counter[(tr.new.value,)] += 1
+                log.info("device %s: %s → %s (%s)", tr.device_id, tr.old.value, tr.new.value,
+                         tr.reason)
+        if transitions and self.writer is not None:
+            self.writer.enqueue(transitions)
+
+    async def reload(self) -> bool:
+        async with self._reload_lock:
+            path = self.options.config_path
+            log.info("reloading configuration from %s", path)
+            try:
+                result = await asyncio.to_thread(load_config, path)
+            except ConfigError as exc:
+                self.last_reload_ok = False
+                self._counters["monitord_config_reloads_total"][("failure",)] += 1
+                log.error("new configuration rejected, keeping the running one:")
+                for problem in exc.problems:
+                    log.error("  %s", problem)
+                if self.storage is not None:
+                    await self._event("config_rejected", f"{len(exc.problems)} problems")
+                return False
+            for warning in result.warnings:
+                log.warning("%s", warning)
+            old = self.config
+            removed = self._adopt(result.config)
+            if old is not None and (old.storage != result.config.storage
+                                    or old.http != result.config.http
+                                    or old.engines != result.config.engines):
+                log.warning("storage/http/engines settings changed: they apply after a restart")
+            if removed and self.storage is not None:
+                try:
+                    await self.storage.forget_devices(removed)
+                except Exception as exc:
+                    log.error("cannot forget removed devices: %s", exc)
+            self.last_reload_ok = True
+            self._counters["monitord_config_reloads_total"][("success",)] += 1
+            log.info("configuration reloaded: %d schools, %d devices",
+                     len(result.config.schools), len(result.config.devices))
+            await self._event("config_reloaded", f"{len(result.config.devices)} devices")
+            return True
+
+    async def _event(self, kind: str, detail: str) -> None:
+        if self.storage is None:
+            return
+        try:
+            await self.storage.record_event(kind, detail)
+        except Exception as exc:
+            log.error("cannot record event %s: %s", kind, exc)
+
+    async def _prune_loop(self, retention_days: int) -> None:
+        while not self.stop_event.is_set():
+            if self.storage is not None:
+                try:
+                    n = await self.storage.prune(retention_days)
+                    if n:
+                        log.info("pruned %d history rows older than %d days", n, retention_days)
+                except Exception as exc:
+                    log.error("pruning history failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), timeout=PRUNE_EVERY_SECONDS)
+
+    async def run(self) -> int:
+        """Run until SIGTERM/SIGINT; return the process exit code."""
+        try:
+            result = await asyncio.to_thread(load_config, self.options.config_path)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                log.error("%s", problem)
+            log.error("configuration invalid, not starting")
+            return 2
+        cfg = result.config
+        for warning in result.warnings:
+            log.warning("%s", warning)
+
+        db_path = resolve_db_path(cfg, self.options.db_path)
+        listen = self.options.listen or cfg.http.listen
+        try:
+            host, port = parse_listen(listen)
+            sock = bind(host, port)
+        except (OSError, ValueError) as exc:
+            log.error("%s", exc)
+            return 1
+        try:
+            self.storage = await Storage.open(db_path)
+        except Exception as exc:
+            sock.close()
+            log.error("cannot open database %s: %s", db_path, exc)
+            return 1
+        self.writer = StateWriter(self.storage)
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop_event.set)
+        reload_tasks: set[asyncio.Task[bool]] = set()
+
+        def on_hup() -> None:
+            task = asyncio.create_task(self.reload())
+            reload_tasks.add(task)
+            task.add_done_callback(reload_tasks.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
+
+        self.probers = make_probers(cfg)
+        for name, prober in self.probers.items():
+            try:
+                await prober.start()
+                self.probe_up[name] = True
+            except ProbeSetupError as exc:
+                self.probe_up[name] = False
+                log.error("probe %s cannot start: %s — its devices stay UNKNOWN", name, exc)
+
+        self.scheduler = Scheduler(self.probers, self._on_results)
+        self._adopt(cfg)
+        self.tracker.restore(await self.storage.load_states())
+
+        registry = build_registry(self)
+        self.http = HttpServer(build_app(registry, self.health), sock)
+        await self.http.start()
+        h, p = self.http.address
+        base = f"http://{h if ':' not in h else f'[{h}]'}:{p}"
+        log.info("monitord %s: %d schools, %d devices; database %s", self.version,
+                 len(cfg.schools), len(cfg.devices), db_path)
+        log.info("metrics: %s/metrics  health: %s/healthz", base, base)
+        for line in self.options.extra_banner:
+            log.info("%s", line.format(base=base))
+        await self._event("daemon_started", f"version {self.version}")
+
+        tasks = [
+            asyncio.create_task(self.scheduler.run(self.stop_event), name="scheduler"),
+            asyncio.create_task(self.writer.run(self.stop_event), name="writer"),
+            asyncio.create_task(self._prune_loop(cfg.storage.retention_days), name="prune"),
+        ]
+        await self.stop_event.wait()
+        log.info("stopping")
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for prober in self.probers.values():
+            try:
+                await prober.close()
+            except Exception as exc:
+                log.warning("closing probe %s: %s", getattr(prober, "name", "?"), exc)
+        await self.http.stop()
+        if not await self.writer.flush():
+            log.error("%d state changes could not be written before exit", self.writer.pending)
+        await self._event("daemon_stopped", "")
+        await self.storage.close()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+        log.info("stopped")
+        return 0
+
+
+def _icmp_counters(stats: Any) -> dict[str, dict[tuple[str, ...], float]]:
+    """Map the ICMP engine's counters onto exported metric names."""
+
+    def get(name: str) -> float:
+        value = stats.get(name, 0) if isinstance(stats, Mapping) else getattr(stats, name, 0)
+        return float(value or 0)
+
+    return {
+        "monitord_icmp_packets_sent_total": {(): get("packets_sent")},
+        "monitord_icmp_packets_received_total": {(): get("packets_received")},
+        "monitord_icmp_send_errors_total": {(): get("send_errors")},
+        "monitord_icmp_socket_drops_total": {(): get("socket_drops")},
+        "monitord_icmp_replies_ignored_total": {
+            ("invalid",): get("invalid_replies"),
+            ("duplicate",): get("duplicate_replies"),
+            ("late",): get("late_replies"),
+        },
+    }

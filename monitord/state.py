@@ -1,0 +1,169 @@
+"""Device state: observations in, transitions out.
+
+Every device starts UNKNOWN.  Its *reachability probe* (ICMP when configured, otherwise
+the first probe listed) decides UP and DOWN:
+
+* UNKNOWN → UP on the first successful result (nothing to confirm: we simply did not
+  know yet), UNKNOWN → DOWN after ``failure_threshold`` consecutive failures;
+* UP → DOWN after ``failure_threshold`` consecutive failures (Nagios' soft → hard state);
+* DOWN → UP after ``success_threshold`` consecutive successes, so one lucky packet does
+  not close an outage.
+
+Failures that a probe marks *incomplete* (a local limit, not the device) are counted but
+never move a device towards DOWN.  The tracker is synchronous and clock-injected so the
+incident engine and the tests can drive it deterministically; it never does I/O.  The
+states beyond UP/DOWN (DEGRADED, UNREACHABLE, MAINTENANCE) are already part of the enum
+for the incident engine that builds on this module.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from probes.base import Observation
+
+
+class State(StrEnum):
+    UNKNOWN = "unknown"
+    UP = "up"
+    DEGRADED = "degraded"
+    DOWN = "down"
+    UNREACHABLE = "unreachable"
+    MAINTENANCE = "maintenance"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSpec:
+    """What the tracker needs to know of a configured device."""
+
+    device_id: str
+    reachability_probe: str
+    failure_threshold: int
+    success_threshold: int
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    device_id: str
+    old: State
+    new: State
+    ts: float
+    reason: str
+
+
+@dataclass(slots=True)
+class DeviceStatus:
+    device_id: str
+    state: State = State.UNKNOWN
+    since: float = 0.0
+    reason: str = ""
+    consecutive_ok: int = 0
+    consecutive_fail: int = 0
+    last_seen_ok: float | None = None
+    latest: dict[str, Observation] = field(default_factory=dict)
+    incomplete_results: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoredState:
+    """A device's state as persisted, to resume after a restart."""
+
+    device_id: str
+    state: State
+    since: float
+    reason: str
+
+
+class StateTracker:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._specs: dict[str, DeviceSpec] = {}
+        self._status: dict[str, DeviceStatus] = {}
+
+    # -- configuration -------------------------------------------------------------
+
+    def configure(self, specs: Iterable[DeviceSpec]) -> list[str]:
+        """Adopt a (re)loaded device list; keep the status of devices that stay.
+
+        Returns the ids of devices that were removed.
+        """
+        new = {s.device_id: s for s in specs}
+        removed = [d for d in self._specs if d not in new]
+        for dev in removed:
+            self._status.pop(dev, None)
+        now = self._clock()
+        for dev in new:
+            self._status.setdefault(dev, DeviceStatus(dev, since=now))
+        self._specs = new
+        return removed
+
+    def restore(self, stored: Mapping[str, StoredState]) -> None:
+        """Resume states persisted by an earlier run (counters restart at zero)."""
+        for dev, st in stored.items():
+            status = self._status.get(dev)
+            if status is not None and status.state is State.UNKNOWN:
+                status.state, status.since, status.reason = st.state, st.since, st.reason
+
+    # -- observations --------------------------------------------------------------
+
+    def apply(self, obs: Observation) -> Transition | None:
+        """Fold one observation into its device's state; return the transition, if any."""
+        spec = self._specs.get(obs.device_id)
+        status = self._status.get(obs.device_id)
+        if spec is None or status is None:
+            return None  # device removed by a reload while its probe was in flight
+        status.latest[obs.probe] = obs
+        if obs.probe != spec.reachability_probe:
+            return None
+        if obs.ok:
+            status.consecutive_ok += 1
+            status.consecutive_fail = 0
+            status.last_seen_ok = obs.ts
+        elif not obs.complete:
+            status.incomplete_results += 1
+            return None
+        else:
+            status.consecutive_fail += 1
+            status.consecutive_ok = 0
+
+        target = self._target_state(spec, status)
+        if target is None or target is status.state:
+            return None
+        reason = (
+            f"{obs.probe}: {status.consecutive_ok} consecutive successes"
+            if target is State.UP
+            else f"{obs.probe}: {status.consecutive_fail} consecutive failures"
+            + (f" ({obs.reason})" if obs.reason else "")
+        )
+        return self._move(status, target, obs.ts, reason)
+
+    def _target_state(self, spec: DeviceSpec, status: DeviceStatus) -> State | None:
+        if status.consecutive_fail >= spec.failure_threshold:
+            return State.DOWN
+        if status.consecutive_ok > 0 and status.state is State.UNKNOWN:
+            return State.UP
+        if status.consecutive_ok >= spec.success_threshold:
+            return State.UP
+        return None
+
+    def _move(self, status: DeviceStatus, new: State, ts: float, reason: str) -> Transition:
+        tr = Transition(status.device_id, status.state, new, ts, reason)
+        status.state, status.since, status.reason = new, ts, reason
+        return tr
+
+    # -- reading -------------------------------------------------------------------
+
+    def status(self, device_id: str) -> DeviceStatus | None:
+        return self._status.get(device_id)
+
+    def statuses(self) -> list[DeviceStatus]:
+        return list(self._status.values())
+
+    def counts(self) -> dict[State, int]:
+        out = dict.fromkeys(State, 0)
+        for st in self._status.values():
+            out[st.state] += 1
+        return out

@@ -1,0 +1,251 @@
+"""SQLite storage through aiosqlite: WAL mode, versioned migrations, transitions only.
+
+Only *changes* are stored (state transitions and daemon events), never every sample:
+samples live in Prometheus.  History older than ``retention_days`` (default 90, the
+Computer Crime Act's minimum for traffic records) is pruned by the daemon.
+
+WAL mode lets ``monitord status --db …`` and other readers work while the daemon writes.
+Schema changes are numbered migrations applied in order inside ``BEGIN IMMEDIATE``; the
+applied version is SQLite's ``PRAGMA user_version``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from monitord.state import State, StoredState, Transition
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS: list[str] = [
+    # 1: device states, transitions, daemon events
+    """
+    CREATE TABLE device_state (
+        device_id TEXT PRIMARY KEY,
+        state     TEXT NOT NULL,
+        since     REAL NOT NULL,
+        reason    TEXT NOT NULL DEFAULT '',
+        updated   REAL NOT NULL
+    );
+    CREATE TABLE state_transition (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        device_id TEXT NOT NULL,
+        old_state TEXT NOT NULL,
+        new_state TEXT NOT NULL,
+        ts        REAL NOT NULL,
+        reason    TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX state_transition_ts ON state_transition (ts);
+    CREATE INDEX state_transition_device_ts ON state_transition (device_id, ts);
+    CREATE TABLE event (
+        id     INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts     REAL NOT NULL,
+        kind   TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX event_ts ON event (ts);
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StorageError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionRow:
+    id: int
+    device_id: str
+    old: State
+    new: State
+    ts: float
+    reason: str
+
+
+def default_data_dir() -> Path:
+    """``$MONITORD_DATA_DIR``, else ``$XDG_DATA_HOME/monitord``, else ~/.local/share."""
+    if env := os.environ.get("MONITORD_DATA_DIR"):
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+    return Path(base) / "monitord"
+
+
+class Storage:
+    """One connection; all writes go through short transactions."""
+
+    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+        self._db = db
+        self.path = path
+
+    @classmethod
+    async def open(cls, path: Path, *, readonly: bool = False) -> Storage:
+        if readonly:
+            if not path.exists():
+                raise StorageError(f"no database at {path}")
+            db = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = await aiosqlite.connect(path, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        await db.execute("PRAGMA busy_timeout = 10000")
+        store = cls(db, path)
+        if not readonly:
+            await db.execute("PRAGMA journal_mode = WAL")
+            await db.execute("PRAGMA synchronous = NORMAL")
+            await db.execute("PRAGMA foreign_keys = ON")
+            await store._migrate()
+        return store
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def schema_version(self) -> int:
+        async with self._db.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def journal_mode(self) -> str:
+        async with self._db.execute("PRAGMA journal_mode") as cur:
+            row = await cur.fetchone()
+        return str(row[0]) if row else ""
+
+    async def _migrate(self) -> None:
+        version = await self.schema_version()
+        if version > SCHEMA_VERSION:
+            raise StorageError(
+                f"database {self.path} has schema {version}, newer than this monitord "
+                f"({SCHEMA_VERSION}); upgrade monitord"
+            )
+        for number in range(version + 1, SCHEMA_VERSION + 1):
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                # Another process may have migrated while we waited for the lock.
+                if await self.schema_version() >= number:
+                    await self._db.execute("ROLLBACK")
+                    continue
+                for statement in _split_sql(MIGRATIONS[number - 1]):
+                    await self._db.execute(statement)
+                await self._db.execute(f"PRAGMA user_version = {number}")
+                await self._db.execute("COMMIT")
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            log.info("database %s migrated to schema %d", self.path, number)
+
+    # -- writes --------------------------------------------------------------------
+
+    async def record_transitions(self, transitions: Sequence[Transition]) -> None:
+        """Persist transitions and the resulting current states in one transaction."""
+        if not transitions:
+            return
+        now = time.time()
+        await self._db.execute("BEGIN IMMEDIATE")
+        try:
+            await self._db.executemany(
+                "INSERT INTO state_transition (device_id, old_state, new_state, ts, reason)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(t.device_id, t.old.value, t.new.value, t.ts, t.reason) for t in transitions],
+            )
+            await self._db.executemany(
+                "INSERT INTO device_state (device_id, state, since, reason, updated)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET"
+                " state = excluded.state, since = excluded.since,"
+                " reason = excluded.reason, updated = excluded.updated",
+                [(t.device_id, t.new.value, t.ts, t.reason, now) for t in transitions],
+            )
+            await self._db.execute("COMMIT")
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            raise
+
+    async def record_event(self, kind: str, detail: str = "", ts: float | None = None) -> None:
+        await self._db.execute(
+            "INSERT INTO event (ts, kind, detail) VALUES (?, ?, ?)",
+            (time.time() if ts is None else ts, kind, detail),
+        )
+
+    async def forget_devices(self, device_ids: Sequence[str]) -> None:
+        """Drop the current state of devices removed from the config (history stays)."""
+        await self._db.executemany(
+            "DELETE FROM device_state WHERE device_id = ?", [(d,) for d in device_ids]
+        )
+
+    async def prune(self, retention_days: int, now: float | None = None) -> int:
+        """Delete history older than the retention period; return rows deleted."""
+        cutoff = (time.time() if now is None else now) - retention_days * 86400.0
+        deleted = 0
+        await self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for table in ("state_transition", "event"):
+                cur = await self._db.execute(f"DELETE FROM {table} WHERE ts < ?", (cutoff,))
+                deleted += max(cur.rowcount, 0)
+            await self._db.execute("COMMIT")
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            raise
+        return deleted
+
+    # -- reads ---------------------------------------------------------------------
+
+    async def load_states(self) -> dict[str, StoredState]:
+        async with self._db.execute(
+            "SELECT device_id, state, since, reason FROM device_state"
+        ) as cur:
+            rows = await cur.fetchall()
+        out: dict[str, StoredState] = {}
+        for r in rows:
+            try:
+                out[r["device_id"]] = StoredState(
+                    r["device_id"], State(r["state"]), r["since"], r["reason"]
+                )
+            except ValueError:
+                log.warning("ignoring unknown stored state %r of %s", r["state"], r["device_id"])
+        return out
+
+    async def transitions(
+        self, device_id: str | None = None, since: float | None = None, limit: int = 1000
+    ) -> list[TransitionRow]:
+        sql = "SELECT id, device_id, old_state, new_state, ts, reason FROM state_transition"
+        where: list[str] = []
+        args: list[Any] = []
+        if device_id is not None:
+            where.append("device_id = ?")
+            args.append(device_id)
+        if since is not None:
+            where.append("ts >= ?")
+            args.append(since)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        args.append(limit)
+        async with self._db.execute(sql, args) as cur:
+            rows = await cur.fetchall()
+        return [
+            TransitionRow(
+                r["id"], r["device_id"], State(r["old_state"]), State(r["new_state"]),
+                r["ts"], r["reason"],
+            )
+            for r in rows
+        ]
+
+    async def events(self, limit: int = 100) -> list[tuple[float, str, str]]:
+        async with self._db.execute(
+            "SELECT ts, kind, detail FROM event ORDER BY id DESC LIMIT ?", (limit,)
+        ) as cur:
+            rows = await cur.fetchall()
+        return [(r["ts"], r["kind"], r["detail"]) for r in rows]
+
+
+def _split_sql(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]

@@ -1,0 +1,100 @@
+"""The daemon's one HTTP server (Starlette on uvicorn, in the daemon's event loop).
+
+Routes so far: ``/metrics`` (Prometheus) and ``/healthz``.  The status page, wall screen
+and API mount here later.  We bind the listening socket ourselves so that a port in use is
+a clear error instead of uvicorn's ``sys.exit``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Callable, Generator, Mapping
+from typing import Any
+
+import uvicorn
+from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from exporters.prometheus import CONTENT_TYPE, render
+
+log = logging.getLogger(__name__)
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def build_app(registry: CollectorRegistry, health: Callable[[], Mapping[str, Any]]) -> Starlette:
+    async def metrics(_: Request) -> Response:
+        body = await asyncio.to_thread(render, registry)
+        return Response(body, media_type=CONTENT_TYPE, headers=SECURITY_HEADERS)
+
+    async def healthz(_: Request) -> Response:
+        report = dict(health())
+        code = 200 if report.get("status") == "ok" else 503
+        return JSONResponse(report, status_code=code, headers=SECURITY_HEADERS)
+
+    return Starlette(routes=[Route("/metrics", metrics), Route("/healthz", healthz)])
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        # The daemon owns SIGTERM/SIGINT/SIGHUP; uvicorn must not install its own.
+        yield
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Bind the listening socket; raises OSError with a readable message."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+class HttpServer:
+    def __init__(self, app: Starlette, sock: socket.socket) -> None:
+        self._sock = sock
+        config = uvicorn.Config(
+            app, log_level="warning", lifespan="off", access_log=False, server_header=False
+        )
+        self._server = _Server(config)
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        name = self._sock.getsockname()
+        return str(name[0]), int(name[1])
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]), name="http")
+        while not self._server.started:
+            if self._task.done():
+                await self._task
+                raise RuntimeError("HTTP server stopped during start-up")
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, timeout=5)
+            except TimeoutError:
+                self._task.cancel()
+        self._sock.close()

@@ -1,0 +1,82 @@
+"""The one interface every probe implements (modelled on blackbox_exporter's prober/).
+
+A probe takes a batch of targets that are due and returns one :class:`Observation` per
+target, as plain data.  Probes never touch device state, storage or metrics: the
+scheduler hands their observations downstream (probe → observation → state → incident).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One device as a probe sees it.
+
+    ``address`` is an IP literal (v4 or v6) or a host name; ``params`` are the merged
+    probe settings for this device (defaults → kind → device), already validated.
+    """
+
+    device_id: str
+    address: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Observation:
+    """What one probe saw of one device in one run.
+
+    ``ok``        the device answered as the probe expects.
+    ``complete``  False when a *local* limit (socket buffer overrun, send error, engine
+                  shutting down) makes a failure untrustworthy.  Downstream state ignores
+                  incomplete failures instead of declaring the device DOWN.
+    ``values``    numeric readings in base units (seconds, ratios, bytes), e.g.
+                  ``rtt_min_seconds``, ``loss_ratio``.
+    ``reason``    short machine-readable reason when not ok (``timeout``,
+                  ``unreachable``, ``resolve_failed`` …).
+    """
+
+    device_id: str
+    probe: str
+    ok: bool
+    ts: float = field(default_factory=time.time)
+    duration_seconds: float = 0.0
+    values: dict[str, float] = field(default_factory=dict)
+    reason: str = ""
+    complete: bool = True
+
+
+@dataclass(slots=True)
+class RoundStats:
+    """Summary of one batch run, for the round-duration and completeness metrics."""
+
+    probe: str
+    targets: int
+    duration_seconds: float
+    complete: bool = True
+    reason: str = ""
+
+
+@runtime_checkable
+class Prober(Protocol):
+    """A protocol module.  ``name`` is the key used in config (``probes: [icmp]``)."""
+
+    name: str
+
+    async def start(self) -> None:
+        """Open sockets/sessions; raise :class:`ProbeSetupError` with a clear message."""
+
+    async def probe(self, targets: Sequence[Target]) -> tuple[list[Observation], RoundStats]:
+        """Probe every target once; return exactly one observation per target, in order."""
+        ...
+
+    async def close(self) -> None:
+        """Release resources; pending probe() calls finish with incomplete observations."""
+
+
+class ProbeSetupError(RuntimeError):
+    """A probe cannot start (missing privilege, no socket support …)."""

@@ -1,0 +1,197 @@
+"""Shared test fixtures: real daemons, real iptables rules, bounded waits."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+MONITORD = [sys.executable, "-m", "monitord"]
+T = TypeVar("T")
+
+
+def require_root() -> None:
+    """Tests that need raw sockets or iptables fail (not skip) without root."""
+    if os.geteuid() != 0:
+        pytest.fail("this test needs root (raw ICMP sockets, iptables); run the suite as root")
+
+
+def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
+    """Poll ``predicate`` until it returns a truthy value; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last_exc: BaseException | None = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # condition not reachable yet (e.g. server starting)
+            last_exc = exc
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}"
+                                 + (f" (last error: {last_exc!r})" if last_exc else ""))
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    """``name{labels}`` → value, for simple assertions."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.rpartition(" ")
+        out[key] = float(value)
+    return out
+
+
+class IptablesDrop:
+    """ICMP DROP rules on loopback blocks, always removed at the end of the test."""
+
+    def __init__(self, tag: str) -> None:
+        self.comment = f"monitord-test-{tag}-{os.getpid()}"
+        self.rules: list[list[str]] = []
+
+    def drop(self, cidr: str, probability: float | None = None) -> None:
+        rule = ["INPUT", "-d", cidr, "-p", "icmp"]
+        if probability is not None:
+            rule += ["-m", "statistic", "--mode", "random", "--probability", str(probability)]
+        rule += ["-m", "comment", "--comment", self.comment, "-j", "DROP"]
+        subprocess.run(["iptables", "-w", "5", "-I", *rule], check=True, timeout=30)
+        self.rules.append(rule)
+
+    def undrop(self, cidr: str) -> None:
+        for rule in [r for r in self.rules if r[2] == cidr]:
+            subprocess.run(["iptables", "-w", "5", "-D", *rule], check=False, timeout=30)
+            self.rules.remove(rule)
+
+    def clear(self) -> None:
+        for rule in self.rules:
+            subprocess.run(["iptables", "-w", "5", "-D", *rule], check=False, timeout=30)
+        self.rules.clear()
+
+
+@pytest.fixture
+def iptables(request: pytest.FixtureRequest) -> Iterator[IptablesDrop]:
+    require_root()
+    ipt = IptablesDrop(request.node.name[:20])
+    try:
+        yield ipt
+    finally:
+        ipt.clear()
+
+
+def write_config(path: Path, data: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def base_config(devices: list[dict[str, Any]], **defaults: Any) -> dict[str, Any]:
+    d: dict[str, Any] = {
+        "interval": "1s", "failure_threshold": 2, "success_threshold": 1,
+        "icmp": {"count": 2, "timeout": "300ms", "period": "20ms"},
+    }
+    d.update(defaults)
+    return {
+        "office": {"name": "สำนักงานเขตพื้นที่การศึกษาประถมศึกษาทดสอบ เขต 1", "area_code": "6202"},
+        "defaults": d,
+        "schools": {
+            "62020001": {"name": "โรงเรียนบ้านทดสอบ", "district": "คลองขลุง", "isp": "NT"},
+            "62020002": {"name": "โรงเรียนวัดทดสอบ", "district": "คลองลาน", "isp": "TRUE"},
+        },
+        "devices": devices,
+    }
+
+
+class DaemonProcess:
+    """A real ``monitord`` process with its HTTP port, log file and database."""
+
+    def __init__(self, args: list[str], port: int, log_path: Path, db: Path) -> None:
+        self.port = port
+        self.db = db
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [*MONITORD, *args, "--listen", f"127.0.0.1:{port}", "--db", str(db)],
+            stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited with {self.proc.returncode}:\n{self.log()}")
+            return http_get(self.url + "/healthz")[0] == 200
+
+        wait_for(ready, timeout, "daemon /healthz")
+
+    def metrics(self) -> dict[str, float]:
+        status, body = http_get(self.url + "/metrics")
+        assert status == 200
+        return parse_metrics(body)
+
+    def metrics_text(self) -> str:
+        return http_get(self.url + "/metrics")[1]
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout: float = 20) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._log.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def daemon_factory(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
+    started: list[DaemonProcess] = []
+
+    def start(*args: str, db: Path | None = None) -> DaemonProcess:
+        d = DaemonProcess(list(args), free_port(), tmp_path / f"daemon{len(started)}.log",
+                          db or tmp_path / "monitord.db")
+        started.append(d)
+        return d
+
+    try:
+        yield start
+    finally:
+        for d in started:
+            with contextlib.suppress(Exception):
+                d.stop()

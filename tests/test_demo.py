@@ -1,0 +1,49 @@
+"""`monitord demo`: the real daemon on a simulated office, dead block via iptables."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from monitord.demo import RULE_COMMENT, build_lab
+from tests.conftest import DaemonProcess, require_root, wait_for
+
+
+def rule_present() -> bool:
+    out = subprocess.run(["iptables", "-w", "5", "-S", "INPUT"], capture_output=True, text=True,
+                         timeout=30, check=True).stdout
+    return RULE_COMMENT in out
+
+
+def test_lab_shape() -> None:
+    lab = build_lab()
+    schools = lab.config["schools"]
+    assert len(schools) >= 30 and lab.device_count >= 300
+    assert all(d["address"].startswith("127.") for d in lab.config["devices"])
+    assert len(lab.dead_devices) == 23
+
+
+def test_demo_runs_and_cleans_up(tmp_path: Path,
+                                 daemon_factory: Callable[..., DaemonProcess]) -> None:
+    require_root()
+    lab = build_lab()
+    d = daemon_factory("demo", "--data-dir", str(tmp_path / "demo"))
+    d.wait_ready(timeout=60)
+    assert rule_present()
+
+    def states() -> tuple[int, int] | None:
+        m = d.metrics()
+        down = {k.split('device="')[1].split('"')[0] for k, v in m.items()
+                if k.startswith("monitord_device_up{") and v == 0}
+        up = sum(1 for k, v in m.items() if k.startswith("monitord_device_up{") and v == 1)
+        if down == set(lab.dead_devices) and up == lab.device_count - len(lab.dead_devices):
+            return len(down), up
+        return None
+
+    down, up = wait_for(states, 90, "demo devices settle: the dead block DOWN, the rest UP")
+    assert (down, up) == (23, lab.device_count - 23)
+    log = d.log()
+    assert "/metrics" in log and "/healthz" in log and "23 of 368 devices are dead" in log
+    assert d.stop() == 0
+    assert not rule_present(), "the demo must remove its iptables rule on exit"

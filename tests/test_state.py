@@ -1,0 +1,100 @@
+"""The state machine, driven with an injected clock."""
+
+from __future__ import annotations
+
+from monitord.state import DeviceSpec, State, StateTracker, StoredState
+from probes.base import Observation
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def obs(ok: bool, ts: float, complete: bool = True, probe: str = "icmp") -> Observation:
+    return Observation("d1", probe, ok=ok, ts=ts, complete=complete,
+                       reason="" if ok else "timeout")
+
+
+def tracker(fail: int = 3, succ: int = 2) -> tuple[StateTracker, Clock]:
+    clock = Clock()
+    t = StateTracker(clock)
+    t.configure([DeviceSpec("d1", "icmp", fail, succ)])
+    return t, clock
+
+
+def test_unknown_to_up_on_first_success() -> None:
+    t, c = tracker()
+    st = t.status("d1")
+    assert st is not None and st.state is State.UNKNOWN
+    tr = t.apply(obs(True, c.now + 1))
+    assert tr is not None and (tr.old, tr.new, tr.ts) == (State.UNKNOWN, State.UP, c.now + 1)
+
+
+def test_down_needs_consecutive_failures_and_up_needs_consecutive_successes() -> None:
+    t, c = tracker(fail=3, succ=2)
+    t.apply(obs(True, 1))
+    assert t.apply(obs(False, 2)) is None
+    assert t.apply(obs(False, 3)) is None
+    assert t.apply(obs(True, 4)) is None  # a success resets the failure count
+    assert t.apply(obs(False, 5)) is None
+    assert t.apply(obs(False, 6)) is None
+    tr = t.apply(obs(False, 7))
+    assert tr is not None and tr.new is State.DOWN and tr.ts == 7
+    assert "3 consecutive failures (timeout)" in tr.reason
+    assert t.apply(obs(True, 8)) is None  # one success is not a recovery
+    assert t.apply(obs(False, 9)) is None
+    assert t.apply(obs(True, 10)) is None
+    tr = t.apply(obs(True, 11))
+    assert tr is not None and (tr.old, tr.new) == (State.DOWN, State.UP)
+    st = t.status("d1")
+    assert st is not None and st.since == 11
+
+
+def test_unknown_to_down() -> None:
+    t, _ = tracker(fail=2)
+    assert t.apply(obs(False, 1)) is None
+    tr = t.apply(obs(False, 2))
+    assert tr is not None and (tr.old, tr.new) == (State.UNKNOWN, State.DOWN)
+
+
+def test_incomplete_failures_never_make_a_device_down() -> None:
+    t, _ = tracker(fail=1)
+    t.apply(obs(True, 1))
+    for i in range(10):
+        assert t.apply(obs(False, 2 + i, complete=False)) is None
+    st = t.status("d1")
+    assert st is not None and st.state is State.UP and st.incomplete_results == 10
+
+
+def test_other_probes_do_not_decide_reachability() -> None:
+    t, _ = tracker(fail=1)
+    assert t.apply(obs(False, 1, probe="snmp")) is None
+    st = t.status("d1")
+    assert st is not None and st.state is State.UNKNOWN and "snmp" in st.latest
+
+
+def test_reconfigure_keeps_status_and_drops_removed() -> None:
+    t, _ = tracker()
+    t.apply(obs(True, 1))
+    removed = t.configure([DeviceSpec("d1", "icmp", 1, 1), DeviceSpec("d2", "icmp", 1, 1)])
+    assert removed == []
+    st = t.status("d1")
+    assert st is not None and st.state is State.UP
+    assert t.configure([DeviceSpec("d2", "icmp", 1, 1)]) == ["d1"]
+    assert t.status("d1") is None
+    assert t.apply(obs(False, 5)) is None  # result of a removed device is ignored
+
+
+def test_restore_resumes_stored_state() -> None:
+    t, _ = tracker(fail=2, succ=2)
+    t.restore({"d1": StoredState("d1", State.DOWN, 123.0, "icmp: 2 consecutive failures")})
+    st = t.status("d1")
+    assert st is not None and (st.state, st.since) == (State.DOWN, 123.0)
+    assert t.apply(obs(True, 200)) is None  # still needs success_threshold to recover
+    tr = t.apply(obs(True, 201))
+    assert tr is not None and (tr.old, tr.new) == (State.DOWN, State.UP)
+    assert t.counts()[State.UP] == 1
