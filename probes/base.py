@@ -38,6 +38,10 @@ class Observation:
                   ``rtt_min_seconds``, ``loss_ratio``.
     ``reason``    short machine-readable reason when not ok (``timeout``,
                   ``unreachable``, ``resolve_failed`` …).
+    ``tables``    labelled readings, e.g. ``tables["interface"]["Gi0/1"]["in_octets"]``
+                  (counters already made monotonic by the probe: wraps and resets handled).
+    ``info``      descriptive strings (``sys_name``, ``sys_descr`` …), never secrets.
+    ``events``    things that happened, e.g. ``["reboot"]``, for the event log/counters.
     """
 
     device_id: str
@@ -48,6 +52,9 @@ class Observation:
     values: dict[str, float] = field(default_factory=dict)
     reason: str = ""
     complete: bool = True
+    tables: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    info: dict[str, str] = field(default_factory=dict)
+    events: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)

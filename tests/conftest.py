@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -59,14 +60,38 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-def parse_metrics(text: str) -> dict[str, float]:
-    """``name{labels}`` → value, for simple assertions."""
-    out: dict[str, float] = {}
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+class Metrics(dict[tuple[str, frozenset[tuple[str, str]]], float]):
+    """Parsed exposition: look samples up by name and labels, in any label order."""
+
+    def get_sample(self, name: str, **labels: str) -> float | None:
+        return super().get((name, frozenset(labels.items())))
+
+    def __call__(self, name: str, **labels: str) -> float:
+        value = self.get_sample(name, **labels)
+        if value is None:
+            raise KeyError(f"no sample {name}{labels}")
+        return value
+
+    def samples(self, name: str) -> list[tuple[dict[str, str], float]]:
+        return [(dict(lab), v) for (n, lab), v in self.items() if n == name]
+
+    def by_label(self, name: str, label: str) -> dict[str, float]:
+        return {lab[label]: v for lab, v in self.samples(name)}
+
+
+def parse_metrics(text: str) -> Metrics:
+    out = Metrics()
     for line in text.splitlines():
         if not line or line.startswith("#"):
             continue
-        key, _, value = line.rpartition(" ")
-        out[key] = float(value)
+        m = _SAMPLE.match(line)
+        assert m, f"unparsable sample line {line!r}"
+        labels = frozenset(_LABEL.findall(m.group(2) or ""))
+        out[(m.group(1), labels)] = float(m.group(3))
     return out
 
 
@@ -156,7 +181,7 @@ class DaemonProcess:
 
         wait_for(ready, timeout, "daemon /healthz")
 
-    def metrics(self) -> dict[str, float]:
+    def metrics(self) -> Metrics:
         status, body = http_get(self.url + "/metrics")
         assert status == 200
         return parse_metrics(body)

@@ -114,7 +114,8 @@ def test_every_problem_reported_with_line_and_path(tmp_path: Path) -> None:
         f"{path}:6: defaults.interval: expected a duration such as 30s, 5m or 250ms, got '10x'",
         f"{path}:11: schools.1234: SMIS code must be 8 digits",
         f"{path}:11: schools.1234.district: required key is missing",
-        f"{path}:20: devices[1].address: '300.1.1.1' is neither an IP address nor a valid host name",
+        f"{path}:20: devices[1].address: '300.1.1.1' is neither an IP address nor a valid "
+        "host name",
         f"{path}:21: devices[2].id: duplicate device id 'r1' (first at devices[0])",
         f"{path}:24: devices[2].school: unknown school '99999999'",
         f"{path}:25: devices[2].parent: unknown device 'nope'",

@@ -16,6 +16,7 @@ from tests.conftest import (
     ROOT,
     DaemonProcess,
     IptablesDrop,
+    Metrics,
     base_config,
     free_port,
     http_get,
@@ -31,7 +32,8 @@ DEAD = ["127.91.0.1", "127.91.0.2"]
 def devices() -> list[dict[str, object]]:
     devs: list[dict[str, object]] = [
         {"id": "rtr1", "school": "62020001", "kind": "router", "address": LIVE[0]},
-        {"id": "sw1", "school": "62020001", "kind": "switch", "address": LIVE[1], "parent": "rtr1"},
+        {"id": "sw1", "school": "62020001", "kind": "switch", "address": LIVE[1],
+         "parent": "rtr1"},
         {"id": "web", "kind": "server", "address": LIVE[2], "unit": "กลุ่มอำนวยการ"},
         {"id": "rtr2", "school": "62020002", "kind": "router", "address": DEAD[0]},
         {"id": "rx2", "school": "62020002", "kind": "dltv_receiver", "address": DEAD[1],
@@ -40,13 +42,8 @@ def devices() -> list[dict[str, object]]:
     return devs
 
 
-def up_values(metrics: dict[str, float]) -> dict[str, float]:
-    out = {}
-    for key, value in metrics.items():
-        if key.startswith("monitord_device_up{"):
-            dev = key.split('device="', 1)[1].split('"', 1)[0]
-            out[dev] = value
-    return out
+def up_values(metrics: Metrics) -> dict[str, float]:
+    return metrics.by_label("monitord_device_up", "device")
 
 
 EXPECTED = {"rtr1": 1.0, "sw1": 1.0, "web": 1.0, "rtr2": 0.0, "rx2": 0.0}
@@ -67,14 +64,15 @@ def test_daemon_end_to_end(lab: tuple[Path, IptablesDrop],
 
     text = d.metrics_text()
     m = d.metrics()
-    assert m['monitord_icmp_packet_loss_ratio{device="rtr1",school="62020001",kind="router"}'] == 0
-    assert m['monitord_icmp_packet_loss_ratio{device="rtr2",school="62020002",kind="router"}'] == 1
-    assert 0 < m['monitord_icmp_rtt_seconds{device="web",school="office",kind="server",stat="avg"}'] < 0.1
-    assert m['monitord_device_state{device="rx2",state="down"}'] == 1
-    assert m['monitord_device_state{device="rx2",state="up"}'] == 0
-    assert m['monitord_probe_round_duration_seconds{probe="icmp"}'] > 0
-    assert m['monitord_probe_up{probe="icmp"}'] == 1
-    assert m["monitord_icmp_packets_sent_total"] >= m["monitord_icmp_packets_received_total"] > 0
+    loss = m.by_label("monitord_icmp_packet_loss_ratio", "device")
+    assert loss == {"rtr1": 0, "sw1": 0, "web": 0, "rtr2": 1, "rx2": 1}
+    assert 0 < m("monitord_icmp_rtt_seconds", device="web", school="office", kind="server",
+             stat="avg") < 0.1
+    assert m("monitord_device_state", device="rx2", state="down") == 1
+    assert m("monitord_device_state", device="rx2", state="up") == 0
+    assert m("monitord_probe_round_duration_seconds", probe="icmp") > 0
+    assert m("monitord_probe_up", probe="icmp") == 1
+    assert m("monitord_icmp_packets_sent_total") >= m("monitord_icmp_packets_received_total") > 0
     # The exposition passes Prometheus' own linter without a word.
     lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
                           text=True, timeout=60)
@@ -107,17 +105,17 @@ def test_recovery_and_restart_resume_state(lab: tuple[Path, IptablesDrop],
     d = daemon_factory("run", "--config", str(config))
     d.wait_ready()
     wait_for(lambda: up_values(d.metrics()) == EXPECTED, 30, "initial states")
-    since = d.metrics()['monitord_device_state_since_timestamp_seconds'
-                        '{device="rtr2",school="62020002",kind="router"}']
+    since = d.metrics()("monitord_device_state_since_timestamp_seconds", device="rtr2",
+                        school="62020002", kind="router")
     assert d.stop() == 0
 
     # Restarted daemon resumes the stored DOWN state (same "since") before probing.
     d2 = daemon_factory("run", "--config", str(config), db=d.db)
     d2.wait_ready()
     m = d2.metrics()
-    assert m['monitord_device_state{device="rtr2",state="down"}'] == 1
-    assert m['monitord_device_state_since_timestamp_seconds'
-             '{device="rtr2",school="62020002",kind="router"}'] == since
+    assert m("monitord_device_state", device="rtr2", state="down") == 1
+    assert m("monitord_device_state_since_timestamp_seconds", device="rtr2",
+             school="62020002", kind="router") == since
 
     ipt.undrop("127.91.0.0/24")
     wait_for(lambda: up_values(d2.metrics()) == dict.fromkeys(EXPECTED, 1.0), 30,
@@ -141,10 +139,10 @@ def test_sighup_reload(tmp_path: Path, daemon_factory: Callable[..., DaemonProce
     config.write_text(config.read_text(encoding="utf-8").replace("kind: switch", "kind: swich"),
                       encoding="utf-8")
     d.signal(signal.SIGHUP)
-    wait_for(lambda: d.metrics().get("monitord_config_last_reload_success") == 0, 20,
+    wait_for(lambda: d.metrics()("monitord_config_last_reload_success") == 0, 20,
              "reload rejected")
     m = d.metrics()
-    assert m['monitord_config_reloads_total{result="failure"}'] == 1
+    assert m("monitord_config_reloads_total", result="failure") == 1
     assert set(up_values(m)) == {"rtr1", "sw1", "web"}
     assert "new configuration rejected" in d.log()
     assert f"{config}:" in d.log() and "devices[1].kind" in d.log()
@@ -155,8 +153,8 @@ def test_sighup_reload(tmp_path: Path, daemon_factory: Callable[..., DaemonProce
     d.signal(signal.SIGHUP)
     wait_for(lambda: up_values(d.metrics()).get("ap1") == 1, 30, "new device probed")
     m = d.metrics()
-    assert m["monitord_config_last_reload_success"] == 1
-    assert m['monitord_config_reloads_total{result="success"}'] == 1
+    assert m("monitord_config_last_reload_success") == 1
+    assert m("monitord_config_reloads_total", result="success") == 1
     assert d.stop() == 0
 
 
@@ -204,20 +202,21 @@ def test_full_disk_loses_nothing(small_disk: Path, iptables: IptablesDrop, tmp_p
     d = daemon_factory("run", "--config", str(config), db=small_disk / "m.db")
     d.wait_ready()
     wait_for(lambda: len(up_values(d.metrics())) == 5, 30, "first states")
-    wait_for(lambda: d.metrics()["monitord_storage_pending_writes"] == 0, 20, "first write")
+    wait_for(lambda: d.metrics()("monitord_storage_pending_writes") == 0, 20, "first write")
     # Fill the disk, then make devices go down: the writes fail, are counted and kept.
     filler = small_disk / "filler"
-    with filler.open("wb") as f, pytest.raises(OSError):
+    with filler.open("wb", buffering=0) as f, pytest.raises(OSError):
         for _ in range(4096):  # bounded: 4096 × 1 KiB > the 2 MiB disk
             f.write(b"\0" * 1024)
-            f.flush()
     iptables.drop("127.90.0.0/24")
-    wait_for(lambda: d.metrics()["monitord_storage_errors_total"] > 0, 30, "write errors counted")
-    assert d.metrics()["monitord_storage_pending_writes"] >= 2
+    wait_for(lambda: d.metrics()("monitord_storage_errors_total") > 0, 30,
+             "write errors counted")
+    wait_for(lambda: d.metrics()("monitord_storage_pending_writes") == 2, 30,
+             "both DOWN transitions kept in memory")
     assert http_get(d.url + "/healthz")[0] == 200  # still running
     assert "cannot write" in d.log()
     filler.unlink()
-    wait_for(lambda: d.metrics()["monitord_storage_pending_writes"] == 0, 90,
+    wait_for(lambda: d.metrics()("monitord_storage_pending_writes") == 0, 90,
              "pending writes flushed after space came back")
     assert d.stop() == 0
     with sqlite3.connect(d.db) as db:

@@ -33,10 +33,9 @@ def test_demo_runs_and_cleans_up(tmp_path: Path,
     assert rule_present()
 
     def states() -> tuple[int, int] | None:
-        m = d.metrics()
-        down = {k.split('device="')[1].split('"')[0] for k, v in m.items()
-                if k.startswith("monitord_device_up{") and v == 0}
-        up = sum(1 for k, v in m.items() if k.startswith("monitord_device_up{") and v == 1)
+        ups = d.metrics().by_label("monitord_device_up", "device")
+        down = {dev for dev, v in ups.items() if v == 0}
+        up = sum(1 for v in ups.values() if v == 1)
         if down == set(lab.dead_devices) and up == lab.device_count - len(lab.dead_devices):
             return len(down), up
         return None

@@ -35,7 +35,7 @@ def test_unknown_to_up_on_first_success() -> None:
 
 
 def test_down_needs_consecutive_failures_and_up_needs_consecutive_successes() -> None:
-    t, c = tracker(fail=3, succ=2)
+    t, _ = tracker(fail=3, succ=2)
     t.apply(obs(True, 1))
     assert t.apply(obs(False, 2)) is None
     assert t.apply(obs(False, 3)) is None

@@ -1,0 +1,1066 @@
+"""ICMP echo probe engine: whole batches of hosts over one shared socket per family.
+
+Why not one socket (or one task) per host: at 10,000 hosts that costs 10,000 file
+descriptors, 10,000 wake-ups and identifier collisions, and replies overflow the many
+small receive buffers — live hosts then look dead.  Instead:
+
+* one socket per address family (raw, or unprivileged datagram "ping" sockets), with a
+  large receive buffer and a kernel filter so only echo replies (and errors) are queued;
+* each request carries a random per-engine cookie, the round id, the host index, the ping
+  number and its send timestamps in the payload, so a reply is matched with a couple of
+  list lookups — no per-packet dictionaries, no dependence on the ICMP identifier (the
+  kernel picks it for datagram sockets);
+* sends are paced (token bucket, ``rate_pps``) and bounded (``max_in_flight``); a send the
+  kernel refuses for lack of buffer space is retried, never counted as lost;
+* RTTs come from kernel receive timestamps (``SO_TIMESTAMPNS``), so a busy event loop
+  neither inflates RTTs nor turns timely replies into timeouts;
+* the kernel's per-socket ``drops`` counter is read before and after each batch: if
+  replies were dropped locally, the hosts that look lossy are probed again more slowly,
+  and if that still cannot be trusted the round says ``incomplete`` and those hosts'
+  results say ``complete=False``.  A live host is never reported dead with complete=True
+  because of a local limit.
+
+icmplib provides socket creation with clear permission errors; packet building, matching
+and batching live here and in :mod:`probes._icmp_packet`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import itertools
+import logging
+import operator
+import os
+import secrets
+import socket
+import time
+from bisect import bisect_right
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal
+
+from icmplib import ICMPv4Socket, ICMPv6Socket
+from icmplib.exceptions import ICMPLibError, SocketPermissionError
+
+from probes import _icmp_packet as pkt
+from probes.base import Observation, ProbeSetupError, RoundStats, Target
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["auto", "raw", "dgram"]
+
+DEFAULT_RATE_PPS = 50_000
+DEFAULT_MAX_IN_FLIGHT = 20_000
+DEFAULT_RCVBUF_BYTES = 16 << 20
+DEFAULT_COUNT = 3
+DEFAULT_TIMEOUT = 1.0
+DEFAULT_PERIOD = 0.2
+REPROBE_ATTEMPTS = 2  # slower re-probes after local drops before giving up
+REPROBE_SLOWDOWN = 8  # each re-probe runs at rate / 8**attempt
+DRAIN_MAX = 4096  # packets read per reader callback before yielding to the loop
+RECV_BYTES = 576  # enough for an error message quoting our whole request
+SEND_RETRY_S = 0.001  # back-off when the kernel has no buffer space for a send
+RESOLVE_TTL_S = 30.0
+RESOLVE_NEGATIVE_TTL_S = 5.0
+RESOLVE_TIMEOUT_S = 5.0
+RESOLVE_CONCURRENCY = 32
+
+_NS = 1_000_000_000
+_FOREVER = 1 << 62
+_UNREACHABLE_ERRNOS = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH})
+_RETRY_ERRNOS = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS, errno.EINTR})
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(slots=True)
+class IcmpStats:
+    """Engine-wide counters since start (exported as ``monitord_icmp_*``)."""
+
+    packets_sent: int = 0
+    packets_received: int = 0  # matched, timely, first replies
+    send_errors: int = 0  # sends that failed locally (not retried-then-sent ones)
+    send_retries: int = 0  # sends retried after EAGAIN/ENOBUFS (then sent)
+    socket_drops: int = 0  # replies the kernel dropped for our sockets (buffer full)
+    invalid_replies: int = 0  # our cookie but inconsistent fields (wrong source, index…)
+    duplicate_replies: int = 0
+    late_replies: int = 0  # after the timeout or after the round ended
+    foreign_packets: int = 0  # other programs' echo replies seen on a raw socket
+    rounds: int = 0
+    rounds_incomplete: int = 0
+    hosts_reprobed: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class HostResult:
+    """One host in one round.  Times are seconds.
+
+    ``jitter`` is the mean absolute difference between successive RTTs (in ping order,
+    lost pings skipped; RFC 3550-style without smoothing): 0.0 with one reply, None
+    with none.  ``complete`` is False when a local limit (socket drops, send failure,
+    engine closing, DNS unavailable) makes missing replies untrustworthy.
+    """
+
+    address: str
+    ip: str | None
+    sent: int
+    received: int
+    loss_ratio: float
+    rtt_min: float | None = None
+    rtt_avg: float | None = None
+    rtt_max: float | None = None
+    jitter: float | None = None
+    complete: bool = True
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.received > 0
+
+
+@dataclass(slots=True)
+class IcmpRound:
+    """Results of one :meth:`IcmpEngine.ping` call, ``results`` in input order."""
+
+    results: list[HostResult]
+    incomplete: bool = False
+    reason: str = ""
+    duration: float = 0.0
+    socket_drops: int = 0
+    invalid_replies: int = 0
+    late_replies: int = 0
+    duplicate_replies: int = 0
+    reprobed_hosts: int = 0
+
+
+# --------------------------------------------------------------------------- internals
+
+
+@dataclass(slots=True)
+class _Channel:
+    """One shared socket (one address family) and what is needed to read it fast."""
+
+    family: int
+    sock: socket.socket
+    holder: Any  # the icmplib socket object that owns ``sock``; kept alive with it
+    ip_header: bool  # raw IPv4 sockets deliver the IP header too
+    request_type: int
+    reply_type: int
+    error_types: frozenset[int]
+    proc_table: str
+    inode: int
+    drops_visible: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class _Dest:
+    """A resolved host: family slot (0 = IPv4, 1 = IPv6), canonical text, sockaddr."""
+
+    slot: int
+    ip: str
+    sockaddr: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Params:
+    """Per-round settings: pings per host, per-request timeout and per-host gap (s)."""
+
+    count: int
+    timeout: float
+    period: float
+
+
+class _Pacer:
+    """Token bucket: ``rate`` packets per second, at most ``burst`` at once.
+
+    Requests are granted in chunks of at least ``burst // 4`` (about 1 ms of traffic):
+    many tiny bursts would each cost an event-loop iteration, which at 50k pps costs
+    more CPU than the sends themselves.
+    """
+
+    __slots__ = ("burst", "chunk", "rate", "stamp", "tokens")
+
+    def __init__(self, rate_pps: float, burst: int) -> None:
+        self.rate = float(rate_pps)
+        self.burst = max(1, burst)
+        self.chunk = max(1, self.burst // 4)
+        self.tokens = float(self.burst)
+        self.stamp = time.monotonic_ns()
+
+    def available(self, now: int, want: int) -> int:
+        """Tokens usable now for ``want`` requests: 0 until a whole chunk is ready."""
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate / _NS)
+        self.stamp = now
+        have = int(self.tokens)
+        return have if have >= min(want, self.chunk) else 0
+
+    def take(self, n: int) -> None:
+        self.tokens -= n
+
+    def wait_s(self) -> float:
+        """How long until a chunk is ready; never under 1 ms (the loop's timer grain)."""
+        return max(0.001, (self.chunk - self.tokens) / self.rate)
+
+
+class _Batch:
+    """One pass of ``count`` pings over a list of hosts (a round or one re-probe).
+
+    Per-ping state lives in flat arrays indexed ``pos = ping * n + host`` so that the
+    requests of one wave are contiguous: the in-flight accounting can then expire a
+    whole burst with one ``bytearray.count``.
+    """
+
+    __slots__ = (
+        "aborted",
+        "bursts",
+        "count",
+        "dests",
+        "done",
+        "drops",
+        "duplicates",
+        "expired_pos",
+        "flags",
+        "invalid",
+        "ips",
+        "last_tx",
+        "late",
+        "max_tx",
+        "n",
+        "pacer",
+        "period_ns",
+        "received",
+        "rid",
+        "rtt",
+        "send_failed",
+        "sending_done",
+        "sent",
+        "sent_total",
+        "start_mono",
+        "timeout_ns",
+        "unreachable",
+    )
+
+    def __init__(self, rid: int, dests: list[_Dest], p: _Params,
+                 pacer: _Pacer | None) -> None:
+        self.rid = rid
+        self.dests = dests
+        self.ips = [d.ip for d in dests]
+        self.n = n = len(dests)
+        self.count = count = p.count
+        self.timeout_ns = int(p.timeout * _NS)
+        self.period_ns = int(p.period * _NS)
+        self.pacer = pacer
+        self.flags = bytearray(n * count)  # 1 = answered in time
+        self.rtt = [0] * (n * count)  # ns
+        self.sent = [0] * n
+        self.last_tx = [0] * n
+        self.send_failed = bytearray(n)  # local send error: result untrustworthy
+        self.unreachable = bytearray(n)  # no route / ICMP destination unreachable
+        self.received = 0
+        self.sent_total = 0
+        self.max_tx = 0
+        self.sending_done = False
+        self.aborted = False
+        self.done = asyncio.Event()
+        self.start_mono = time.monotonic_ns()
+        self.bursts: deque[tuple[int, int, int, int]] = deque()  # deadline, lo, hi, nsent
+        self.expired_pos = 0
+        self.drops = 0
+        self.invalid = 0
+        self.late = 0
+        self.duplicates = 0
+
+    def results(self, addresses: list[str]) -> list[HostResult]:
+        """Summarise every host (``addresses[i]`` is host i's name as given).
+
+        Walks the wave-major arrays column-wise (one tuple per host) because this runs
+        once per host per round: at 10,000 hosts it must cost microseconds, not tens.
+        """
+        n, count, ns = self.n, self.count, float(_NS)
+        rtt_cols = zip(*(self.rtt[k * n:(k + 1) * n] for k in range(count)), strict=True)
+        flag_cols = zip(*(self.flags[k * n:(k + 1) * n] for k in range(count)), strict=True)
+        out: list[HostResult] = []
+        for i, (rs, fs) in enumerate(zip(rtt_cols, flag_cols, strict=True)):
+            rtts = rs if fs.count(1) == count else [r for r, f in zip(rs, fs, strict=True) if f]
+            got = len(rtts)
+            sent = self.sent[i]
+            loss = 1.0 - got / sent if sent else 1.0
+            if got:
+                jitter = (sum(map(abs, map(operator.sub, rtts[1:], rtts[:-1]))) / (got - 1)
+                          if got > 1 else 0)
+                out.append(HostResult(addresses[i], self.dests[i].ip, sent, got, loss,
+                                      min(rtts) / ns, sum(rtts) / got / ns, max(rtts) / ns,
+                                      jitter / ns, not (self.send_failed[i] or self.aborted)))
+            else:
+                out.append(self._failed(i, addresses[i], sent))
+        return out
+
+    def _failed(self, i: int, address: str, sent: int) -> HostResult:
+        """Result of a host that never answered, with the most specific reason."""
+        if self.aborted:
+            return HostResult(address, self.dests[i].ip, sent, 0, 1.0, complete=False,
+                              reason="engine_closed")
+        if self.send_failed[i]:
+            return HostResult(address, self.dests[i].ip, sent, 0, 1.0, complete=False,
+                              reason="send_failed")
+        reason = "unreachable" if self.unreachable[i] else "timeout"
+        return HostResult(address, self.dests[i].ip, sent, 0, 1.0, reason=reason)
+
+
+# --------------------------------------------------------------------------- engine
+
+
+class IcmpEngine:
+    """Shared-socket ICMP echo engine.  Start once, then ``ping()`` batches concurrently.
+
+    ``mode``: ``"raw"`` (root or CAP_NET_RAW), ``"dgram"`` (unprivileged ping sockets,
+    allowed by ``net.ipv4.ping_group_range``) or ``"auto"`` (raw, else dgram).
+    ``rate_pps`` bounds the send rate over all concurrent rounds, ``max_in_flight`` the
+    requests awaiting a reply or their timeout, ``rcvbuf_bytes`` each socket's receive
+    buffer (forced past ``net.core.rmem_max`` when privileged).
+    """
+
+    def __init__(self, mode: Mode = "auto", rate_pps: int = DEFAULT_RATE_PPS,
+                 max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+                 rcvbuf_bytes: int = DEFAULT_RCVBUF_BYTES) -> None:
+        if mode not in ("auto", "raw", "dgram"):
+            raise ValueError(f"mode must be auto, raw or dgram, not {mode!r}")
+        if rate_pps <= 0 or max_in_flight <= 0 or rcvbuf_bytes <= 0:
+            raise ValueError("rate_pps, max_in_flight and rcvbuf_bytes must be positive")
+        self.requested_mode: Mode = mode
+        self.mode: str | None = None  # "raw" / "dgram" once started
+        self.rate_pps = rate_pps
+        self.max_in_flight = max_in_flight
+        self.rcvbuf_bytes = rcvbuf_bytes
+        self.stats = IcmpStats()
+        self._channels: list[_Channel | None] = [None, None]
+        self._cookie = secrets.token_bytes(pkt.COOKIE_LEN)
+        self._ident = secrets.randbelow(0x10000)
+        self._csum_base = pkt.checksum_base(self._ident, self._cookie)
+        self._rid = itertools.count(secrets.randbelow(pkt.MAX_ROUND_ID // 2) + 1)
+        self._batches: dict[int, _Batch] = {}
+        self._pacer = _Pacer(rate_pps, max(1, rate_pps // 250))  # bursts of ≤ 4 ms
+        self._in_flight = 0
+        self._room = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closing = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._active_pings = 0
+        self._dns: dict[str, tuple[float, _Dest | None, bool]] = {}
+        self._literals: dict[str, _Dest] = {}
+        self._dns_sem = asyncio.Semaphore(RESOLVE_CONCURRENCY)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def families(self) -> list[str]:
+        return [name for name, ch in zip(("IPv4", "IPv6"), self._channels, strict=True) if ch]
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    async def start(self) -> None:
+        """Open the shared sockets; raise ProbeSetupError naming the fixes if we cannot."""
+        if self.mode is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        modes = ["raw", "dgram"] if self.requested_mode == "auto" else [self.requested_mode]
+        errors: list[str] = []
+        for mode in modes:
+            try:
+                self._open(mode)
+            except OSError as exc:
+                errors.append(f"{mode}: {exc}")
+                self._close_channels()
+                continue
+            self.mode = mode
+            break
+        if self.mode is None:
+            raise ProbeSetupError(self._setup_help(errors))
+        for ch in self._channels:
+            if ch is not None:
+                self._loop.add_reader(ch.sock.fileno(), self._drain, ch)
+        log.info(
+            "ICMP engine started: mode=%s (%s), families=%s, rate=%d pps, max_in_flight=%d",
+            self.mode,
+            "raw sockets, root/CAP_NET_RAW" if self.mode == "raw"
+            else "unprivileged ICMP datagram sockets via net.ipv4.ping_group_range",
+            "+".join(self.families), self.rate_pps, self.max_in_flight,
+        )
+
+    def _setup_help(self, errors: list[str]) -> str:
+        try:
+            with open("/proc/sys/net/ipv4/ping_group_range", encoding="ascii") as fh:
+                groups = fh.read().strip()
+        except OSError:
+            groups = "unknown"
+        return (
+            "ICMP probe cannot open a socket ("
+            + "; ".join(errors)
+            + "). Fix one of: run monitord as root, or give it CAP_NET_RAW "
+            "(`setcap cap_net_raw+ep` on the Python interpreter, or "
+            "AmbientCapabilities=CAP_NET_RAW in the systemd unit); or allow unprivileged "
+            'ping sockets with `sysctl -w net.ipv4.ping_group_range="0 2147483647"` '
+            f"(currently {groups!r}, process groups {sorted(os.getgroups())})."
+        )
+
+    def _open(self, mode: str) -> None:
+        """Open the IPv4 socket (required) and the IPv6 one (optional) in ``mode``."""
+        self._channels[0] = self._open_channel(mode, socket.AF_INET)
+        try:
+            self._channels[1] = self._open_channel(mode, socket.AF_INET6)
+        except OSError as exc:
+            log.warning("ICMP engine: IPv6 unavailable (%s); IPv6 targets will fail", exc)
+
+    def _open_channel(self, mode: str, family: int) -> _Channel:
+        raw = mode == "raw"
+        v6 = family == socket.AF_INET6
+        cls = ICMPv6Socket if v6 else ICMPv4Socket
+        try:
+            holder = cls(privileged=raw)
+        except SocketPermissionError as exc:
+            raise PermissionError(errno.EPERM, str(exc)) from exc
+        except ICMPLibError as exc:
+            raise OSError(errno.EINVAL, str(exc)) from exc
+        sock: socket.socket = holder.sock
+        sock.setblocking(False)
+        self._set_buffers(sock)
+        sock.setsockopt(socket.SOL_SOCKET, pkt.SO_TIMESTAMPNS, 1)
+        if v6:
+            errs = frozenset({pkt.ICMP6_DEST_UNREACH, pkt.ICMP6_TIME_EXCEEDED})
+            if raw:
+                sock.setsockopt(socket.IPPROTO_ICMPV6, pkt.ICMP6_FILTER,
+                                pkt.icmp6_filter(pkt.ICMP6_ECHO_REPLY, *errs))
+            req, rep = pkt.ICMP6_ECHO_REQUEST, pkt.ICMP6_ECHO_REPLY
+        else:
+            errs = frozenset({pkt.ICMP_DEST_UNREACH, pkt.ICMP_TIME_EXCEEDED})
+            if raw:
+                sock.setsockopt(pkt.SOL_RAW, pkt.ICMP_FILTER,
+                                pkt.icmp4_filter(pkt.ICMP_ECHO_REPLY, *errs))
+            req, rep = pkt.ICMP_ECHO_REQUEST, pkt.ICMP_ECHO_REPLY
+        table = pkt.PROC_TABLES[(mode, family)]
+        inode = pkt.socket_inode(sock)
+        visible = pkt.socket_drops(table, inode) is not None
+        if not visible:
+            log.warning("ICMP engine: socket not found in %s; local drops are undetectable "
+                        "and every lossy result will be marked incomplete", table)
+        return _Channel(family, sock, holder, raw and not v6, req, rep,
+                        errs if raw else frozenset(), table, inode, visible)
+
+    def _set_buffers(self, sock: socket.socket) -> None:
+        """Large buffers: forced past the sysctl limits when privileged, else best effort."""
+        for force, plain in ((pkt.SO_RCVBUFFORCE, socket.SO_RCVBUF),
+                             (pkt.SO_SNDBUFFORCE, socket.SO_SNDBUF)):
+            size = self.rcvbuf_bytes if plain == socket.SO_RCVBUF else 4 << 20
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, force, size)
+            except OSError:
+                sock.setsockopt(socket.SOL_SOCKET, plain, size)
+
+    async def close(self) -> None:
+        """Stop: running pings finish at once with incomplete results, sockets close."""
+        if self._closing:
+            return
+        self._closing = True
+        for b in self._batches.values():
+            b.aborted = True
+            b.done.set()
+        self._room.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), 5.0)
+        self._close_channels()
+
+    def _close_channels(self) -> None:
+        for i, ch in enumerate(self._channels):
+            if ch is None:
+                continue
+            if self._loop is not None:
+                with contextlib.suppress(Exception):
+                    self._loop.remove_reader(ch.sock.fileno())
+            with contextlib.suppress(Exception):
+                ch.holder.close()
+            self._channels[i] = None
+
+    # ------------------------------------------------------------------ public API
+
+    async def ping(self, addresses: Sequence[str], *, count: int = DEFAULT_COUNT,
+                   timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 (ICMP reply timeout)
+                   period: float = DEFAULT_PERIOD) -> IcmpRound:
+        """Send ``count`` echo requests to every address; results in input order.
+
+        ``timeout`` (s) is how long each request may wait for its reply; ``period`` (s)
+        is the minimum gap between two requests to the same host.  Addresses may be IP
+        literals or host names.  Never raises for a bad host: the host's result says
+        why (``resolve_failed``, ``timeout`` …).
+        """
+        if not 1 <= count <= 0xFFFF:
+            raise ValueError("count must be between 1 and 65535")
+        if timeout <= 0 or period < 0:
+            raise ValueError("timeout must be positive and period not negative")
+        if self.mode is None:
+            raise RuntimeError("IcmpEngine.start() has not been called")
+        t0 = time.monotonic()
+        if self._closing:
+            rnd = IcmpRound([HostResult(a, None, 0, 0, 1.0, complete=False,
+                                        reason="engine_closed") for a in addresses])
+            self._summarise(rnd, dict.fromkeys(range(len(addresses)), "engine_closed"))
+            return rnd
+        self._active_pings += 1
+        self._idle.clear()
+        try:
+            rnd = await self._ping(list(addresses), _Params(count, timeout, period))
+        finally:
+            self._active_pings -= 1
+            if self._active_pings == 0:
+                self._idle.set()
+        rnd.duration = time.monotonic() - t0
+        self.stats.rounds += 1
+        if rnd.incomplete:
+            self.stats.rounds_incomplete += 1
+        return rnd
+
+    async def _ping(self, addresses: list[str], p: _Params) -> IcmpRound:
+        resolved = await self._resolve_all(addresses)
+        results: list[HostResult] = []
+        causes: dict[int, str] = {}  # why a host's result is incomplete
+        dests: dict[int, _Dest] = {}
+        for i, (addr, res) in enumerate(zip(addresses, resolved, strict=True)):
+            if isinstance(res, _Dest):
+                dests[i] = res
+                results.append(HostResult(addr, res.ip, 0, 0, 1.0))  # replaced below
+            else:
+                reason, complete = res
+                results.append(HostResult(addr, None, 0, 0, 1.0, complete=complete,
+                                          reason=reason))
+                if not complete:
+                    causes[i] = reason
+        rnd = IcmpRound(results)
+        suspects = list(dests)
+        for attempt in range(REPROBE_ATTEMPTS + 1):
+            b = await self._run_batch([dests[i] for i in suspects], p,
+                                      self._reprobe_pacer(attempt))
+            if attempt:
+                rnd.reprobed_hosts += len(suspects)
+                self.stats.hosts_reprobed += len(suspects)
+            rnd.socket_drops += b.drops
+            rnd.invalid_replies += b.invalid
+            rnd.late_replies += b.late
+            rnd.duplicate_replies += b.duplicates
+            for j, (i, hr) in enumerate(zip(suspects, b.results([addresses[i] for i in suspects]),
+                                            strict=True)):
+                results[i] = hr
+                causes.pop(i, None)
+                if b.aborted:
+                    causes[i] = "engine_closed"
+                elif b.send_failed[j]:
+                    causes[i] = "send_failed"
+            if not b.drops or b.aborted:
+                suspects = []
+                break
+            # A local drop can only *remove* replies: hosts that answered every request
+            # are exact.  Probe the others again, more slowly.
+            suspects = [i for i in suspects if _lossy(results[i])]
+            if not suspects:
+                break
+            if attempt < REPROBE_ATTEMPTS:
+                log.info("ICMP round: kernel drop counter rose by %d; re-probing %d lossy "
+                         "hosts more slowly (attempt %d)", b.drops, len(suspects), attempt + 1)
+        for i in suspects:  # still lossy while the kernel was dropping: cannot be trusted
+            r = results[i]
+            results[i] = replace(r, complete=False,
+                                 reason=r.reason if r.received else "socket_drops")
+            causes[i] = "socket_drops"
+        self._summarise(rnd, causes)
+        return rnd
+
+    def _reprobe_pacer(self, attempt: int) -> _Pacer | None:
+        """Re-probes run at rate / 8**attempt so the receive queue cannot overflow again."""
+        if not attempt:
+            return None
+        rate = max(10.0, self.rate_pps / REPROBE_SLOWDOWN**attempt)
+        return _Pacer(rate, max(1, int(rate // 250)))
+
+    @staticmethod
+    def _summarise(rnd: IcmpRound, causes: dict[int, str]) -> None:
+        """Mark the round incomplete, with a reason, if any host result is untrustworthy."""
+        counts: dict[str, int] = {}
+        for cause in causes.values():
+            counts[cause] = counts.get(cause, 0) + 1
+        if not counts:
+            return
+        rnd.incomplete = True
+        text = {
+            "socket_drops": "socket_drops: {n} lossy hosts could not be confirmed: the kernel "
+                            "kept dropping replies (receive buffer overrun, drop counter "
+                            "+{d}) after re-probing",
+            "engine_closed": "engine closed during the round ({n} hosts)",
+            "send_failed": "send_failed: the kernel refused requests to {n} hosts",
+            "resolve_failed": "resolve_failed: name lookup temporarily failed for {n} hosts",
+        }
+        rnd.reason = "; ".join(
+            text.get(c, c + ": {n} hosts").format(n=n, d=rnd.socket_drops)
+            for c, n in sorted(counts.items()))
+
+    # ------------------------------------------------------------------ batches
+
+    async def _run_batch(self, dests: list[_Dest], p: _Params, pacer: _Pacer | None) -> _Batch:
+        rid = next(self._rid) & pkt.MAX_ROUND_ID
+        b = _Batch(rid, dests, p, pacer)
+        if not dests:
+            return b
+        self._batches[rid] = b
+        drops0 = self._read_drops()
+        try:
+            await self._send_all(b)
+            b.sending_done = True
+            if b.received >= b.sent_total:
+                b.done.set()
+            remaining = (b.max_tx + b.timeout_ns - time.monotonic_ns()) / _NS
+            if remaining > 0 and not b.done.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(b.done.wait(), remaining)
+            self._drain_all()  # replies the kernel queued before the deadline
+        finally:
+            del self._batches[rid]
+            self._settle(b)
+        drops1 = self._read_drops()
+        if drops0 is None or drops1 is None:
+            b.drops = 1 if b.received < b.sent_total else 0  # unknown: assume the worst
+        else:
+            b.drops = drops1 - drops0
+            self.stats.socket_drops += b.drops
+        return b
+
+    async def _send_all(self, b: _Batch) -> None:
+        """Send every wave; wave k+1 to a host no sooner than ``period`` after wave k."""
+        for k in range(b.count):
+            active = [i for i in range(b.n) if not b.send_failed[i] and not b.unreachable[i]]
+            start = stalled_since = 0
+            while start < len(active):
+                if self._closing:
+                    b.aborted = True
+                    return
+                now = time.monotonic_ns()
+                end = len(active)
+                if k:
+                    end = bisect_right(active, now - b.period_ns, start, end,
+                                       key=b.last_tx.__getitem__)
+                    if end == start:
+                        await asyncio.sleep((b.last_tx[active[start]] + b.period_ns - now)
+                                            / _NS)
+                        continue
+                grant = self._grant(b, now, end - start)
+                if grant <= 0:
+                    await self._wait_for_room(b)
+                    continue
+                nxt = self._send_burst(b, k, active, start, start + grant)
+                if nxt == start + grant:
+                    stalled_since, start = 0, nxt
+                    await asyncio.sleep(0)  # let the readers run between bursts
+                    continue
+                # The kernel had no buffer space: wait a little and send the same request
+                # again.  Only if that lasts longer than the timeout is the host given up
+                # (as a local failure, so its result is marked incomplete).
+                now = time.monotonic_ns()
+                if nxt > start or not stalled_since:
+                    stalled_since = now
+                elif now - stalled_since > max(b.timeout_ns, _NS):
+                    self._give_up_send(b, active[nxt])
+                    nxt, stalled_since = nxt + 1, 0
+                start = nxt
+                await asyncio.sleep(SEND_RETRY_S)
+
+    def _grant(self, b: _Batch, now: int, want: int) -> int:
+        """Requests allowed now by the engine pacer, the batch pacer and max_in_flight."""
+        if self._in_flight >= self.max_in_flight:
+            self._expire(now)
+        grant = min(want, self._pacer.available(now, want),
+                    self.max_in_flight - self._in_flight)
+        if b.pacer is not None:
+            grant = min(grant, b.pacer.available(now, want))
+            b.pacer.take(max(grant, 0))
+        self._pacer.take(max(grant, 0))
+        return grant
+
+    async def _wait_for_room(self, b: _Batch) -> None:
+        wait = self._pacer.wait_s()
+        if b.pacer is not None:
+            wait = max(wait, b.pacer.wait_s())
+        if self._in_flight >= self.max_in_flight:
+            # Room comes back with replies (reader sets _room) or with expiring bursts.
+            self._room.clear()
+            deadline = min((x.bursts[0][0] for x in self._batches.values() if x.bursts),
+                           default=time.monotonic_ns() + 10_000_000)
+            wait = max(0.001, (deadline - time.monotonic_ns()) / _NS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._room.wait(), wait)
+            return
+        await asyncio.sleep(wait)
+
+    def _send_burst(self, b: _Batch, k: int, active: list[int], lo: int, hi: int) -> int:
+        """Send wave ``k`` to ``active[lo:hi]``; return the next position to send.
+
+        Stops early (returning that position) when the kernel is out of buffer space, so
+        the caller waits and sends the same request again — it is never counted lost.
+        """
+        chans = self._channels
+        sends = [ch.sock.sendto if ch else _no_socket for ch in chans]
+        types = [ch.request_type if ch else 0 for ch in chans]
+        v4raw = chans[0] is not None and chans[0].ip_header
+        pack, wall_ns, mono_ns = pkt.PACKET.pack, time.time_ns, time.monotonic_ns
+        cookie, ident, base, rid = self._cookie, self._ident, self._csum_base, b.rid
+        dests, sent, last_tx = b.dests, b.sent, b.last_tx
+        base_pos = k * b.n
+        nsent = 0
+        tx = 0
+        pos = lo
+        for pos in range(lo, hi):
+            i = active[pos]
+            d = dests[i]
+            slot = d.slot
+            wall = wall_ns()
+            tx = mono_ns()
+            csum = 0
+            if slot == 0 and v4raw:
+                s = (base + rid + i + 2 * k + wall + tx) % 0xFFFF
+                csum = 0xFFFF - s if s else 0
+            send = sends[slot]
+            try:
+                send(pack(types[slot], 0, csum, ident, k, cookie, rid, i, k, wall, tx),
+                     d.sockaddr)
+            except OSError as exc:
+                if exc.errno in _RETRY_ERRNOS:
+                    self.stats.send_retries += 1
+                    if pos > lo:
+                        self._record_burst(b, base_pos + active[lo], base_pos + active[pos - 1] + 1,
+                                           nsent, tx)
+                    return pos
+                self._send_error(b, i, exc)
+                continue
+            sent[i] += 1
+            last_tx[i] = tx
+            nsent += 1
+        self._record_burst(b, base_pos + active[lo], base_pos + active[hi - 1] + 1, nsent, tx)
+        return hi
+
+    def _record_burst(self, b: _Batch, lo_pos: int, hi_pos: int, nsent: int,
+                      last_tx: int) -> None:
+        """Account a burst for max_in_flight: it expires ``timeout`` after its last send.
+
+        Its requests' flags are ``b.flags[lo_pos:hi_pos]`` (gaps there were never sent).
+        """
+        if nsent <= 0:
+            return
+        b.bursts.append((last_tx + b.timeout_ns, lo_pos, hi_pos, nsent))
+        b.sent_total += nsent
+        b.max_tx = max(b.max_tx, last_tx)
+        self._in_flight += nsent
+        self.stats.packets_sent += nsent
+
+    def _give_up_send(self, b: _Batch, i: int) -> None:
+        self.stats.send_errors += 1
+        b.send_failed[i] = 1
+        log.warning("ICMP send to %s kept failing for lack of buffer space; giving up "
+                    "for this round", b.dests[i].ip)
+
+    def _send_error(self, b: _Batch, i: int, exc: OSError) -> None:
+        self.stats.send_errors += 1
+        if exc.errno in _UNREACHABLE_ERRNOS:
+            b.unreachable[i] = 1  # no route from here: a real answer about the host
+        else:
+            b.send_failed[i] = 1  # local refusal (EPERM by a firewall, EACCES …)
+            log.debug("ICMP send to %s failed: %s", b.dests[i].ip, exc)
+
+    def _expire(self, now: int) -> None:
+        """Return in-flight room for requests whose timeout has passed."""
+        for b in self._batches.values():
+            bursts = b.bursts
+            while bursts and bursts[0][0] <= now:
+                _, lo, hi, nsent = bursts.popleft()
+                self._in_flight -= nsent - b.flags.count(1, lo, hi)
+                b.expired_pos = hi
+
+    def _settle(self, b: _Batch) -> None:
+        """Batch over: whatever is still counted in flight is not any more."""
+        while b.bursts:
+            _, lo, hi, nsent = b.bursts.popleft()
+            self._in_flight -= nsent - b.flags.count(1, lo, hi)
+        b.expired_pos = b.n * b.count
+        self._room.set()
+
+    def _read_drops(self) -> int | None:
+        total = 0
+        for ch in self._channels:
+            if ch is None:
+                continue
+            d = pkt.socket_drops(ch.proc_table, ch.inode)
+            if d is None:
+                return None
+            total += d
+        return total
+
+    # ------------------------------------------------------------------ receiving
+
+    def _drain_all(self) -> None:
+        for ch in self._channels:
+            if ch is not None:
+                self._drain(ch)
+
+    def _drain(self, ch: _Channel) -> None:
+        """Reader callback: read until EAGAIN (bounded), match each reply to its request.
+
+        This is the per-packet hot path, hence the local aliases and the per-batch
+        cache: consecutive replies almost always belong to the same batch.
+        """
+        recvmsg = ch.sock.recvmsg
+        ip_header, reply_type, errs = ch.ip_header, ch.reply_type, ch.error_types
+        cookie, batches, stats = self._cookie, self._batches, self.stats
+        unpack, timespec, mono_ns = (pkt.PAYLOAD_TAIL.unpack_from, pkt.TIMESPEC.unpack_from,
+                                     time.monotonic_ns)
+        need = pkt.PACKET_LEN
+        cur = -1
+        b: _Batch | None = None
+        n = count = start = timeout = 0
+        flags, rtts, ips = bytearray(), [0], [""]
+        matched = freed = 0
+        for _ in range(DRAIN_MAX):
+            try:
+                data, anc, _flags, src = recvmsg(RECV_BYTES, 64)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:  # an ICMP error queued on a datagram socket; nothing to match
+                continue
+            off = (data[0] & 0x0F) << 2 if ip_header else 0
+            if len(data) < off + need or data[off] != reply_type:
+                if len(data) > off and data[off] in errs:
+                    self._on_icmp_error(ch, data, off)
+                else:
+                    stats.foreign_packets += 1
+                continue
+            if not data.startswith(cookie, off + 8):
+                stats.foreign_packets += 1
+                continue
+            rid, idx, k, tx_wall, tx_mono = unpack(data, off + 16)
+            if rid != cur:
+                b = batches.get(rid)
+                if b is None:
+                    stats.late_replies += 1
+                    continue
+                cur, n, count, start, timeout = rid, b.n, b.count, b.start_mono, b.timeout_ns
+                flags, rtts, ips = b.flags, b.rtt, b.ips
+            assert b is not None
+            rtt = mono_ns() - tx_mono
+            if anc and len(anc[0][2]) >= 16:
+                sec, nsec = timespec(anc[0][2])
+                krtt = sec * _NS + nsec - tx_wall
+                if 0 <= krtt <= rtt:  # kernel receive time, unless the wall clock stepped
+                    rtt = krtt
+            if idx >= n or k >= count or tx_mono < start or rtt < 0 or (
+                src[0] != ips[idx] and not _same_ip(src[0], ips[idx])
+            ):
+                b.invalid += 1
+                stats.invalid_replies += 1
+                continue
+            pos = k * n + idx
+            if flags[pos]:
+                b.duplicates += 1
+                stats.duplicate_replies += 1
+                continue
+            if rtt > timeout:
+                b.late += 1
+                stats.late_replies += 1
+                continue
+            flags[pos] = 1
+            rtts[pos] = rtt
+            b.received += 1
+            matched += 1
+            if pos >= b.expired_pos:
+                freed += 1
+            if b.sending_done and b.received >= b.sent_total:
+                b.done.set()
+        stats.packets_received += matched
+        if freed:
+            self._in_flight -= freed
+            self._room.set()
+
+    def _on_icmp_error(self, ch: _Channel, data: bytes, off: int) -> None:
+        """Destination unreachable / time exceeded quoting one of our requests."""
+        inner = off + 8
+        if ch.family == socket.AF_INET:
+            if len(data) < inner + 20:
+                return
+            dst = socket.inet_ntop(socket.AF_INET, data[inner + 16 : inner + 20])
+            inner += (data[inner] & 0x0F) << 2
+        else:
+            if len(data) < inner + 40:
+                return
+            dst = socket.inet_ntop(socket.AF_INET6, data[inner + 24 : inner + 40])
+            inner += 40
+        if (len(data) < inner + pkt.PACKET_LEN or data[inner] != ch.request_type
+                or data[inner + 8 : inner + 16] != self._cookie):
+            return
+        rid, idx, _k, _w, _m = pkt.PAYLOAD_TAIL.unpack_from(data, inner + 16)
+        b = self._batches.get(rid)
+        if b is not None and idx < b.n and _same_ip(dst, b.dests[idx].ip):
+            b.unreachable[idx] = 1
+
+    # ------------------------------------------------------------------ resolving
+
+    async def _resolve_all(self, addresses: list[str]) -> list[_Dest | tuple[str, bool]]:
+        """Resolve every address: literals inline, names concurrently via getaddrinfo."""
+        out: list[_Dest | tuple[str, bool]] = []
+        names: dict[str, list[int]] = {}
+        literals, channels = self._literals, self._channels
+        for i, addr in enumerate(addresses):
+            dest = literals.get(addr)
+            if dest is None:
+                dest = self._literal(addr)
+            if dest is None:
+                names.setdefault(addr, []).append(i)
+                out.append(("resolve_failed", True))
+            elif channels[dest.slot] is None:
+                out.append(("unsupported_family", False))
+            else:
+                out.append(dest)
+        if names:
+            found = await asyncio.gather(*(self._resolve(n) for n in names))
+            for (_name, idxs), res in zip(names.items(), found, strict=True):
+                for i in idxs:
+                    out[i] = res
+        return out
+
+    def _literal(self, addr: str) -> _Dest | None:
+        """Parse an IP literal once; the daemon pings the same addresses every round."""
+        lit = pkt.ip_literal(addr)
+        if lit is None:
+            return None
+        family, ip = lit
+        dest = _Dest(0 if family == socket.AF_INET else 1, ip, (ip, 0))
+        if len(self._literals) >= 1 << 18:
+            self._literals.clear()
+        self._literals[addr] = dest
+        return dest
+
+    async def _resolve(self, name: str) -> _Dest | tuple[str, bool]:
+        """Resolve one name (cached briefly).  Temporary DNS failure → incomplete."""
+        now = time.monotonic()
+        cached = self._dns.get(name)
+        if cached is not None and cached[0] > now:
+            return cached[1] if cached[1] is not None else ("resolve_failed", cached[2])
+        dest: _Dest | None = None
+        definitive = True
+        loop = asyncio.get_running_loop()
+        try:
+            async with self._dns_sem:
+                infos = await asyncio.wait_for(
+                    loop.getaddrinfo(name, None, type=socket.SOCK_RAW), RESOLVE_TIMEOUT_S)
+            for family, _t, _p, _c, sockaddr in infos:
+                slot = {socket.AF_INET: 0, socket.AF_INET6: 1}.get(family)
+                if slot is not None and self._channels[slot] is not None:
+                    ip = str(sockaddr[0])
+                    dest = _Dest(slot, ip, (ip, 0) if slot == 0 else tuple(sockaddr))
+                    break
+        except socket.gaierror as exc:
+            definitive = exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", -5))
+        except (TimeoutError, OSError, UnicodeError):
+            definitive = False
+        ttl = RESOLVE_TTL_S if dest is not None else RESOLVE_NEGATIVE_TTL_S
+        if len(self._dns) > 100_000:
+            self._dns.clear()
+        self._dns[name] = (now + ttl, dest, definitive)
+        return dest if dest is not None else ("resolve_failed", definitive)
+
+
+def _no_socket(data: bytes, address: Any) -> int:
+    """Stand-in sender for a family without a socket (its hosts never get this far)."""
+    raise OSError(errno.EAFNOSUPPORT, "no socket for this address family")
+
+
+def _same_ip(a: str, b: str) -> bool:
+    """Compare reply source and host address ignoring an IPv6 ``%scope`` suffix."""
+    return a.partition("%")[0] == b.partition("%")[0]
+
+
+def _lossy(r: HostResult | None) -> bool:
+    return r is not None and r.sent > 0 and r.received < r.sent and r.reason not in (
+        "send_failed", "unreachable", "engine_closed")
+
+
+# --------------------------------------------------------------------------- prober
+
+
+def _params(params: Mapping[str, Any]) -> _Params:
+    return _Params(int(params.get("count", DEFAULT_COUNT)),
+                   float(params.get("timeout", DEFAULT_TIMEOUT)),
+                   float(params.get("period", DEFAULT_PERIOD)))
+
+
+class IcmpProber:
+    """The ``icmp`` probe (probes.base.Prober) on top of one shared :class:`IcmpEngine`.
+
+    Target params: ``count`` (pings), ``timeout`` and ``period`` (seconds).  Targets with
+    equal params share one engine round; different groups run concurrently.  Observation
+    values: ``rtt_{min,avg,max}_seconds`` and ``jitter_seconds`` (only when a reply came),
+    ``loss_ratio``, ``sent``, ``received``.
+    """
+
+    name = "icmp"
+
+    def __init__(self, mode: Mode = "auto", rate_pps: int = DEFAULT_RATE_PPS,
+                 max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+                 rcvbuf_bytes: int = DEFAULT_RCVBUF_BYTES) -> None:
+        self.engine = IcmpEngine(mode, rate_pps, max_in_flight, rcvbuf_bytes)
+
+    @property
+    def mode(self) -> str | None:
+        """``"raw"`` or ``"dgram"`` once started, None before."""
+        return self.engine.mode
+
+    @property
+    def stats(self) -> IcmpStats:
+        return self.engine.stats
+
+    async def start(self) -> None:
+        await self.engine.start()
+
+    async def close(self) -> None:
+        await self.engine.close()
+
+    async def probe(self, targets: Sequence[Target]) -> tuple[list[Observation], RoundStats]:
+        t0 = time.monotonic()
+        groups: dict[_Params, list[int]] = {}
+        for i, t in enumerate(targets):
+            groups.setdefault(_params(t.params), []).append(i)
+        keys = list(groups)
+        rounds = await asyncio.gather(*(
+            self.engine.ping([targets[i].address for i in groups[p]], count=p.count,
+                             timeout=p.timeout, period=p.period) for p in keys))
+        obs: list[Observation | None] = [None] * len(targets)
+        reasons: list[str] = []
+        for p, rnd in zip(keys, rounds, strict=True):
+            if rnd.incomplete:
+                reasons.append(rnd.reason)
+            for i, res in zip(groups[p], rnd.results, strict=True):
+                obs[i] = _observation(targets[i].device_id, self.name, res, rnd.duration)
+        stats = RoundStats(self.name, len(targets), time.monotonic() - t0,
+                           complete=not reasons, reason="; ".join(reasons))
+        return [o for o in obs if o is not None], stats
+
+
+def _observation(device_id: str, probe: str, r: HostResult, duration: float) -> Observation:
+    values: dict[str, float] = {"sent": float(r.sent), "received": float(r.received),
+                                "loss_ratio": r.loss_ratio}
+    if r.received:
+        values.update(rtt_min_seconds=r.rtt_min or 0.0, rtt_avg_seconds=r.rtt_avg or 0.0,
+                      rtt_max_seconds=r.rtt_max or 0.0, jitter_seconds=r.jitter or 0.0)
+    return Observation(device_id, probe, r.ok, duration_seconds=duration, values=values,
+                       reason=r.reason, complete=r.complete)
