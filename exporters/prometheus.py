@@ -74,7 +74,8 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "monitord_icmp_packets_received_total": ("ICMP echo replies matched.", ()),
     "monitord_icmp_send_errors_total": ("ICMP sends that failed locally.", ()),
     "monitord_icmp_socket_drops_total": (
-        "ICMP replies the kernel dropped because the socket buffer was full.",
+        "Kernel receive-buffer overruns on the ICMP sockets (a sign of overload; affected "
+        "hosts are probed again, so it is not a count of lost replies).",
         (),
     ),
     "monitord_icmp_replies_ignored_total": (

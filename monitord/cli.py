@@ -29,6 +29,12 @@ def _setup_logging(level: str) -> None:
     )
 
 
+def _self_command() -> str:
+    """How the user started us, so printed hints can be pasted as they are."""
+    argv0 = sys.argv[0]
+    return argv0 if argv0.endswith("monitord") else "monitord"
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     try:
         result = load_config(args.config)
@@ -76,7 +82,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"demo: config {config_path} ({len(lab.config['schools'])} schools, "
         f"{lab.device_count} devices); reload it with kill -HUP",
         "demo: open {base}/metrics for the metrics, {base}/healthz for health",
-        f"demo: device states: monitord status --db {db}",
+        f"demo: device states: {_self_command()} status --db {db}",
     ]
     try:
         daemon = Daemon(DaemonOptions(config_path, db, args.listen, banner))

@@ -261,7 +261,7 @@ class HttpConfig(_Strict):
 
 class IcmpEngineConfig(_Strict):
     mode: Literal["auto", "raw", "dgram"] = "auto"
-    rate_pps: int = Field(20000, ge=10, le=1_000_000)
+    rate_pps: int = Field(50000, ge=10, le=1_000_000)
     max_in_flight: int = Field(20000, ge=10, le=1_000_000)
 
 

@@ -19,7 +19,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -108,12 +108,12 @@ def assert_alive(rnd: IcmpRound, addresses: list[str], count: int) -> None:
         assert r.jitter is not None and 0 <= r.jitter <= r.rtt_max - r.rtt_min + 1e-9
 
 
-async def wait_until(pred: object, timeout: float, what: str) -> None:
-    """Poll ``pred()`` on the event loop until true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not pred():  # type: ignore[operator]
+async def wait_until(pred: Callable[[], bool], within: float, what: str) -> None:
+    """Poll ``pred()`` on the event loop until true; fail after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while not pred():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(0.001)
 
 
@@ -334,6 +334,24 @@ async def test_close_finishes_running_rounds_as_incomplete(drops: IcmpDrops) -> 
     assert after.incomplete and not after.results[0].complete
 
 
+async def test_icmp_unreachable_error_gives_reason(engine: IcmpEngine) -> None:
+    require_root()
+    rule = ["INPUT", "-d", "127.80.3.0/24", "-p", "icmp", "--icmp-type", "echo-request",
+            "-m", "comment", "--comment", COMMENT, "-j", "REJECT", "--reject-with",
+            "icmp-host-unreachable"]
+    run("iptables", "-w", "5", "-I", *rule)
+    try:
+        rnd = await engine.ping(["127.80.3.1", "127.80.3.2", "127.0.0.1"], count=3,
+                                timeout=0.5, period=0.01)
+    finally:
+        run("iptables", "-w", "5", "-D", *rule, check=False)
+    a, b, live = rnd.results
+    for r in (a, b):
+        assert not r.ok and r.complete and r.reason == "unreachable" and r.sent >= 1, r
+    assert live.ok and live.received == 3
+    assert not rnd.incomplete
+
+
 # --------------------------------------------------------------------------- modes / names
 
 
@@ -349,6 +367,7 @@ async def test_auto_mode_picks_raw_as_root(caplog: pytest.LogCaptureFixture) -> 
     finally:
         await e.close()
     assert any("mode=raw" in m and "CAP_NET_RAW" in m for m in caplog.messages)
+    assert not any("undetectable" in m for m in caplog.messages)
 
 
 async def test_localhost_name_resolves(engine: IcmpEngine) -> None:
@@ -407,7 +426,8 @@ async def main():
              "no-such-host.invalid"]
     rnd = await e.ping(addrs, count=3, timeout=0.5, period=0.01)
     await e.close()
-    print(json.dumps({"mode": e.mode, "incomplete": rnd.incomplete, "results": [
+    print(json.dumps({"mode": e.mode, "incomplete": rnd.incomplete,
+                      "reprobed": rnd.reprobed_hosts, "results": [
         {"address": r.address, "ok": r.ok, "sent": r.sent, "received": r.received,
          "reason": r.reason, "complete": r.complete, "rtt_avg": r.rtt_avg}
         for r in rnd.results]}))
@@ -460,6 +480,8 @@ def check_netns_results(out: dict[str, object]) -> None:
     bad = results["no-such-host.invalid"]
     assert not bad["ok"] and bad["reason"] == "resolve_failed" and bad["sent"] == 0
     assert out["incomplete"] == (not bad["complete"])
+    assert out["reprobed"] == 0  # the drop counters were readable: no needless re-probe
+    assert "undetectable" not in str(out["log"])
 
 
 def test_dgram_mode_and_auto_fallback_in_netns(netns: str) -> None:
@@ -469,23 +491,26 @@ def test_dgram_mode_and_auto_fallback_in_netns(netns: str) -> None:
     assert "mode=dgram" in str(out["log"]) and "ping_group_range" in str(out["log"])
     check_netns_results(out)
 
-    # Without CAP_NET_RAW, auto falls back to datagram sockets.
+    # Without CAP_NET_RAW, auto falls back to datagram sockets: root without the
+    # capability, and a plain unprivileged user (nobody: no forced buffer sizes either).
     nocap = ("setpriv", "--bounding-set=-net_raw", "--inh-caps=-net_raw")
-    out = run_in_netns(netns, "auto", *nocap)
-    assert out["mode"] == "dgram"
-    check_netns_results(out)
+    nobody = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
+    for prefix in (nocap, nobody):
+        out = run_in_netns(netns, "auto", *prefix)
+        assert out["mode"] == "dgram", out
+        check_netns_results(out)
 
     # Neither raw nor ping sockets allowed: a setup error that names both fixes.
     run("ip", "netns", "exec", netns, "sysctl", "-qw", "net.ipv4.ping_group_range=1 0")
-    out = run_in_netns(netns, "auto", *nocap)
+    out = run_in_netns(netns, "auto", *nobody)
     msg = str(out["setup_error"])
     assert "CAP_NET_RAW" in msg and "setcap" in msg and "ping_group_range" in msg
 
 
 async def test_setup_error_type() -> None:
     e = IcmpEngine(mode="dgram")
-    with open("/proc/sys/net/ipv4/ping_group_range") as fh:
-        lo, hi = (int(x) for x in fh.read().split())
+    text = Path("/proc/sys/net/ipv4/ping_group_range").read_text()
+    lo, hi = (int(x) for x in text.split())
     if lo <= os.getgid() <= hi:
         await e.start()
         await e.close()
