@@ -74,6 +74,8 @@ def build_jobs(cfg: Config) -> list[Job]:
                     "count": eff.icmp.count,
                     "timeout": eff.icmp.timeout,
                     "period": eff.icmp.period,
+                    "loss_degraded": eff.icmp.loss_degraded,
+                    "rtt_degraded": eff.icmp.rtt_degraded,
                 }
             jobs.append(Job(Target(dev.id, dev.address, params), probe, eff.interval))
     return jobs

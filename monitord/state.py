@@ -7,13 +7,18 @@ the first probe listed) decides UP and DOWN:
   know yet), UNKNOWN → DOWN after ``failure_threshold`` consecutive failures;
 * UP → DOWN after ``failure_threshold`` consecutive failures (Nagios' soft → hard state);
 * DOWN → UP after ``success_threshold`` consecutive successes, so one lucky packet does
-  not close an outage.
+  not close an outage;
+* UP → DEGRADED after ``failure_threshold`` consecutive results that work but below par
+  (the probe sets ``Observation.degraded``: high loss, high latency, weak signal), and
+  back after ``success_threshold`` clean ones;
+* any state → UNKNOWN at once when the probe says it cannot tell (``unknown``: e.g. the
+  MQTT broker is unreachable), so a monitoring outage never looks like a device outage.
 
 Failures that a probe marks *incomplete* (a local limit, not the device) are counted but
 never move a device towards DOWN.  The tracker is synchronous and clock-injected so the
 incident engine and the tests can drive it deterministically; it never does I/O.  The
 states beyond UP/DOWN (DEGRADED, UNREACHABLE, MAINTENANCE) are already part of the enum
-for the incident engine that builds on this module.
+for the incident engine that builds on this module (UNREACHABLE, MAINTENANCE).
 """
 
 from __future__ import annotations
@@ -62,6 +67,8 @@ class DeviceStatus:
     reason: str = ""
     consecutive_ok: int = 0
     consecutive_fail: int = 0
+    consecutive_degraded: int = 0
+    consecutive_clean: int = 0
     last_seen_ok: float | None = None
     latest: dict[str, Observation] = field(default_factory=dict)
     incomplete_results: int = 0
@@ -118,34 +125,63 @@ class StateTracker:
         status.latest[obs.probe] = obs
         if obs.probe != spec.reachability_probe:
             return None
+        if obs.unknown:
+            status.consecutive_ok = status.consecutive_fail = 0
+            status.consecutive_degraded = status.consecutive_clean = 0
+            if status.state is State.UNKNOWN:
+                return None
+            return self._move(status, State.UNKNOWN, obs.ts,
+                              f"{obs.probe}: {obs.reason or 'cannot tell'}")
         if obs.ok:
             status.consecutive_ok += 1
             status.consecutive_fail = 0
             status.last_seen_ok = obs.ts
+            if obs.degraded:
+                status.consecutive_degraded += 1
+                status.consecutive_clean = 0
+            else:
+                status.consecutive_clean += 1
+                status.consecutive_degraded = 0
         elif not obs.complete:
             status.incomplete_results += 1
             return None
         else:
             status.consecutive_fail += 1
-            status.consecutive_ok = 0
+            status.consecutive_ok = status.consecutive_degraded = status.consecutive_clean = 0
 
-        target = self._target_state(spec, status)
+        target = self._target_state(spec, status, obs)
         if target is None or target is status.state:
             return None
-        reason = (
-            f"{obs.probe}: {status.consecutive_ok} consecutive successes"
-            if target is State.UP
-            else f"{obs.probe}: {status.consecutive_fail} consecutive failures"
-            + (f" ({obs.reason})" if obs.reason else "")
-        )
+        if target is State.DOWN:
+            reason = f"{obs.probe}: {status.consecutive_fail} consecutive failures" + (
+                f" ({obs.reason})" if obs.reason else "")
+        elif target is State.DEGRADED:
+            reason = f"{obs.probe}: {obs.degraded}"
+        else:
+            reason = f"{obs.probe}: {status.consecutive_ok} consecutive successes"
         return self._move(status, target, obs.ts, reason)
 
-    def _target_state(self, spec: DeviceSpec, status: DeviceStatus) -> State | None:
+    @staticmethod
+    def _target_state(spec: DeviceSpec, status: DeviceStatus, obs: Observation) -> State | None:
+        """Where the counters say the device should be (None: stay).
+
+        Soft/hard states as in Nagios: DOWN after ``failure_threshold`` failures; back
+        from DOWN after ``success_threshold`` successes; UP ↔ DEGRADED likewise, so a
+        single slow round does not flip the state.
+        """
+        state = status.state
         if status.consecutive_fail >= spec.failure_threshold:
             return State.DOWN
-        if status.consecutive_ok > 0 and status.state is State.UNKNOWN:
-            return State.UP
-        if status.consecutive_ok >= spec.success_threshold:
+        if status.consecutive_ok == 0:
+            return None
+        working = State.DEGRADED if obs.degraded else State.UP
+        if state is State.UNKNOWN:
+            return working
+        if state in (State.DOWN, State.UNREACHABLE):
+            return working if status.consecutive_ok >= spec.success_threshold else None
+        if state is State.UP and status.consecutive_degraded >= spec.failure_threshold:
+            return State.DEGRADED
+        if state is State.DEGRADED and status.consecutive_clean >= spec.success_threshold:
             return State.UP
         return None
 

@@ -42,6 +42,10 @@ class Observation:
                   (counters already made monotonic by the probe: wraps and resets handled).
     ``info``      descriptive strings (``sys_name``, ``sys_descr`` …), never secrets.
     ``events``    things that happened, e.g. ``["reboot"]``, for the event log/counters.
+    ``degraded``  non-empty when the device works but below par (e.g. ``"high_loss"``,
+                  ``"low_signal_quality"``): the device is DEGRADED rather than UP.
+    ``unknown``   the probe cannot tell anything about the device right now (e.g. the
+                  MQTT broker is unreachable): the device goes UNKNOWN, never DOWN.
     """
 
     device_id: str
@@ -55,6 +59,8 @@ class Observation:
     tables: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     info: dict[str, str] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)
+    degraded: str = ""
+    unknown: bool = False
 
 
 @dataclass(slots=True)

@@ -407,6 +407,27 @@ async def test_prober_observations(drops: IcmpDrops) -> None:
     assert prober.stats.packets_sent >= 10
 
 
+async def test_prober_marks_degraded_by_device_thresholds(drops: IcmpDrops) -> None:
+    require_root()
+    drops.drop("127.80.3.0/24")
+    prober = IcmpProber(mode="raw")
+    await prober.start()
+    base = {"count": 3, "timeout": 0.3, "period": 0.01}
+    try:
+        obs, _ = await prober.probe([
+            # Loopback RTT is tens of microseconds: a 1 µs limit is always exceeded.
+            Target("slow", "127.0.0.1", {**base, "rtt_degraded": 1e-6}),
+            Target("fine", "127.0.0.1", {**base, "rtt_degraded": 1.0, "loss_degraded": 0.2}),
+            Target("dead", "127.80.3.1", {**base, "rtt_degraded": 1e-6, "loss_degraded": 0.2}),
+        ])
+    finally:
+        await prober.close()
+    slow, fine, dead = obs
+    assert slow.ok and slow.degraded == "high_latency"
+    assert fine.ok and fine.degraded == ""
+    assert not dead.ok and dead.degraded == ""  # down is not "degraded"
+
+
 # --------------------------------------------------------------------------- netns: dgram
 
 NETNS_SCRIPT = r"""

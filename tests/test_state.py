@@ -98,3 +98,36 @@ def test_restore_resumes_stored_state() -> None:
     tr = t.apply(obs(True, 201))
     assert tr is not None and (tr.old, tr.new) == (State.DOWN, State.UP)
     assert t.counts()[State.UP] == 1
+
+
+def test_degraded_needs_consecutive_results_both_ways() -> None:
+    t, _ = tracker(fail=2, succ=2)
+    t.apply(obs(True, 1))
+    slow = Observation("d1", "icmp", ok=True, ts=2, degraded="high_latency")
+    assert t.apply(slow) is None
+    tr = t.apply(Observation("d1", "icmp", ok=True, ts=3, degraded="high_latency"))
+    assert tr is not None and (tr.old, tr.new) == (State.UP, State.DEGRADED)
+    assert tr.reason == "icmp: high_latency"
+    assert t.apply(obs(True, 4)) is None
+    tr = t.apply(obs(True, 5))
+    assert tr is not None and (tr.old, tr.new) == (State.DEGRADED, State.UP)
+
+
+def test_recovery_from_down_into_degraded() -> None:
+    t, _ = tracker(fail=1, succ=2)
+    t.apply(obs(False, 1))
+    t.apply(Observation("d1", "icmp", ok=True, ts=2, degraded="high_loss"))
+    tr = t.apply(Observation("d1", "icmp", ok=True, ts=3, degraded="high_loss"))
+    assert tr is not None and (tr.old, tr.new) == (State.DOWN, State.DEGRADED)
+
+
+def test_unknown_observation_moves_to_unknown_at_once() -> None:
+    t, _ = tracker(fail=1)
+    t.apply(obs(False, 1))
+    tr = t.apply(Observation("d1", "icmp", ok=False, ts=2, complete=False, unknown=True,
+                             reason="broker_unreachable"))
+    assert tr is not None and (tr.old, tr.new) == (State.DOWN, State.UNKNOWN)
+    assert tr.reason == "icmp: broker_unreachable"
+    assert t.apply(Observation("d1", "icmp", ok=False, ts=3, unknown=True)) is None
+    tr = t.apply(obs(True, 4))
+    assert tr is not None and tr.new is State.UP
