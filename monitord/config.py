@@ -10,6 +10,7 @@ Settings cascade ``defaults`` → ``kinds.<kind>`` → the device itself.
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import os
 import re
@@ -30,6 +31,18 @@ from pydantic import (
     field_validator,
 )
 
+from monitord.schedule import (
+    ALWAYS,
+    Calendar,
+    Holiday,
+    MaintenanceWindow,
+    Schedule,
+    WeeklyWindow,
+    parse_days,
+    parse_hours,
+)
+
+UTC = dt.UTC
 KeyPath: TypeAlias = tuple[str | int, ...]
 
 
@@ -126,12 +139,111 @@ class IcmpParams(_Strict):
     rtt_degraded: Duration = Field(0.3, description="average rtt that degrades")
 
 
+class ScheduleConfig(_Strict):
+    """Active hours: ``days: [mon-fri]``, ``hours: ["08:00-16:00"]``."""
+
+    days: list[str] = Field(default_factory=lambda: ["mon-sun"])
+    hours: list[str] = Field(default_factory=lambda: ["00:00-24:00"])
+    skip_holidays: bool = False
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, v: list[str]) -> list[str]:
+        parse_days(v)
+        return v
+
+    @field_validator("hours")
+    @classmethod
+    def _hours(cls, v: list[str]) -> list[str]:
+        for item in v:
+            parse_hours(item)
+        return v
+
+    def build(self, name: str) -> Schedule:
+        days = parse_days(self.days)
+        return Schedule(
+            name,
+            tuple(WeeklyWindow(days, *parse_hours(h)) for h in self.hours),
+            self.skip_holidays,
+        )
+
+
+class HolidayConfig(_Strict):
+    """One day (``date``) or a range (``from``/``to``, inclusive), e.g. a term break."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    date: dt.date | None = None
+    first: dt.date | None = Field(None, alias="from")
+    last: dt.date | None = Field(None, alias="to")
+    name: str = ""
+
+    def model_post_init(self, __context: Any) -> None:
+        if self.date is None and (self.first is None or self.last is None):
+            raise ValueError("give 'date', or both 'from' and 'to'")
+        if self.date is not None and (self.first is not None or self.last is not None):
+            raise ValueError("give either 'date' or 'from'/'to', not both")
+        if self.first is not None and self.last is not None and self.last < self.first:
+            raise ValueError("'to' is before 'from'")
+
+    def build(self) -> Holiday:
+        if self.date is not None:
+            return Holiday(self.date, self.date, self.name)
+        assert self.first is not None and self.last is not None
+        return Holiday(self.first, self.last, self.name)
+
+
+class MaintenanceConfig(_Strict):
+    """Planned maintenance: one-off ``start``/``end`` (office local time when no offset)
+    or ``weekly: {days, hours}``; scoped by ``devices``, ``schools`` and ``kinds``."""
+
+    name: str = Field(min_length=1)
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    weekly: ScheduleConfig | None = None
+    devices: list[str] = Field(default_factory=list)
+    schools: list[Annotated[str, BeforeValidator(_code_string)]] = Field(default_factory=list)
+    kinds: list[DeviceKind] = Field(default_factory=list)
+    reason: str = ""
+
+    def model_post_init(self, __context: Any) -> None:
+        one_off = self.start is not None or self.end is not None
+        if one_off == (self.weekly is not None):
+            raise ValueError("give either 'start' and 'end', or 'weekly'")
+        if one_off and (self.start is None or self.end is None):
+            raise ValueError("a one-off window needs both 'start' and 'end'")
+        if (self.start is not None and self.end is not None
+                and _aware(self.start, UTC) >= _aware(self.end, UTC)):
+            raise ValueError("'end' must be after 'start'")
+        if self.weekly is not None and len(self.weekly.hours) != 1:
+            raise ValueError("a weekly window takes exactly one 'hours' range")
+
+    def build(self, tz: ZoneInfo) -> MaintenanceWindow:
+        weekly = None
+        if self.weekly is not None:
+            weekly = self.weekly.build(self.name).windows[0]
+        return MaintenanceWindow(
+            self.name,
+            _aware(self.start, tz) if self.start else None,
+            _aware(self.end, tz) if self.end else None,
+            weekly,
+            frozenset(self.devices),
+            frozenset(self.schools),
+            frozenset(k.value for k in self.kinds),
+            self.reason,
+        )
+
+
+def _aware(value: dt.datetime, tz: dt.tzinfo) -> dt.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=tz)
+
+
 class Settings(_Strict):
     """Settings that ``kinds`` and devices may override; every field optional here."""
 
     interval: Duration | None = None
     failure_threshold: int | None = Field(None, ge=1, le=100)
     success_threshold: int | None = Field(None, ge=1, le=100)
+    schedule: str | None = Field(None, description="name of an entry in `schedules`")
     icmp: IcmpParams | None = None
 
 
@@ -139,6 +251,7 @@ class Defaults(_Strict):
     interval: Duration = 60.0
     failure_threshold: int = Field(3, ge=1, le=100)
     success_threshold: int = Field(2, ge=1, le=100)
+    schedule: str = "always"
     icmp: IcmpParams = IcmpParams()
 
 
@@ -150,6 +263,7 @@ class EffectiveSettings:
     failure_threshold: int
     success_threshold: int
     icmp: IcmpParams
+    schedule: str
 
 
 # ---------------------------------------------------------------------------- entities
@@ -185,6 +299,7 @@ class School(_Strict):
         None, pattern=r"^\d{6}$"
     )
     location: Location | None = None
+    schedule: str | None = Field(None, description="active hours for this school's devices")
 
 
 def _validate_address(value: str) -> str:
@@ -280,6 +395,9 @@ class Config(_Strict):
         default_factory=dict
     )
     devices: list[Device] = Field(default_factory=list)
+    schedules: dict[str, ScheduleConfig] = Field(default_factory=dict)
+    holidays: list[HolidayConfig] = Field(default_factory=list)
+    maintenance: list[MaintenanceConfig] = Field(default_factory=list)
 
     # Filled by load_config (not part of the YAML).
     source: str = Field("", exclude=True)
@@ -288,7 +406,7 @@ class Config(_Strict):
         return {d.id: d for d in self.devices}
 
     def effective(self, device: Device) -> EffectiveSettings:
-        """Cascade defaults → kind → device for one device."""
+        """Cascade defaults → kind → device (and, for the schedule, → school → device)."""
         layers: list[Settings] = []
         if (kind := self.kinds.get(device.kind)) is not None:
             layers.append(kind)
@@ -296,16 +414,36 @@ class Config(_Strict):
         interval = self.defaults.interval
         fail = self.defaults.failure_threshold
         ok = self.defaults.success_threshold
+        schedule = self.defaults.schedule
         icmp = self.defaults.icmp.model_dump()
         for layer in layers:
             interval = layer.interval if layer.interval is not None else interval
             fail = layer.failure_threshold if layer.failure_threshold is not None else fail
             ok = layer.success_threshold if layer.success_threshold is not None else ok
+            if layer is device and device.school in self.schools:
+                school_schedule = self.schools[device.school].schedule
+                schedule = school_schedule if school_schedule is not None else schedule
+            schedule = layer.schedule if layer.schedule is not None else schedule
             if layer.icmp is not None:
                 icmp.update(layer.icmp.model_dump(exclude_unset=True))
         if isinstance(device.probes, dict) and device.probes.get("icmp"):
             icmp.update(device.probes["icmp"] or {})
-        return EffectiveSettings(interval, fail, ok, IcmpParams.model_validate(icmp))
+        return EffectiveSettings(interval, fail, ok, IcmpParams.model_validate(icmp), schedule)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.office.timezone)
+
+    def schedule_map(self) -> dict[str, Schedule]:
+        out = {"always": ALWAYS}
+        out.update({name: sc.build(name) for name, sc in self.schedules.items()})
+        return out
+
+    def calendar(self) -> Calendar:
+        return Calendar(tuple(h.build() for h in self.holidays))
+
+    def maintenance_windows(self) -> list[MaintenanceWindow]:
+        return [m.build(self.tz) for m in self.maintenance]
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -534,6 +672,7 @@ def _semantic_problems(doc: _Doc) -> Iterator[Problem]:
             yield doc.problem(
                 ("devices", i, "parent"), "parent cycle: " + " → ".join([*chain, start])
             )
+    yield from _reference_problems(doc, schools, ids)
     storage = data.get("storage") if isinstance(data.get("storage"), dict) else {}
     retention = storage.get("retention_days")
     if isinstance(retention, int) and 0 < retention < 90:
@@ -542,6 +681,40 @@ def _semantic_problems(doc: _Doc) -> Iterator[Problem]:
             "less than the 90 days the Computer Crime Act asks records to be kept",
             warning=True,
         )
+
+
+def _reference_problems(
+    doc: _Doc, schools: Mapping[str, Any], device_ids: Mapping[str, int]
+) -> Iterator[Problem]:
+    """Schedule names and maintenance scopes must name things that exist."""
+    data = doc.data
+    known = {"always"} | set(data.get("schedules") or {} if isinstance(
+        data.get("schedules"), dict) else set())
+    places: list[tuple[KeyPath, Any]] = []
+    if isinstance(data.get("defaults"), dict):
+        places.append((("defaults", "schedule"), data["defaults"].get("schedule")))
+    if isinstance(data.get("kinds"), dict):
+        places += [(("kinds", k, "schedule"), v.get("schedule"))
+                   for k, v in data["kinds"].items() if isinstance(v, dict)]
+    places += [(("schools", k, "schedule"), v.get("schedule"))
+               for k, v in schools.items() if isinstance(v, dict)]
+    if isinstance(data.get("devices"), list):
+        places += [(("devices", i, "schedule"), d.get("schedule"))
+                   for i, d in enumerate(data["devices"]) if isinstance(d, dict)]
+    for path, name in places:
+        if name is not None and str(name) not in known:
+            yield doc.problem(path, f"unknown schedule {name!r} (known: "
+                              f"{', '.join(sorted(known))})")
+    windows = data.get("maintenance") if isinstance(data.get("maintenance"), list) else []
+    for i, win in enumerate(windows):
+        if not isinstance(win, dict):
+            continue
+        for j, dev in enumerate(win.get("devices") or []):
+            if str(dev) not in device_ids:
+                yield doc.problem(("maintenance", i, "devices", j), f"unknown device {str(dev)!r}")
+        for j, smis in enumerate(win.get("schools") or []):
+            if str(smis) not in schools:
+                yield doc.problem(("maintenance", i, "schools", j), f"unknown school {str(smis)!r}")
 
 
 @dataclass
