@@ -48,6 +48,9 @@ class MetricsView(Protocol):
 
     def device_labels(self) -> Iterable[DeviceLabels]: ...
     def device_status(self, device_id: str) -> DeviceStatus | None: ...
+    def effective_state(self, device_id: str) -> State: ...
+    def ticket_counts(self) -> Mapping[str, int]: ...
+    def incidents_open(self) -> int: ...
     def round_info(self) -> Mapping[str, RoundInfo]: ...
     def counters(self) -> Mapping[str, Mapping[tuple[str, ...], float]]: ...
     def gauges(self) -> Mapping[str, Mapping[tuple[str, ...], float]]: ...
@@ -160,6 +163,11 @@ class MonitordCollector(Collector):
             "Share of ICMP echo requests unanswered in the last round (0–1).",
             labels=dl,
         )
+        flapping = GaugeMetricFamily(
+            "monitord_device_flapping",
+            "1 while the device is flapping (percent state change above the high threshold).",
+            labels=dl,
+        )
         last = GaugeMetricFamily(
             "monitord_device_last_probe_timestamp_seconds",
             "When the device was last probed (Unix).",
@@ -170,12 +178,15 @@ class MonitordCollector(Collector):
             if st is None:
                 continue
             values = [lab.device, lab.school, lab.kind]
-            if st.state in (State.UP, State.DEGRADED):
+            current = self._view.effective_state(lab.device)
+            if current in (State.UP, State.DEGRADED):
                 up.add_metric(values, 1)
-            elif st.state in (State.DOWN, State.UNREACHABLE):
+            elif current in (State.DOWN, State.UNREACHABLE):
                 up.add_metric(values, 0)
             for s in State:
-                state.add_metric([lab.device, s.value], 1 if st.state is s else 0)
+                state.add_metric([lab.device, s.value], 1 if current is s else 0)
+            if st.flapping:
+                flapping.add_metric(values, 1)
             since.add_metric(values, st.since)
             for probe, obs in st.latest.items():
                 last.add_metric([*values, probe], obs.ts)
@@ -189,7 +200,17 @@ class MonitordCollector(Collector):
                         rtt.add_metric([*values, stat], x)
                 if (j := v.get("jitter_seconds")) is not None:
                     jitter.add_metric(values, j)
-        yield from (up, state, since, rtt, jitter, loss, last)
+        yield from (up, state, since, flapping, rtt, jitter, loss, last)
+        tickets = GaugeMetricFamily(
+            "monitord_tickets_open",
+            "Repair tickets not yet repaired or closed, by school ('office', 'upstream').",
+            labels=["school"],
+        )
+        for school, n in sorted(self._view.ticket_counts().items()):
+            tickets.add_metric([school], n)
+        yield tickets
+        yield GaugeMetricFamily("monitord_incidents_open", "Open incidents (root causes).",
+                                value=self._view.incidents_open())
 
     def _round_metrics(self) -> Iterator[Metric]:
         dur = GaugeMetricFamily(

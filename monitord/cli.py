@@ -10,9 +10,11 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from monitord import __version__
@@ -125,6 +127,94 @@ def cmd_status(args: argparse.Namespace) -> int:
     return asyncio.run(read())
 
 
+def _parse_when(text: str) -> float:
+    """``2026-11-24 09:00`` (Bangkok time unless an offset is given) → Unix time."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a date and time such as 2026-11-24 09:00, got {text!r}") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=BANGKOK)
+    return when.timestamp()
+
+
+def _fmt_ts(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, BANGKOK).strftime("%Y-%m-%d %H:%M")
+
+
+def cmd_tickets(args: argparse.Namespace) -> int:
+    from monitord.storage import Storage, StorageError, default_data_dir
+    from monitord.tickets import TicketError
+
+    path: Path = args.db or default_data_dir() / "monitord.db"
+
+    async def run() -> int:
+        readonly = args.action in ("list", "show")
+        try:
+            store = await Storage.open(path, readonly=readonly)
+        except (StorageError, OSError) as exc:
+            print(f"monitord: {exc}", file=sys.stderr)
+            return 1
+        try:
+            return await _tickets_action(store, args)
+        except TicketError as exc:
+            print(f"monitord: {exc}", file=sys.stderr)
+            return 2
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+async def _tickets_action(store: Any, args: argparse.Namespace) -> int:
+    if args.action == "list":
+        rows = await store.list_tickets(args.status, include_closed=args.all)
+        if args.format == "json":
+            print(json.dumps(rows, ensure_ascii=False, indent=1))
+            return 0
+        for t in rows:
+            print(f"{t['id']:>5}  {t['status_th']:<12} {_fmt_ts(t['opened_at'])}  "
+                  f"{t['root']:<24} {t['served_unit']}")
+        return 0
+    if args.action == "show":
+        t = await store.get_ticket(args.id)
+        if args.format == "json":
+            print(json.dumps(t, ensure_ascii=False, indent=1))
+            return 0
+        print(f"ใบแจ้งซ่อม {t['id']}  สถานะ {t['status_th']} ({t['status']})")
+        print(f"  ที่ให้บริการ: {t['served_unit']}   ต้นเหตุ: {t['root']}")
+        print(f"  วันที่รับแจ้ง: {_fmt_ts(t['opened_at'])}   ขัดข้องตั้งแต่: "
+              f"{_fmt_ts(t['down_since'])}")
+        if t["scheduled_for"]:
+            print(f"  นัดหมาย: {_fmt_ts(t['scheduled_for'])}")
+        print(f"  ข้อสมมุติฐาน: {t['hypothesis']}")
+        for label, key in (("สาเหตุ", "cause"), ("การแก้ไข", "fix"), ("สรุปผล", "summary"),
+                           ("ผู้ซ่อม", "repairer_name")):
+            if t[key]:
+                print(f"  {label}: {t[key]}")
+        print("  อุปกรณ์: " + ", ".join(e["device_id"] for e in t["equipment"]))
+        for h in t["history"]:
+            print(f"  {_fmt_ts(h['ts'])}  {h['status']:<10} {h['actor']:<16} {h['note']}")
+        return 0
+    actor = args.by
+    if args.action == "schedule":
+        t = await store.update_ticket(args.id, actor, scheduled_for=args.at, note=args.note)
+    elif args.action == "close":
+        t = await store.update_ticket(args.id, actor, status="closed", note=args.note)
+    else:  # update
+        fields = {"cause": args.cause, "fix": args.fix, "summary": args.summary,
+                  "event_text": args.event, "repairer_name": args.repairer,
+                  "repairer_position": args.repairer_position,
+                  "repair_started": args.started, "repair_finished": args.finished}
+        t = await store.update_ticket(args.id, actor, status=args.status, note=args.note,
+                                      fields={k: v for k, v in fields.items() if v is not None})
+    print(f"ticket {t['id']}: {t['status']} ({t['status_th']})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="monitord", description="Monitoring daemon for an educational service area office."
@@ -162,6 +252,50 @@ def build_parser() -> argparse.ArgumentParser:
     p_status.add_argument("--state", choices=["unknown", "up", "degraded", "down",
                                               "unreachable", "maintenance"])
     p_status.set_defaults(func=cmd_status)
+
+    p_t = sub.add_parser("tickets", help="repair tickets: list/show/schedule/update/close")
+    t_sub = p_t.add_subparsers(dest="action", required=True)
+
+    def t_common(p: argparse.ArgumentParser, with_id: bool = True) -> None:
+        p.add_argument("--db", type=Path, metavar="PATH")
+        if with_id:
+            p.add_argument("id", type=int, metavar="TICKET_ID")
+
+    def t_actor(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--by", default=os.environ.get("SUDO_USER") or os.environ.get("USER")
+                       or "officer", help="who does this (recorded in the ticket history)")
+        p.add_argument("--note", default="", help="note for the ticket history")
+
+    t_list = t_sub.add_parser("list", help="tickets not closed (or --all / --status)")
+    t_common(t_list, with_id=False)
+    t_list.add_argument("--format", choices=["text", "json"], default="text")
+    t_list.add_argument("--status", choices=["open", "scheduled", "in_repair", "repaired",
+                                             "closed"])
+    t_list.add_argument("--all", action="store_true", help="include closed tickets")
+    t_show = t_sub.add_parser("show", help="one ticket with its history")
+    t_common(t_show)
+    t_show.add_argument("--format", choices=["text", "json"], default="text")
+    t_sched = t_sub.add_parser("schedule", help="set the inspection date/time (นัดหมาย)")
+    t_common(t_sched)
+    t_sched.add_argument("--at", type=_parse_when, required=True, metavar="'YYYY-MM-DD HH:MM'")
+    t_actor(t_sched)
+    t_upd = t_sub.add_parser("update", help="fill in cause, fix, repairer, status")
+    t_common(t_upd)
+    t_upd.add_argument("--status", choices=["open", "scheduled", "in_repair", "repaired",
+                                            "closed"])
+    t_upd.add_argument("--cause")
+    t_upd.add_argument("--fix")
+    t_upd.add_argument("--summary")
+    t_upd.add_argument("--event", help="override the observed event/problem text")
+    t_upd.add_argument("--repairer")
+    t_upd.add_argument("--repairer-position")
+    t_upd.add_argument("--started", type=_parse_when, metavar="'YYYY-MM-DD HH:MM'")
+    t_upd.add_argument("--finished", type=_parse_when, metavar="'YYYY-MM-DD HH:MM'")
+    t_actor(t_upd)
+    t_close = t_sub.add_parser("close", help="close a ticket (ปิด)")
+    t_common(t_close)
+    t_actor(t_close)
+    p_t.set_defaults(func=cmd_tickets)
     return parser
 
 

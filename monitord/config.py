@@ -244,6 +244,7 @@ class Settings(_Strict):
     failure_threshold: int | None = Field(None, ge=1, le=100)
     success_threshold: int | None = Field(None, ge=1, le=100)
     schedule: str | None = Field(None, description="name of an entry in `schedules`")
+    ticket_delay: Duration | None = Field(None, description="down this long → ticket")
     icmp: IcmpParams | None = None
 
 
@@ -252,6 +253,7 @@ class Defaults(_Strict):
     failure_threshold: int = Field(3, ge=1, le=100)
     success_threshold: int = Field(2, ge=1, le=100)
     schedule: str = "always"
+    ticket_delay: Duration = 600.0
     icmp: IcmpParams = IcmpParams()
 
 
@@ -264,6 +266,7 @@ class EffectiveSettings:
     success_threshold: int
     icmp: IcmpParams
     schedule: str
+    ticket_delay: float
 
 
 # ---------------------------------------------------------------------------- entities
@@ -380,6 +383,36 @@ class IcmpEngineConfig(_Strict):
     max_in_flight: int = Field(20000, ge=10, le=1_000_000)
 
 
+class Signatory(_Strict):
+    name: str = "ระบบ monitord"
+    position: str = "ระบบเฝ้าระวังเครือข่ายอัตโนมัติ"
+
+
+class TicketsConfig(_Strict):
+    relapse_window: Duration = Field(86400.0, description="a failure this soon after repair "
+                                     "reopens the same ticket")
+    auto_close_after: Duration | None = Field(259200.0, description="close a repaired ticket "
+                                              "that stayed well this long; null: officers close")
+    reporter: Signatory = Signatory()
+
+
+class CorrelationConfig(_Strict):
+    group_by: Literal["isp", "district", "none"] = "isp"
+    min_schools: int = Field(5, ge=2)
+    min_share: float = Field(0.3, ge=0, le=1)
+    window: Duration = 300.0
+
+
+class FlappingConfig(_Strict):
+    high_percent: float = Field(50.0, gt=0, le=100)
+    low_percent: float = Field(25.0, ge=0, le=100)
+
+
+class IncidentsConfig(_Strict):
+    correlation: CorrelationConfig = CorrelationConfig()
+    flapping: FlappingConfig = FlappingConfig()
+
+
 class EnginesConfig(_Strict):
     icmp: IcmpEngineConfig = IcmpEngineConfig()
 
@@ -389,6 +422,8 @@ class Config(_Strict):
     storage: StorageConfig = StorageConfig()
     http: HttpConfig = HttpConfig()
     engines: EnginesConfig = EnginesConfig()
+    tickets: TicketsConfig = TicketsConfig()
+    incidents: IncidentsConfig = IncidentsConfig()
     defaults: Defaults = Defaults()
     kinds: dict[DeviceKind, Settings] = Field(default_factory=dict)
     schools: dict[Annotated[str, BeforeValidator(_code_string)], School] = Field(
@@ -415,6 +450,7 @@ class Config(_Strict):
         fail = self.defaults.failure_threshold
         ok = self.defaults.success_threshold
         schedule = self.defaults.schedule
+        delay = self.defaults.ticket_delay
         icmp = self.defaults.icmp.model_dump()
         for layer in layers:
             interval = layer.interval if layer.interval is not None else interval
@@ -424,11 +460,13 @@ class Config(_Strict):
                 school_schedule = self.schools[device.school].schedule
                 schedule = school_schedule if school_schedule is not None else schedule
             schedule = layer.schedule if layer.schedule is not None else schedule
+            delay = layer.ticket_delay if layer.ticket_delay is not None else delay
             if layer.icmp is not None:
                 icmp.update(layer.icmp.model_dump(exclude_unset=True))
         if isinstance(device.probes, dict) and device.probes.get("icmp"):
             icmp.update(device.probes["icmp"] or {})
-        return EffectiveSettings(interval, fail, ok, IcmpParams.model_validate(icmp), schedule)
+        return EffectiveSettings(interval, fail, ok, IcmpParams.model_validate(icmp), schedule,
+                                 delay)
 
     @property
     def tz(self) -> ZoneInfo:

@@ -21,19 +21,29 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from exporters.prometheus import DeviceLabels, RoundInfo, build_registry
 from monitord import __version__
-from monitord.config import Config, ConfigError, load_config, parse_listen
+from monitord.config import Config, ConfigError, Device, load_config, parse_listen
+from monitord.incidents import (
+    Change,
+    IncidentEngine,
+    Node,
+    Policy,
+    TicketOpen,
+)
 from monitord.scheduler import Job, Scheduler
-from monitord.state import DeviceSpec, DeviceStatus, StateTracker, Transition
+from monitord.state import DeviceSpec, DeviceStatus, State, StateTracker, Transition
 from monitord.storage import Storage, default_data_dir
+from monitord.tickets import Equipment, TicketContext
 from monitord.web import HttpServer, bind, build_app
 from probes.base import Observation, Prober, ProbeSetupError, RoundStats, Target
 
 log = logging.getLogger("monitord")
 
 PRUNE_EVERY_SECONDS = 3600.0
+TICK_SECONDS = 2.0
 
 
 @dataclass
@@ -87,49 +97,121 @@ def build_specs(cfg: Config) -> list[DeviceSpec]:
         eff = cfg.effective(dev)
         probes = dev.probe_names
         reach = "icmp" if "icmp" in probes else (probes[0] if probes else "icmp")
-        specs.append(DeviceSpec(dev.id, reach, eff.failure_threshold, eff.success_threshold))
+        flap = cfg.incidents.flapping
+        specs.append(DeviceSpec(dev.id, reach, eff.failure_threshold, eff.success_threshold,
+                                flap.high_percent, flap.low_percent))
     return specs
 
 
-class StateWriter:
-    """Write-behind queue for state transitions that never loses one.
+def build_nodes(cfg: Config) -> list[Node]:
+    schedules = cfg.schedule_map()
+    nodes = []
+    for dev in cfg.devices:
+        eff = cfg.effective(dev)
+        school = cfg.schools.get(dev.school) if dev.school else None
+        nodes.append(Node(dev.id, dev.kind.value, dev.school, dev.parent,
+                          schedules[eff.schedule], eff.ticket_delay,
+                          school.isp if school else "", school.district if school else ""))
+    return nodes
 
-    A failed write (disk full, database locked too long) is logged, counted and retried
-    with backoff; transitions stay queued in order until they are on disk.
+
+def build_policy(cfg: Config) -> Policy:
+    corr = cfg.incidents.correlation
+    return Policy(
+        relapse_window=cfg.tickets.relapse_window,
+        group_by="" if corr.group_by == "none" else corr.group_by,
+        group_min_schools=corr.min_schools,
+        group_min_share=corr.min_share,
+        group_window=corr.window,
+        auto_close_after=cfg.tickets.auto_close_after,
+    )
+
+
+def ticket_context(cfg: Config, change: TicketOpen) -> TicketContext:
+    """Freeze what the repair report needs from the config at the moment a ticket opens."""
+    inc = change.incident
+    devices = cfg.device_map()
+
+    def equipment(dev: Device, remark: str = "") -> Equipment:
+        return Equipment(dev.id, dev.display_name, dev.hostname, dev.brand_model, dev.serial,
+                         remark)
+
+    items: list[Equipment] = []
+    if inc.kind == "upstream":
+        for dev_id in sorted(inc.affected):
+            if (dev := devices.get(dev_id)) is not None:
+                school = cfg.schools.get(dev.school or "")
+                items.append(equipment(dev, school.name if school else ""))
+        _, _, name = inc.root.partition(":")
+        served = f"โรงเรียน {len(items)} แห่ง ({name})"
+        return TicketContext("school", served, None, cfg.office.name, cfg.office.group_name,
+                             cfg.tickets.reporter.name, cfg.tickets.reporter.position, items)
+    root = devices.get(inc.root)
+    if root is not None:
+        items.append(equipment(root, "ต้นเหตุ"))
+    for dev_id in sorted(inc.affected):
+        if (dev := devices.get(dev_id)) is not None:
+            items.append(equipment(dev, "ได้รับผลกระทบ"))
+    school = cfg.schools.get(root.school or "") if root is not None else None
+    if school is not None:
+        variant, served = "school", school.name
+    else:
+        variant, served = "office", (root.unit if root is not None and root.unit
+                                     else cfg.office.group_name)
+    return TicketContext(variant, served, root.school if root else None, cfg.office.name,
+                         cfg.office.group_name, cfg.tickets.reporter.name,
+                         cfg.tickets.reporter.position, items)
+
+
+@dataclass
+class _Batch:
+    transitions: list[Transition]
+    changes: list[Change]
+    contexts: dict[int, TicketContext]
+
+
+class StateWriter:
+    """Write-behind queue that never loses a state change or what it caused.
+
+    Each batch — transitions plus the incident/ticket changes they caused — is committed
+    in one transaction.  A failed write (disk full, database locked too long) is logged,
+    counted and retried with backoff; batches stay queued in order until they are on disk.
     """
 
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
-        self._pending: list[Transition] = []
+        self._pending: list[_Batch] = []
         self._wake = asyncio.Event()
         self.errors = 0
         self._last_error_log = 0.0
 
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        return sum(len(b.transitions) + len(b.changes) for b in self._pending)
 
-    def enqueue(self, transitions: Iterable[Transition]) -> None:
-        self._pending.extend(transitions)
-        self._wake.set()
+    def enqueue(self, transitions: Iterable[Transition], changes: Iterable[Change] = (),
+                contexts: Mapping[int, TicketContext] | None = None) -> None:
+        batch = _Batch(list(transitions), list(changes), dict(contexts or {}))
+        if batch.transitions or batch.changes:
+            self._pending.append(batch)
+            self._wake.set()
 
     async def flush(self) -> bool:
-        if not self._pending:
-            return True
-        batch = self._pending[:]
-        try:
-            await self._storage.record_transitions(batch)
-        except Exception as exc:
-            self.errors += 1
-            now = time.monotonic()
-            if now - self._last_error_log > 30:
-                self._last_error_log = now
-                log.error(
-                    "cannot write %d state changes to %s: %s (kept in memory, retrying)",
-                    len(batch), self._storage.path, exc,
-                )
-            return False
-        del self._pending[: len(batch)]
+        while self._pending:
+            batch = self._pending[0]
+            try:
+                await self._storage.commit(batch.transitions, batch.changes, batch.contexts)
+            except Exception as exc:
+                self.errors += 1
+                now = time.monotonic()
+                if now - self._last_error_log > 30:
+                    self._last_error_log = now
+                    log.error(
+                        "cannot write %d changes to %s: %s (kept in memory, retrying)",
+                        self.pending, self._storage.path, exc,
+                    )
+                return False
+            self._pending.pop(0)
         return True
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -160,6 +242,7 @@ class Daemon:
         self.config_loaded_at = 0.0
         self.last_reload_ok = True
         self.tracker = StateTracker()
+        self.engine = IncidentEngine(ZoneInfo("Asia/Bangkok"))
         self.scheduler: Scheduler | None = None
         self.probers: dict[str, Prober] = {}
         self.probe_up: dict[str, bool] = {}
@@ -169,6 +252,7 @@ class Daemon:
         self.stop_event = asyncio.Event()
         self._counters: defaultdict[str, Counter[tuple[str, ...]]] = defaultdict(Counter)
         self._labels: list[DeviceLabels] = []
+        self._school_of: dict[str, str] = {}
         self._reload_lock = asyncio.Lock()
 
     # -- MetricsView -----------------------------------------------------------------
@@ -178,6 +262,21 @@ class Daemon:
 
     def device_status(self, device_id: str) -> DeviceStatus | None:
         return self.tracker.status(device_id)
+
+    def effective_state(self, device_id: str) -> State:
+        return self.engine.effective_state(device_id, time.time())
+
+    def ticket_counts(self) -> Mapping[str, int]:
+        """Open (not repaired/closed) tickets by school ('office' for office devices)."""
+        out: Counter[str] = Counter()
+        for info in self.engine.tickets():
+            if info.status in ("open", "scheduled", "in_repair"):
+                out[self._school_of.get(info.root, "upstream" if ":" in info.root
+                                        else "office")] += 1
+        return out
+
+    def incidents_open(self) -> int:
+        return len(self.engine.open_incidents())
 
     def round_info(self) -> Mapping[str, RoundInfo]:
         if self.scheduler is None:
@@ -263,7 +362,11 @@ class Daemon:
         self._labels = [
             DeviceLabels(d.id, d.school or "office", d.kind.value) for d in cfg.devices
         ]
+        self._school_of = {d.id: d.school or "office" for d in cfg.devices}
         removed = self.tracker.configure(build_specs(cfg))
+        self.engine.tz = cfg.tz
+        self.engine.configure(build_nodes(cfg), cfg.calendar(), cfg.maintenance_windows(),
+                              build_policy(cfg))
         if self.scheduler is not None:
             self.scheduler.set_jobs(
                 [j for j in build_jobs(cfg) if self.probe_up.get(j.probe, False)]
@@ -278,17 +381,50 @@ class Daemon:
             log.warning("%s round of %d targets incomplete: %s", stats.probe, stats.targets,
                         stats.reason or "local limit")
         transitions: list[Transition] = []
+        changes: list[Change] = []
         for obs in observations:
             result = "ok" if obs.ok else "fail" if obs.complete else "incomplete"
             obs_counter[(obs.probe, result)] += 1
+            status = self.tracker.status(obs.device_id)
+            was_flapping = status.flapping if status is not None else False
             tr = self.tracker.apply(obs)
+            if status is None:
+                continue
             if tr is not None:
                 transitions.append(tr)
                 trans_counter[(tr.new.value,)] += 1
                 log.info("device %s: %s → %s (%s)", tr.device_id, tr.old.value, tr.new.value,
                          tr.reason)
-        if transitions and self.writer is not None:
-            self.writer.enqueue(transitions)
+            if status.flapping != was_flapping:
+                log.warning("device %s %s flapping (%.0f%% state change)", obs.device_id,
+                            "started" if status.flapping else "stopped", status.flap_percent)
+            if tr is not None or status.flapping != was_flapping:
+                changes += self.engine.on_state(obs.device_id, status.state, obs.ts,
+                                                status.reason, status.flapping)
+        self._record(transitions, changes)
+
+    def _record(self, transitions: list[Transition], changes: list[Change]) -> None:
+        """Queue transitions and their consequences as one unit of work."""
+        contexts: dict[int, TicketContext] = {}
+        for ch in changes:
+            if isinstance(ch, TicketOpen) and self.config is not None:
+                contexts[ch.ticket_id] = ticket_context(self.config, ch)
+                log.warning("ticket %d opened for %s (%s)", ch.ticket_id, ch.incident.root,
+                            ch.incident.hypothesis)
+        if self.writer is not None:
+            self.writer.enqueue(transitions, changes, contexts)
+
+    async def _tick_loop(self) -> None:
+        """Timers (ticket delays, active hours, auto-close) and officers' ticket edits."""
+        while not self.stop_event.is_set():
+            if self.storage is not None:
+                try:
+                    self.engine.sync_tickets(await self.storage.ticket_infos())
+                except Exception as exc:
+                    log.error("reading tickets failed: %s", exc)
+            self._record([], self.engine.tick(time.time()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), timeout=TICK_SECONDS)
 
     async def reload(self) -> bool:
         async with self._reload_lock:
@@ -397,7 +533,12 @@ class Daemon:
 
         self.scheduler = Scheduler(self.probers, self._on_results)
         self._adopt(cfg)
-        self.tracker.restore(await self.storage.load_states())
+        stored = await self.storage.load_states()
+        self.tracker.restore(stored)
+        self.engine.restore(await self.storage.open_incidents(),
+                            await self.storage.ticket_infos(),
+                            {dev: st.state for dev, st in stored.items()},
+                            await self.storage.next_ticket_id())
 
         registry = build_registry(self)
         self.http = HttpServer(build_app(registry, self.health), sock)
@@ -415,6 +556,7 @@ class Daemon:
             asyncio.create_task(self.scheduler.run(self.stop_event), name="scheduler"),
             asyncio.create_task(self.writer.run(self.stop_event), name="writer"),
             asyncio.create_task(self._prune_loop(cfg.storage.retention_days), name="prune"),
+            asyncio.create_task(self._tick_loop(), name="tick"),
         ]
         await self.stop_event.wait()
         log.info("stopping")

@@ -24,11 +24,32 @@ for the incident engine that builds on this module (UNREACHABLE, MAINTENANCE).
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from probes.base import Observation
+
+FLAP_HISTORY = 21  # results kept: 20 possible changes, as Nagios does
+
+
+def percent_state_change(history: Iterable[bool]) -> float:
+    """Nagios' weighted percent state change over the kept results.
+
+    Each change between consecutive results counts with a weight rising linearly from
+    0.8 (oldest) to 1.2 (newest), so recent flapping weighs more than old flapping.
+    """
+    results = list(history)
+    if len(results) < 2:
+        return 0.0
+    slots = FLAP_HISTORY - 1
+    offset = slots - (len(results) - 1)
+    total = 0.0
+    for i in range(1, len(results)):
+        if results[i] != results[i - 1]:
+            total += 0.8 + 0.4 * (offset + i - 1) / (slots - 1)
+    return 100.0 * total / slots
 
 
 class State(StrEnum):
@@ -48,6 +69,8 @@ class DeviceSpec:
     reachability_probe: str
     failure_threshold: int
     success_threshold: int
+    flap_high_percent: float = 50.0
+    flap_low_percent: float = 25.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +95,9 @@ class DeviceStatus:
     last_seen_ok: float | None = None
     latest: dict[str, Observation] = field(default_factory=dict)
     incomplete_results: int = 0
+    history: deque[bool] = field(default_factory=lambda: deque(maxlen=FLAP_HISTORY))
+    flapping: bool = False
+    flap_percent: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +174,7 @@ class StateTracker:
         else:
             status.consecutive_fail += 1
             status.consecutive_ok = status.consecutive_degraded = status.consecutive_clean = 0
+        self._update_flapping(spec, status, obs.ok)
 
         target = self._target_state(spec, status, obs)
         if target is None or target is status.state:
@@ -160,6 +187,16 @@ class StateTracker:
         else:
             reason = f"{obs.probe}: {status.consecutive_ok} consecutive successes"
         return self._move(status, target, obs.ts, reason)
+
+    @staticmethod
+    def _update_flapping(spec: DeviceSpec, status: DeviceStatus, ok: bool) -> None:
+        """Hysteresis: start above ``flap_high_percent``, stop below ``flap_low_percent``."""
+        status.history.append(ok)
+        status.flap_percent = percent_state_change(status.history)
+        if status.flapping:
+            status.flapping = status.flap_percent >= spec.flap_low_percent
+        else:
+            status.flapping = status.flap_percent > spec.flap_high_percent
 
     @staticmethod
     def _target_state(spec: DeviceSpec, status: DeviceStatus, obs: Observation) -> State | None:

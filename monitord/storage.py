@@ -15,14 +15,17 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
+from monitord import tickets
+from monitord.incidents import Change, Incident, TicketInfo
 from monitord.state import State, StoredState, Transition
+from monitord.tickets import TicketContext
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,80 @@ MIGRATIONS: list[str] = [
         detail TEXT NOT NULL DEFAULT ''
     );
     CREATE INDEX event_ts ON event (ts);
+    """,
+    # 2: incidents, repair tickets and their history, CLI maintenance windows
+    """
+    CREATE TABLE incident (
+        id              TEXT PRIMARY KEY,
+        kind            TEXT NOT NULL,
+        root            TEXT NOT NULL,
+        school          TEXT,
+        opened_at       REAL NOT NULL,
+        closed_at       REAL,
+        reason          TEXT NOT NULL DEFAULT '',
+        hypothesis      TEXT NOT NULL DEFAULT '',
+        affected        TEXT NOT NULL DEFAULT '[]',
+        members         TEXT NOT NULL DEFAULT '[]',
+        parent_incident TEXT,
+        ticket_id       INTEGER
+    );
+    CREATE INDEX incident_open ON incident (closed_at);
+    CREATE INDEX incident_opened ON incident (opened_at);
+    CREATE TABLE ticket (
+        id                INTEGER PRIMARY KEY,
+        incident_id       TEXT NOT NULL,
+        root              TEXT NOT NULL,
+        school            TEXT,
+        variant           TEXT NOT NULL DEFAULT 'school',
+        served_unit       TEXT NOT NULL DEFAULT '',
+        status            TEXT NOT NULL,
+        opened_at         REAL NOT NULL,
+        down_since        REAL NOT NULL,
+        scheduled_for     REAL,
+        repair_started    REAL,
+        repair_finished   REAL,
+        repaired_at       REAL,
+        closed_at         REAL,
+        recovery_seconds  REAL,
+        reason            TEXT NOT NULL DEFAULT '',
+        hypothesis        TEXT NOT NULL DEFAULT '',
+        event_text        TEXT NOT NULL DEFAULT '',
+        cause             TEXT NOT NULL DEFAULT '',
+        fix               TEXT NOT NULL DEFAULT '',
+        summary           TEXT NOT NULL DEFAULT '',
+        reporter_name     TEXT NOT NULL DEFAULT '',
+        reporter_position TEXT NOT NULL DEFAULT '',
+        repairer_name     TEXT NOT NULL DEFAULT '',
+        repairer_position TEXT NOT NULL DEFAULT '',
+        equipment         TEXT NOT NULL DEFAULT '[]',
+        office_name       TEXT NOT NULL DEFAULT '',
+        group_name        TEXT NOT NULL DEFAULT '',
+        relapses          INTEGER NOT NULL DEFAULT 0,
+        updated_at        REAL NOT NULL
+    );
+    CREATE INDEX ticket_status ON ticket (status);
+    CREATE INDEX ticket_root ON ticket (root);
+    CREATE TABLE ticket_event (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        ticket_id INTEGER NOT NULL REFERENCES ticket (id),
+        ts        REAL NOT NULL,
+        status    TEXT NOT NULL,
+        actor     TEXT NOT NULL,
+        note      TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX ticket_event_ticket ON ticket_event (ticket_id, ts);
+    CREATE TABLE maintenance_window (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        name       TEXT NOT NULL,
+        start      REAL NOT NULL,
+        end        REAL NOT NULL,
+        devices    TEXT NOT NULL DEFAULT '[]',
+        schools    TEXT NOT NULL DEFAULT '[]',
+        kinds      TEXT NOT NULL DEFAULT '[]',
+        reason     TEXT NOT NULL DEFAULT '',
+        created_by TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL
+    );
     """,
 ]
 
@@ -150,28 +227,63 @@ class Storage:
     # -- writes --------------------------------------------------------------------
 
     async def record_transitions(self, transitions: Sequence[Transition]) -> None:
-        """Persist transitions and the resulting current states in one transaction."""
-        if not transitions:
+        await self.commit(transitions, (), {})
+
+    async def commit(self, transitions: Sequence[Transition], changes: Sequence[Change],
+                     contexts: Mapping[int, TicketContext]) -> None:
+        """Persist state transitions and the incident/ticket changes they caused, in one
+        transaction: after a crash either all of it is on disk or none of it is."""
+        if not transitions and not changes:
             return
         now = time.time()
         await self._db.execute("BEGIN IMMEDIATE")
         try:
-            await self._db.executemany(
-                "INSERT INTO state_transition (device_id, old_state, new_state, ts, reason)"
-                " VALUES (?, ?, ?, ?, ?)",
-                [(t.device_id, t.old.value, t.new.value, t.ts, t.reason) for t in transitions],
-            )
-            await self._db.executemany(
-                "INSERT INTO device_state (device_id, state, since, reason, updated)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET"
-                " state = excluded.state, since = excluded.since,"
-                " reason = excluded.reason, updated = excluded.updated",
-                [(t.device_id, t.new.value, t.ts, t.reason, now) for t in transitions],
-            )
+            if transitions:
+                await self._db.executemany(
+                    "INSERT INTO state_transition (device_id, old_state, new_state, ts, reason)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    [(t.device_id, t.old.value, t.new.value, t.ts, t.reason)
+                     for t in transitions],
+                )
+                await self._db.executemany(
+                    "INSERT INTO device_state (device_id, state, since, reason, updated)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET"
+                    " state = excluded.state, since = excluded.since,"
+                    " reason = excluded.reason, updated = excluded.updated",
+                    [(t.device_id, t.new.value, t.ts, t.reason, now) for t in transitions],
+                )
+            await tickets.apply_changes(self._db, changes, contexts, now)
             await self._db.execute("COMMIT")
         except BaseException:
             await self._db.execute("ROLLBACK")
             raise
+
+    # -- tickets and incidents -------------------------------------------------------
+
+    async def list_tickets(self, status: str | None = None, include_closed: bool = False
+                           ) -> list[dict[str, Any]]:
+        return await tickets.list_tickets(self._db, status, include_closed)
+
+    async def get_ticket(self, ticket_id: int) -> dict[str, Any]:
+        return await tickets.get_ticket(self._db, ticket_id)
+
+    async def update_ticket(self, ticket_id: int, actor: str, **kwargs: Any) -> dict[str, Any]:
+        return await tickets.officer_update(self._db, ticket_id, actor, **kwargs)
+
+    async def ticket_infos(self) -> list[TicketInfo]:
+        return await tickets.ticket_infos(self._db)
+
+    async def next_ticket_id(self) -> int:
+        return await tickets.next_ticket_id(self._db)
+
+    async def open_incidents(self) -> list[Incident]:
+        return await tickets.open_incidents(self._db)
+
+    async def incidents(self, limit: int = 100) -> list[dict[str, Any]]:
+        async with self._db.execute(
+            "SELECT * FROM incident ORDER BY opened_at DESC LIMIT ?", (limit,)
+        ) as cur:
+            return [dict(r) for r in await cur.fetchall()]
 
     async def record_event(self, kind: str, detail: str = "", ts: float | None = None) -> None:
         await self._db.execute(
@@ -191,7 +303,7 @@ class Storage:
         deleted = 0
         await self._db.execute("BEGIN IMMEDIATE")
         try:
-            for table in ("state_transition", "event"):
+            for table in ("state_transition", "event"):  # tickets are records: kept
                 cur = await self._db.execute(f"DELETE FROM {table} WHERE ts < ?", (cutoff,))
                 deleted += max(cur.rowcount, 0)
             await self._db.execute("COMMIT")

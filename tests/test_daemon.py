@@ -68,8 +68,11 @@ def test_daemon_end_to_end(lab: tuple[Path, IptablesDrop],
     assert loss == {"rtr1": 0, "sw1": 0, "web": 0, "rtr2": 1, "rx2": 1}
     assert 0 < m("monitord_icmp_rtt_seconds", device="web", school="office", kind="server",
              stat="avg") < 0.1
-    assert m("monitord_device_state", device="rx2", state="down") == 1
-    assert m("monitord_device_state", device="rx2", state="up") == 0
+    # rx2 is down behind its dead router: UNREACHABLE, not a root cause of its own.
+    assert m("monitord_device_state", device="rtr2", state="down") == 1
+    assert m("monitord_device_state", device="rx2", state="unreachable") == 1
+    assert m("monitord_device_state", device="rx2", state="down") == 0
+    assert m("monitord_incidents_open") == 1
     assert m("monitord_probe_round_duration_seconds", probe="icmp") > 0
     assert m("monitord_probe_up", probe="icmp") == 1
     assert m("monitord_icmp_packets_sent_total") >= m("monitord_icmp_packets_received_total") > 0

@@ -131,3 +131,31 @@ def test_unknown_observation_moves_to_unknown_at_once() -> None:
     assert t.apply(Observation("d1", "icmp", ok=False, ts=3, unknown=True)) is None
     tr = t.apply(obs(True, 4))
     assert tr is not None and tr.new is State.UP
+
+
+def test_percent_state_change_weights() -> None:
+    from monitord.state import percent_state_change
+
+    assert percent_state_change([True] * 21) == 0.0
+    alternating = [i % 2 == 0 for i in range(21)]
+    assert abs(percent_state_change(alternating) - 100.0) < 1e-9
+    # One change, newest position, weighs 1.2; oldest position 0.8.
+    assert abs(percent_state_change([True] * 20 + [False]) - 100 * 1.2 / 20) < 1e-9
+    assert abs(percent_state_change([False] + [True] * 20) - 100 * 0.8 / 20) < 1e-9
+
+
+def test_flapping_starts_high_and_stops_low() -> None:
+    t, _ = tracker(fail=1, succ=1)
+    ts = 0.0
+    for i in range(12):  # alternate: every result is a change
+        ts += 1
+        t.apply(obs(i % 2 == 0, ts))
+    st = t.status("d1")
+    assert st is not None and st.flapping and st.flap_percent > 50
+    steady = 0
+    while st.flapping and steady < 40:  # bounded
+        ts += 1
+        steady += 1
+        t.apply(obs(True, ts))
+    assert not st.flapping and st.flap_percent < 25
+    assert steady > 3  # hysteresis: it does not stop at the first steady result
