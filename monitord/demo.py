@@ -62,6 +62,12 @@ class DemoLab:
     dead_devices: frozenset[str]
 
     @property
+    def root_causes(self) -> list[str]:
+        """Dead devices whose parent is alive: one ticket each."""
+        parents = {d["id"]: d.get("parent") for d in self.config["devices"]}
+        return sorted(d for d in self.dead_devices if parents.get(d) not in self.dead_devices)
+
+    @property
     def device_count(self) -> int:
         return len(self.config["devices"])
 
@@ -78,8 +84,10 @@ def build_lab(schools: int = 36) -> DemoLab:
             "interval": "10s",
             "failure_threshold": 2,
             "success_threshold": 2,
+            "ticket_delay": "30s",  # short, so a newcomer sees tickets within two minutes
             "icmp": {"count": 3, "timeout": "1s", "period": "100ms"},
         },
+        "tickets": {"relapse_window": "1h", "auto_close_after": "1h"},
         "schools": {},
         "devices": [],
     }

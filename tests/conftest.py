@@ -46,6 +46,22 @@ def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: fl
         time.sleep(interval)
 
 
+def wait_value(fetch: Callable[[], T], accept: Callable[[T], bool], timeout: float,
+               what: str) -> T:
+    """Fetch until ``accept(value)`` holds; return that value (fail after ``timeout``)."""
+    box: list[T] = []
+
+    def check() -> bool:
+        value = fetch()
+        if accept(value):
+            box.append(value)
+            return True
+        return False
+
+    wait_for(check, timeout, what)
+    return box[0]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 from monitord.demo import RULE_COMMENT, build_lab
-from tests.conftest import DaemonProcess, require_root, wait_for
+from tests.conftest import MONITORD, ROOT, DaemonProcess, require_root, wait_for, wait_value
 
 
 def rule_present() -> bool:
@@ -42,6 +43,16 @@ def test_demo_runs_and_cleans_up(tmp_path: Path,
 
     down, up = wait_for(states, 90, "demo devices settle: the dead block DOWN, the rest UP")
     assert (down, up) == (23, lab.device_count - 23)
+    # The first tickets open within two minutes of start: one per root cause.
+    def tickets() -> list[str]:
+        res = subprocess.run([*MONITORD, "tickets", "list", "--db", str(d.db), "--format",
+                              "json"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+        return sorted(t["root"] for t in json.loads(res.stdout)) if res.returncode == 0 else []
+
+    roots = wait_value(tickets, lambda r: len(r) >= len(lab.root_causes), 120,
+                       "demo tickets")
+    assert roots == lab.root_causes
+    assert len(roots) == 5  # two dead schools (their routers) and three single devices
     log = d.log()
     assert "/metrics" in log and "/healthz" in log and "23 of 368 devices are dead" in log
     assert d.stop() == 0

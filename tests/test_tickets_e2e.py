@@ -1,0 +1,149 @@
+"""Tickets end to end: real loopback devices made dead with iptables, the real daemon,
+kill -9 and restart, officers' CLI edits while it runs."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import (
+    MONITORD,
+    ROOT,
+    DaemonProcess,
+    IptablesDrop,
+    base_config,
+    wait_for,
+    wait_value,
+    write_config,
+)
+
+DELAY_S = 6  # ticket delay: long enough to kill the daemon before it elapses
+
+
+def lab_config() -> dict[str, Any]:
+    devices: list[dict[str, Any]] = [
+        {"id": "62020001-rtr", "school": "62020001", "kind": "router", "address": "127.92.1.1"},
+        {"id": "62020001-sw", "school": "62020001", "kind": "switch", "address": "127.92.1.2",
+         "parent": "62020001-rtr", "name": "สวิตช์", "brand_model": "TP-Link TL-SG1016D"},
+        {"id": "62020001-tv", "school": "62020001", "kind": "tv", "address": "127.92.1.3",
+         "parent": "62020001-sw", "serial": "TV0001"},
+    ]
+    cfg = base_config(devices, ticket_delay=f"{DELAY_S}s")
+    cfg["schools"] = {"62020001": {"name": "โรงเรียนบ้านหนองปลิง", "district": "คลองขลุง",
+                                   "isp": "TRUE"}}
+    for i in range(1, 13):  # ten NT schools that will fail together, two that stay up
+        smis = f"620201{i:02d}"
+        cfg["schools"][smis] = {"name": f"โรงเรียนทดสอบ {i}", "district": "คลองลาน",
+                                "isp": "NT" if i <= 10 else "AIS"}
+        net = "127.93.0" if i <= 10 else "127.94.0"
+        devices.append({"id": f"{smis}-rtr", "school": smis, "kind": "router",
+                        "address": f"{net}.{i}"})
+    cfg["incidents"] = {"correlation": {"group_by": "isp", "min_schools": 5,
+                                        "min_share": 0.5, "window": "60s"}}
+    cfg["tickets"] = {"relapse_window": "1h", "auto_close_after": None}
+    return cfg
+
+
+def tickets(db: Path, *extra: str) -> list[dict[str, Any]]:
+    res = subprocess.run([*MONITORD, "tickets", "list", "--db", str(db), "--format", "json",
+                          *extra], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert res.returncode == 0, res.stderr
+    out: list[dict[str, Any]] = json.loads(res.stdout)
+    return out
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*MONITORD, *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=60)
+
+
+def by_root(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {t["root"]: t for t in rows}
+
+
+def test_tickets_one_per_root_cause_survive_kill9_and_relapse(
+        tmp_path: Path, iptables: IptablesDrop,
+        daemon_factory: Callable[..., DaemonProcess]) -> None:
+    config = write_config(tmp_path / "m.yaml", lab_config())
+    d = daemon_factory("run", "--config", str(config))
+    d.wait_ready()
+    wait_for(lambda: len(d.metrics().by_label("monitord_device_up", "device")) == 15, 30,
+             "all devices probed")
+    iptables.drop("127.92.1.0/24")
+    iptables.drop("127.93.0.0/24")
+
+    # Incidents open at once (school A's router; the NT upstream outage with its ten
+    # member schools).  Kill -9 before the ticket delay has elapsed.
+    def incidents() -> dict[str, float]:
+        with sqlite3.connect(d.db) as db:
+            return dict(db.execute("SELECT root, opened_at FROM incident"
+                                   " WHERE closed_at IS NULL").fetchall())
+
+    opened = wait_value(incidents, lambda i: "isp:NT" in i and "62020001-rtr" in i
+                        and len(i) == 12, 30, "incidents open")
+    assert tickets(d.db) == []
+    d.proc.send_signal(signal.SIGKILL)
+    d.proc.wait(timeout=10)
+
+    # Restart: timers resume from the stored incident times; exactly two tickets.
+    d2 = daemon_factory("run", "--config", str(config), db=d.db)
+    d2.wait_ready()
+    rows = wait_value(lambda: tickets(d.db), lambda r: len(r) == 2, 40, "two tickets")
+    t = by_root(rows)
+    assert set(t) == {"62020001-rtr", "isp:NT"}
+    school_t, isp_t = t["62020001-rtr"], t["isp:NT"]
+    assert school_t["down_since"] == opened["62020001-rtr"]
+    assert school_t["opened_at"] - school_t["down_since"] < DELAY_S + 5
+    assert [e["device_id"] for e in school_t["equipment"]] == [
+        "62020001-rtr", "62020001-sw", "62020001-tv"]
+    assert school_t["variant"] == "school" and school_t["served_unit"] == "โรงเรียนบ้านหนองปลิง"
+    assert school_t["status"] == "open" and school_t["status_th"] == "เปิด"
+    assert len(isp_t["equipment"]) == 10 and "NT" in isp_t["hypothesis"]
+
+    # Several more rounds change nothing: still exactly these two tickets.
+    rounds = d2.metrics()("monitord_probe_rounds_total", probe="icmp")
+    wait_for(lambda: d2.metrics()("monitord_probe_rounds_total", probe="icmp") > rounds + 20,
+             60, "more probe rounds")
+    assert sorted(x["root"] for x in tickets(d.db)) == ["62020001-rtr", "isp:NT"]
+    m = d2.metrics()
+    assert m("monitord_tickets_open", school="62020001") == 1
+    assert m("monitord_tickets_open", school="upstream") == 1
+
+    # An officer schedules and starts the repair while the daemon runs.
+    sid = str(school_t["id"])
+    res = cli("tickets", "schedule", sid, "--db", str(d.db), "--at", "2026-11-24 09:30",
+              "--by", "นายสมชาย ใจดี")
+    assert res.returncode == 0, res.stderr
+    res = cli("tickets", "update", sid, "--db", str(d.db), "--status", "in_repair",
+              "--cause", "อะแดปเตอร์ไฟเราเตอร์เสีย", "--repairer", "นายสมชาย ใจดี",
+              "--by", "นายสมชาย ใจดี")
+    assert res.returncode == 0, res.stderr
+
+    # School A's router comes back: its ticket is repaired by the system, with the
+    # officer's fields kept.
+    iptables.undrop("127.92.1.0/24")
+    def school_ticket() -> dict[str, Any]:
+        return by_root(tickets(d.db, "--all"))["62020001-rtr"]
+
+    repaired = wait_value(school_ticket, lambda x: x["status"] == "repaired", 40,
+                          "ticket repaired")
+    assert repaired["cause"] == "อะแดปเตอร์ไฟเราเตอร์เสีย"
+    assert repaired["recovery_seconds"] > 0
+    show = json.loads(cli("tickets", "show", sid, "--db", str(d.db), "--format", "json").stdout)
+    assert [h["status"] for h in show["history"]] == ["open", "scheduled", "in_repair",
+                                                      "repaired"]
+    assert [h["actor"] for h in show["history"]] == ["monitord", "นายสมชาย ใจดี",
+                                                     "นายสมชาย ใจดี", "monitord"]
+
+    # It fails again within the relapse window: the same ticket reopens.
+    iptables.drop("127.92.1.0/24")
+    reopened = wait_value(school_ticket, lambda x: x["status"] == "open", 40,
+                          "ticket reopened")
+    assert reopened["id"] == school_t["id"] and reopened["relapses"] == 1
+    assert len(tickets(d.db, "--all")) == 2
+    assert d2.stop() == 0
