@@ -215,6 +215,48 @@ async def _tickets_action(store: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_maintenance(args: argparse.Namespace) -> int:
+    from monitord.storage import Storage, StorageError, default_data_dir
+
+    path: Path = args.db or default_data_dir() / "monitord.db"
+
+    async def run() -> int:
+        try:
+            store = await Storage.open(path, readonly=args.action == "list")
+        except (StorageError, OSError) as exc:
+            print(f"monitord: {exc}", file=sys.stderr)
+            return 1
+        try:
+            if args.action == "add":
+                if args.end <= args.start:
+                    print("monitord: --end must be after --start", file=sys.stderr)
+                    return 2
+                wid = await store.add_maintenance(
+                    args.name, args.start, args.end, devices=args.device or [],
+                    schools=args.school or [], kinds=args.kind or [], reason=args.reason,
+                    created_by=args.by)
+                print(f"maintenance window {wid} added: {args.name} "
+                      f"{_fmt_ts(args.start)} → {_fmt_ts(args.end)}")
+            elif args.action == "delete":
+                if not await store.delete_maintenance(args.id):
+                    print(f"monitord: no maintenance window {args.id}", file=sys.stderr)
+                    return 2
+                print(f"maintenance window {args.id} deleted")
+            else:
+                rows = await store.maintenance(include_past=args.all)
+                if args.format == "json":
+                    print(json.dumps(rows, ensure_ascii=False, indent=1))
+                for r in rows if args.format == "text" else []:
+                    scope = ", ".join(r["devices"] + r["schools"] + r["kinds"]) or "ทั้งหมด"
+                    print(f"{r['id']:>4}  {_fmt_ts(r['start'])} → {_fmt_ts(r['end'])}  "
+                          f"{r['name']}  [{scope}]")
+            return 0
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="monitord", description="Monitoring daemon for an educational service area office."
@@ -296,6 +338,28 @@ def build_parser() -> argparse.ArgumentParser:
     t_common(t_close)
     t_actor(t_close)
     p_t.set_defaults(func=cmd_tickets)
+
+    p_m = sub.add_parser("maintenance", help="maintenance windows that suppress tickets")
+    m_sub = p_m.add_subparsers(dest="action", required=True)
+    m_add = m_sub.add_parser("add", help="add a one-off window (recurring ones: config)")
+    m_add.add_argument("--db", type=Path, metavar="PATH")
+    m_add.add_argument("--name", required=True)
+    m_add.add_argument("--start", type=_parse_when, required=True, metavar="'YYYY-MM-DD HH:MM'")
+    m_add.add_argument("--end", type=_parse_when, required=True, metavar="'YYYY-MM-DD HH:MM'")
+    m_add.add_argument("--device", action="append", help="device id (repeatable)")
+    m_add.add_argument("--school", action="append", help="SMIS code (repeatable)")
+    m_add.add_argument("--kind", action="append", help="device kind (repeatable)")
+    m_add.add_argument("--reason", default="")
+    m_add.add_argument("--by", default=os.environ.get("SUDO_USER") or os.environ.get("USER")
+                       or "officer")
+    m_list = m_sub.add_parser("list", help="current and future windows added with the CLI")
+    m_list.add_argument("--db", type=Path, metavar="PATH")
+    m_list.add_argument("--all", action="store_true", help="include past windows")
+    m_list.add_argument("--format", choices=["text", "json"], default="text")
+    m_del = m_sub.add_parser("delete", help="delete a window")
+    m_del.add_argument("--db", type=Path, metavar="PATH")
+    m_del.add_argument("id", type=int)
+    p_m.set_defaults(func=cmd_maintenance)
     return parser
 
 

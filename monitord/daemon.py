@@ -19,6 +19,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -33,6 +34,7 @@ from monitord.incidents import (
     Policy,
     TicketOpen,
 )
+from monitord.schedule import MaintenanceWindow
 from monitord.scheduler import Job, Scheduler
 from monitord.state import DeviceSpec, DeviceStatus, State, StateTracker, Transition
 from monitord.storage import Storage, default_data_dir
@@ -253,6 +255,7 @@ class Daemon:
         self._counters: defaultdict[str, Counter[tuple[str, ...]]] = defaultdict(Counter)
         self._labels: list[DeviceLabels] = []
         self._school_of: dict[str, str] = {}
+        self._db_windows: list[MaintenanceWindow] = []
         self._reload_lock = asyncio.Lock()
 
     # -- MetricsView -----------------------------------------------------------------
@@ -365,7 +368,8 @@ class Daemon:
         self._school_of = {d.id: d.school or "office" for d in cfg.devices}
         removed = self.tracker.configure(build_specs(cfg))
         self.engine.tz = cfg.tz
-        self.engine.configure(build_nodes(cfg), cfg.calendar(), cfg.maintenance_windows(),
+        self.engine.configure(build_nodes(cfg), cfg.calendar(),
+                              [*cfg.maintenance_windows(), *self._db_windows],
                               build_policy(cfg))
         if self.scheduler is not None:
             self.scheduler.set_jobs(
@@ -415,13 +419,25 @@ class Daemon:
             self.writer.enqueue(transitions, changes, contexts)
 
     async def _tick_loop(self) -> None:
-        """Timers (ticket delays, active hours, auto-close) and officers' ticket edits."""
+        """Timers (ticket delays, active hours, auto-close) and officers' edits (tickets,
+        maintenance windows added with the CLI) read back from the database."""
         while not self.stop_event.is_set():
             if self.storage is not None:
                 try:
                     self.engine.sync_tickets(await self.storage.ticket_infos())
+                    self._db_windows = [
+                        MaintenanceWindow(
+                            w["name"], datetime.fromtimestamp(w["start"], UTC),
+                            datetime.fromtimestamp(w["end"], UTC),
+                            devices=frozenset(w["devices"]), schools=frozenset(w["schools"]),
+                            kinds=frozenset(w["kinds"]), reason=w["reason"])
+                        for w in await self.storage.maintenance()
+                    ]
+                    if self.config is not None:
+                        self.engine.set_maintenance(
+                            [*self.config.maintenance_windows(), *self._db_windows])
                 except Exception as exc:
-                    log.error("reading tickets failed: %s", exc)
+                    log.error("reading tickets/maintenance from the database failed: %s", exc)
             self._record([], self.engine.tick(time.time()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), timeout=TICK_SECONDS)

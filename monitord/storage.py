@@ -11,6 +11,7 @@ applied version is SQLite's ``PRAGMA user_version``.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -278,6 +279,36 @@ class Storage:
 
     async def open_incidents(self) -> list[Incident]:
         return await tickets.open_incidents(self._db)
+
+    async def add_maintenance(self, name: str, start: float, end: float, *,
+                              devices: Sequence[str] = (), schools: Sequence[str] = (),
+                              kinds: Sequence[str] = (), reason: str = "",
+                              created_by: str = "") -> int:
+        cur = await self._db.execute(
+            "INSERT INTO maintenance_window (name, start, end, devices, schools, kinds, reason,"
+            " created_by, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+            (name, start, end, json.dumps(list(devices)), json.dumps(list(schools)),
+             json.dumps(list(kinds)), reason, created_by, time.time()),
+        )
+        return int(cur.lastrowid or 0)
+
+    async def delete_maintenance(self, window_id: int) -> bool:
+        cur = await self._db.execute("DELETE FROM maintenance_window WHERE id = ?", (window_id,))
+        return cur.rowcount > 0
+
+    async def maintenance(self, include_past: bool = False) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM maintenance_window"
+        args: list[Any] = []
+        if not include_past:
+            sql += " WHERE end > ?"
+            args.append(time.time())
+        sql += " ORDER BY start"
+        async with self._db.execute(sql, args) as cur:
+            rows = [dict(r) for r in await cur.fetchall()]
+        for r in rows:
+            for key in ("devices", "schools", "kinds"):
+                r[key] = json.loads(r[key])
+        return rows
 
     async def incidents(self, limit: int = 100) -> list[dict[str, Any]]:
         async with self._db.execute(

@@ -147,3 +147,36 @@ def test_tickets_one_per_root_cause_survive_kill9_and_relapse(
     assert reopened["id"] == school_t["id"] and reopened["relapses"] == 1
     assert len(tickets(d.db, "--all")) == 2
     assert d2.stop() == 0
+
+
+def test_cli_maintenance_window_suppresses_tickets(
+        tmp_path: Path, iptables: IptablesDrop,
+        daemon_factory: Callable[..., DaemonProcess]) -> None:
+    cfg = base_config([
+        {"id": "web", "kind": "server", "address": "127.95.0.1", "unit": "กลุ่มอำนวยการ"},
+        {"id": "ups", "kind": "ups", "address": "127.95.0.2"},
+    ], ticket_delay="2s")
+    config = write_config(tmp_path / "m.yaml", cfg)
+    d = daemon_factory("run", "--config", str(config))
+    d.wait_ready()
+    res = cli("maintenance", "add", "--db", str(d.db), "--name", "ย้ายตู้แร็ค",
+              "--start", "2020-01-01 00:00", "--end", "2099-01-01 00:00", "--device", "web")
+    assert res.returncode == 0, res.stderr
+    wid = res.stdout.split()[2]
+    wait_for(lambda: d.metrics().get_sample("monitord_device_state", device="web",
+                                            state="maintenance") == 1, 30, "web in maintenance")
+    iptables.drop("127.95.0.0/24")
+    # ups (no window) gets its ticket; web (in maintenance) does not.
+    rows = wait_value(lambda: tickets(d.db), lambda r: len(r) >= 1, 30, "ups ticket")
+    assert [t["root"] for t in rows] == ["ups"]
+    assert rows[0]["variant"] == "office"
+    rounds = d.metrics()("monitord_probe_rounds_total", probe="icmp")
+    wait_for(lambda: d.metrics()("monitord_probe_rounds_total", probe="icmp") > rounds + 10,
+             60, "more rounds")
+    assert [t["root"] for t in tickets(d.db)] == ["ups"]
+    # Maintenance over: web's ticket opens.
+    assert cli("maintenance", "delete", "--db", str(d.db), wid).returncode == 0
+    rows = wait_value(lambda: tickets(d.db), lambda r: len(r) == 2, 30, "web ticket")
+    web = by_root(rows)["web"]
+    assert web["served_unit"] == "กลุ่มอำนวยการ"
+    assert d.stop() == 0
