@@ -214,7 +214,9 @@ def test_full_disk_loses_nothing(small_disk: Path, iptables: IptablesDrop, tmp_p
     iptables.drop("127.90.0.0/24")
     wait_for(lambda: d.metrics()("monitord_storage_errors_total") > 0, 30,
              "write errors counted")
-    wait_for(lambda: d.metrics()("monitord_storage_pending_writes") == 2, 30,
+    # Both DOWN transitions (and the incident they open) wait in memory.
+    wait_for(lambda: d.metrics()("monitord_state_transitions_total", state="down") == 2
+             and d.metrics()("monitord_storage_pending_writes") >= 2, 30,
              "both DOWN transitions kept in memory")
     assert http_get(d.url + "/healthz")[0] == 200  # still running
     assert "cannot write" in d.log()
