@@ -257,6 +257,44 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_report_repair(args: argparse.Namespace) -> int:
+    from monitord.reports import render_repair_html, render_repair_pdf
+    from monitord.reports.from_ticket import report_from_ticket
+    from monitord.storage import Storage, StorageError, default_data_dir
+    from monitord.tickets import TicketError
+
+    path: Path = args.db or default_data_dir() / "monitord.db"
+
+    async def load() -> dict[str, Any] | None:
+        try:
+            store = await Storage.open(path, readonly=True)
+        except (StorageError, OSError) as exc:
+            print(f"monitord: {exc}", file=sys.stderr)
+            return None
+        try:
+            ticket: dict[str, Any] = await store.get_ticket(args.ticket_id)
+            return ticket
+        except TicketError as exc:
+            print(f"monitord: {exc}", file=sys.stderr)
+            return None
+        finally:
+            await store.close()
+
+    ticket = asyncio.run(load())
+    if ticket is None:
+        return 2
+    report = report_from_ticket(ticket, lang=args.lang, thai_digits=args.thai_digits)
+    data = (render_repair_pdf(report) if args.format == "pdf"
+            else render_repair_html(report).encode("utf-8"))
+    if args.output == "-":
+        sys.stdout.buffer.write(data)
+    else:
+        Path(args.output).write_bytes(data)
+        print(f"repair report for ticket {args.ticket_id} written to {args.output}",
+              file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="monitord", description="Monitoring daemon for an educational service area office."
@@ -360,6 +398,18 @@ def build_parser() -> argparse.ArgumentParser:
     m_del.add_argument("--db", type=Path, metavar="PATH")
     m_del.add_argument("id", type=int)
     p_m.set_defaults(func=cmd_maintenance)
+
+    p_r = sub.add_parser("report", help="printable reports")
+    r_sub = p_r.add_subparsers(dest="report", required=True)
+    r_rep = r_sub.add_parser("repair", help="the repair report (รายงานการซ่อมแซมแก้ไข) "
+                                            "of a ticket, as PDF or HTML")
+    r_rep.add_argument("ticket_id", type=int, metavar="TICKET_ID")
+    r_rep.add_argument("--db", type=Path, metavar="PATH")
+    r_rep.add_argument("--format", choices=["pdf", "html"], default="pdf")
+    r_rep.add_argument("-o", "--output", required=True, metavar="FILE", help="'-' for stdout")
+    r_rep.add_argument("--lang", choices=["th", "en"], default="th")
+    r_rep.add_argument("--thai-digits", action="store_true", help="print ๐–๙ digits")
+    r_rep.set_defaults(func=cmd_report_repair)
     return parser
 
 

@@ -61,3 +61,7 @@ if [[ ! -f "$stamp" ]] || [[ "$(cat "$stamp")" != "$sum" ]]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extra}"
   echo "$sum" > "$stamp"
 fi
+
+# Repair reports: Thai fonts and the Pango/HarfBuzz libraries WeasyPrint shapes Thai with
+# (and poppler-utils, which the report tests use).
+scripts/setup-reports.sh

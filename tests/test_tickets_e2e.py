@@ -4,6 +4,7 @@ kill -9 and restart, officers' CLI edits while it runs."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sqlite3
 import subprocess
@@ -21,6 +22,7 @@ from tests.conftest import (
     wait_value,
     write_config,
 )
+from tests.test_repair_report import dark_fraction, norm, pdf_text
 
 DELAY_S = 6  # ticket delay: long enough to kill the daemon before it elapses
 
@@ -147,6 +149,28 @@ def test_tickets_one_per_root_cause_survive_kill9_and_relapse(
     assert reopened["id"] == school_t["id"] and reopened["relapses"] == 1
     assert len(tickets(d.db, "--all")) == 2
     assert d2.stop() == 0
+
+    # The repair report of the school ticket, as the office's Thai form.
+    pdf = tmp_path / "repair.pdf"
+    res = cli("report", "repair", sid, "--db", str(d.db), "--format", "pdf", "-o", str(pdf))
+    assert res.returncode == 0, res.stderr
+    text = norm(pdf_text(pdf))
+    for label in ("รายงานการซ่อมแซมแก้ไข DLTV, DLIT, คอมพิวเตอร์ โปรแกรมและอุปกรณ์ต่อพ่วงอื่นๆ",
+                  "โรงเรียนที่ให้บริการ", "โรงเรียนบ้านหนองปลิง", "วันที่รับแจ้ง", "ลำดับที่",
+                  "ชื่ออุปกรณ์", "Hostname", "ยี่ห้อ/รุ่น", "หมายเลขเครื่อง", "หมายเหตุ",
+                  "สรุปผลการปฏิบัติงาน", "เหตุการณ์ / ปัญหา / สาเหตุ",
+                  "ข้อสมมุติฐาน / การแก้ไข", "ผู้แจ้งซ่อม", "ผู้ทำการซ่อม / แก้ไข",
+                  "สวิตช์", "TP-Link TL-SG1016D", "TV0001", "อะแดปเตอร์ไฟเราเตอร์เสีย",
+                  "นายสมชาย ใจดี", "อุปกรณ์ที่ได้รับผลกระทบ 2 รายการ"):
+        assert norm(label) in text, label
+    assert re.search(r"พ\.ศ\.\s*25\d\d", text)  # norm() drops spaces
+    assert dark_fraction(pdf, tmp_path) > 0.005
+    html = tmp_path / "repair.html"
+    assert cli("report", "repair", sid, "--db", str(d.db), "--format", "html", "-o",
+               str(html)).returncode == 0
+    assert "โรงเรียนบ้านหนองปลิง" in html.read_text(encoding="utf-8")
+    missing = cli("report", "repair", "999", "--db", str(d.db), "-o", str(tmp_path / "x"))
+    assert missing.returncode == 2 and "no ticket 999" in missing.stderr
 
 
 def test_cli_maintenance_window_suppresses_tickets(

@@ -1,0 +1,76 @@
+"""Turn a stored ticket into the repair report (รายงานการซ่อมแซมแก้ไข).
+
+The ticket froze the office names and the equipment when it opened; what the system
+observed (first failure, duration, detecting probe, affected devices) pre-fills
+เหตุการณ์ / ปัญหา / สาเหตุ unless an officer wrote their own text, and the engine's
+hypothesis pre-fills ข้อสมมุติฐาน / การแก้ไข, followed by the officer's cause and fix.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from monitord.reports.repair import RepairEquipment, RepairReport, Signatory
+from monitord.thaidate import format_datetime, format_duration
+
+
+def _dt(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+def observed_event_text(ticket: dict[str, Any], now: float | None = None) -> str:
+    """What monitord saw, in Thai, for the เหตุการณ์ / ปัญหา / สาเหตุ section."""
+    down_since = float(ticket["down_since"])
+    end = ticket.get("repaired_at") or (time.time() if now is None else now)
+    equipment = ticket.get("equipment") or []
+    root = equipment[0]["name"] if equipment else ticket["root"]
+    parts = [f"ระบบตรวจพบว่า {root} ไม่ตอบสนองตั้งแต่ "
+             f"{format_datetime(datetime.fromtimestamp(down_since, UTC))}"]
+    if ticket.get("repaired_at"):
+        parts.append(f"กลับมาใช้งานได้หลังขัดข้อง {format_duration(end - down_since)}")
+    else:
+        parts.append(f"ขัดข้องมาแล้ว {format_duration(end - down_since)}")
+    if ticket.get("reason"):
+        parts.append(f"การตรวจสอบที่ล้มเหลว: {ticket['reason']}")
+    affected = [e["name"] for e in equipment[1:]]
+    if affected:
+        parts.append(f"อุปกรณ์ที่ได้รับผลกระทบ {len(affected)} รายการ: " + ", ".join(affected))
+    if ticket.get("relapses"):
+        parts.append(f"ขัดข้องซ้ำ {ticket['relapses']} ครั้งหลังซ่อมเสร็จ")
+    return " ".join(parts)
+
+
+def report_from_ticket(ticket: dict[str, Any], *, lang: str = "th",
+                       thai_digits: bool = False, now: float | None = None) -> RepairReport:
+    event = ticket.get("event_text") or observed_event_text(ticket, now)
+    if ticket.get("cause"):
+        event += f" สาเหตุ: {ticket['cause']}"
+    hypothesis = ticket.get("hypothesis") or ""
+    if ticket.get("fix"):
+        hypothesis = (hypothesis + " " if hypothesis else "") + f"การแก้ไข: {ticket['fix']}"
+    repairer = None
+    if ticket.get("repairer_name"):
+        repairer = Signatory(ticket["repairer_name"], ticket.get("repairer_position") or "")
+    return RepairReport(
+        office_name=ticket.get("office_name") or "",
+        group_name=ticket.get("group_name") or "",
+        variant="school" if ticket.get("variant") == "school" else "office",
+        served_unit=ticket.get("served_unit") or "",
+        ticket_id=ticket["id"],
+        reported_at=datetime.fromtimestamp(float(ticket["opened_at"]), UTC),
+        repair_started=_dt(ticket.get("repair_started")),
+        repair_finished=_dt(ticket.get("repair_finished")),
+        equipment=[RepairEquipment(e["name"], e.get("hostname", ""), e.get("brand_model", ""),
+                                   e.get("serial", ""), e.get("remark", ""))
+                   for e in ticket.get("equipment") or []],
+        event_text=event,
+        hypothesis_text=hypothesis,
+        summary_text=ticket.get("summary") or "",
+        reporter=Signatory(ticket.get("reporter_name") or "ระบบ monitord",
+                           ticket.get("reporter_position") or ""),
+        repairer=repairer,
+        thai_digits=thai_digits,
+        lang="en" if lang == "en" else "th",
+    )
