@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from monitord import __version__
 from monitord.config import ConfigError, load_config
+from monitord.schedule import parse_days, parse_hours
 
 BANGKOK = ZoneInfo("Asia/Bangkok")
 
@@ -228,15 +229,31 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
             return 1
         try:
             if args.action == "add":
-                if args.end <= args.start:
-                    print("monitord: --end must be after --start", file=sys.stderr)
+                weekly = None
+                if args.weekly:
+                    if args.start is not None or args.end is not None or not args.hours:
+                        print("monitord: --weekly takes --hours, not --start/--end",
+                              file=sys.stderr)
+                        return 2
+                    try:
+                        parse_days(args.weekly.split(","))
+                        parse_hours(args.hours)
+                    except ValueError as exc:
+                        print(f"monitord: {exc}", file=sys.stderr)
+                        return 2
+                    weekly = {"days": args.weekly.split(","), "hours": args.hours}
+                    when = f"every {args.weekly} {args.hours}"
+                elif args.start is None or args.end is None or args.end <= args.start:
+                    print("monitord: give --start and a later --end (or --weekly and --hours)",
+                          file=sys.stderr)
                     return 2
+                else:
+                    when = f"{_fmt_ts(args.start)} → {_fmt_ts(args.end)}"
                 wid = await store.add_maintenance(
-                    args.name, args.start, args.end, devices=args.device or [],
+                    args.name, args.start, args.end, weekly=weekly, devices=args.device or [],
                     schools=args.school or [], kinds=args.kind or [], reason=args.reason,
                     created_by=args.by)
-                print(f"maintenance window {wid} added: {args.name} "
-                      f"{_fmt_ts(args.start)} → {_fmt_ts(args.end)}")
+                print(f"maintenance window {wid} added: {args.name} {when}")
             elif args.action == "delete":
                 if not await store.delete_maintenance(args.id):
                     print(f"monitord: no maintenance window {args.id}", file=sys.stderr)
@@ -248,8 +265,9 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
                     print(json.dumps(rows, ensure_ascii=False, indent=1))
                 for r in rows if args.format == "text" else []:
                     scope = ", ".join(r["devices"] + r["schools"] + r["kinds"]) or "ทั้งหมด"
-                    print(f"{r['id']:>4}  {_fmt_ts(r['start'])} → {_fmt_ts(r['end'])}  "
-                          f"{r['name']}  [{scope}]")
+                    when = (f"every {','.join(r['weekly']['days'])} {r['weekly']['hours']}"
+                            if r["weekly"] else f"{_fmt_ts(r['start'])} → {_fmt_ts(r['end'])}")
+                    print(f"{r['id']:>4}  {when}  {r['name']}  [{scope}]")
             return 0
         finally:
             await store.close()
@@ -379,11 +397,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_m = sub.add_parser("maintenance", help="maintenance windows that suppress tickets")
     m_sub = p_m.add_subparsers(dest="action", required=True)
-    m_add = m_sub.add_parser("add", help="add a one-off window (recurring ones: config)")
+    m_add = m_sub.add_parser("add", help="add a one-off (--start/--end) or weekly "
+                                         "(--weekly/--hours) window")
     m_add.add_argument("--db", type=Path, metavar="PATH")
     m_add.add_argument("--name", required=True)
-    m_add.add_argument("--start", type=_parse_when, required=True, metavar="'YYYY-MM-DD HH:MM'")
-    m_add.add_argument("--end", type=_parse_when, required=True, metavar="'YYYY-MM-DD HH:MM'")
+    m_add.add_argument("--start", type=_parse_when, metavar="'YYYY-MM-DD HH:MM'")
+    m_add.add_argument("--end", type=_parse_when, metavar="'YYYY-MM-DD HH:MM'")
+    m_add.add_argument("--weekly", metavar="DAYS", help="recurring on these days, e.g. sun or "
+                       "mon-fri or sat,sun")
+    m_add.add_argument("--hours", metavar="HH:MM-HH:MM", help="with --weekly")
     m_add.add_argument("--device", action="append", help="device id (repeatable)")
     m_add.add_argument("--school", action="append", help="SMIS code (repeatable)")
     m_add.add_argument("--kind", action="append", help="device kind (repeatable)")

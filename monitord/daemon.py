@@ -34,7 +34,7 @@ from monitord.incidents import (
     Policy,
     TicketOpen,
 )
-from monitord.schedule import MaintenanceWindow
+from monitord.schedule import MaintenanceWindow, WeeklyWindow, parse_days, parse_hours
 from monitord.scheduler import Job, Scheduler
 from monitord.state import DeviceSpec, DeviceStatus, State, StateTracker, Transition
 from monitord.storage import Storage, default_data_dir
@@ -127,6 +127,20 @@ def build_policy(cfg: Config) -> Policy:
         group_window=corr.window,
         auto_close_after=cfg.tickets.auto_close_after,
     )
+
+
+def db_window(row: Mapping[str, Any]) -> MaintenanceWindow:
+    """A maintenance window added with the CLI (a row of ``maintenance_window``)."""
+    weekly = None
+    if row["weekly"]:
+        weekly = WeeklyWindow(parse_days(row["weekly"]["days"]),
+                              *parse_hours(row["weekly"]["hours"]))
+    return MaintenanceWindow(
+        row["name"],
+        datetime.fromtimestamp(row["start"], UTC) if row["start"] is not None else None,
+        datetime.fromtimestamp(row["end"], UTC) if row["end"] is not None else None,
+        weekly, devices=frozenset(row["devices"]), schools=frozenset(row["schools"]),
+        kinds=frozenset(row["kinds"]), reason=row["reason"])
 
 
 def ticket_context(cfg: Config, change: TicketOpen) -> TicketContext:
@@ -425,14 +439,7 @@ class Daemon:
             if self.storage is not None:
                 try:
                     self.engine.sync_tickets(await self.storage.ticket_infos())
-                    self._db_windows = [
-                        MaintenanceWindow(
-                            w["name"], datetime.fromtimestamp(w["start"], UTC),
-                            datetime.fromtimestamp(w["end"], UTC),
-                            devices=frozenset(w["devices"]), schools=frozenset(w["schools"]),
-                            kinds=frozenset(w["kinds"]), reason=w["reason"])
-                        for w in await self.storage.maintenance()
-                    ]
+                    self._db_windows = [db_window(w) for w in await self.storage.maintenance()]
                     if self.config is not None:
                         self.engine.set_maintenance(
                             [*self.config.maintenance_windows(), *self._db_windows])

@@ -122,8 +122,9 @@ MIGRATIONS: list[str] = [
     CREATE TABLE maintenance_window (
         id         INTEGER PRIMARY KEY AUTOINCREMENT,
         name       TEXT NOT NULL,
-        start      REAL NOT NULL,
-        end        REAL NOT NULL,
+        start      REAL,
+        end        REAL,
+        weekly     TEXT,
         devices    TEXT NOT NULL DEFAULT '[]',
         schools    TEXT NOT NULL DEFAULT '[]',
         kinds      TEXT NOT NULL DEFAULT '[]',
@@ -280,15 +281,19 @@ class Storage:
     async def open_incidents(self) -> list[Incident]:
         return await tickets.open_incidents(self._db)
 
-    async def add_maintenance(self, name: str, start: float, end: float, *,
+    async def add_maintenance(self, name: str, start: float | None, end: float | None, *,
+                              weekly: Mapping[str, Any] | None = None,
                               devices: Sequence[str] = (), schools: Sequence[str] = (),
                               kinds: Sequence[str] = (), reason: str = "",
                               created_by: str = "") -> int:
+        """A one-off (start/end) or weekly (``{"days": [...], "hours": "02:00-04:00"}``)
+        maintenance window added by an officer."""
         cur = await self._db.execute(
-            "INSERT INTO maintenance_window (name, start, end, devices, schools, kinds, reason,"
-            " created_by, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
-            (name, start, end, json.dumps(list(devices)), json.dumps(list(schools)),
-             json.dumps(list(kinds)), reason, created_by, time.time()),
+            "INSERT INTO maintenance_window (name, start, end, weekly, devices, schools, kinds,"
+            " reason, created_by, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (name, start, end, json.dumps(dict(weekly)) if weekly else None,
+             json.dumps(list(devices)), json.dumps(list(schools)), json.dumps(list(kinds)),
+             reason, created_by, time.time()),
         )
         return int(cur.lastrowid or 0)
 
@@ -300,7 +305,7 @@ class Storage:
         sql = "SELECT * FROM maintenance_window"
         args: list[Any] = []
         if not include_past:
-            sql += " WHERE end > ?"
+            sql += " WHERE weekly IS NOT NULL OR end > ?"
             args.append(time.time())
         sql += " ORDER BY start"
         async with self._db.execute(sql, args) as cur:
@@ -308,6 +313,7 @@ class Storage:
         for r in rows:
             for key in ("devices", "schools", "kinds"):
                 r[key] = json.loads(r[key])
+            r["weekly"] = json.loads(r["weekly"]) if r["weekly"] else None
         return rows
 
     async def incidents(self, limit: int = 100) -> list[dict[str, Any]]:

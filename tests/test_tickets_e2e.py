@@ -203,4 +203,16 @@ def test_cli_maintenance_window_suppresses_tickets(
     rows = wait_value(lambda: tickets(d.db), lambda r: len(r) == 2, 30, "web ticket")
     web = by_root(rows)["web"]
     assert web["served_unit"] == "กลุ่มอำนวยการ"
+    # A recurring (weekly) window from the CLI: all day, every day, for UPSes.
+    res = cli("maintenance", "add", "--db", str(d.db), "--name", "เปลี่ยนแบตเตอรี่",
+              "--weekly", "mon-sun", "--hours", "00:00-24:00", "--kind", "ups")
+    assert res.returncode == 0, res.stderr
+    wait_for(lambda: d.metrics().get_sample("monitord_device_state", device="ups",
+                                            state="maintenance") == 1, 30, "ups in maintenance")
+    listed = json.loads(cli("maintenance", "list", "--db", str(d.db), "--format", "json").stdout)
+    assert [(w["name"], w["weekly"]) for w in listed] == [
+        ("เปลี่ยนแบตเตอรี่", {"days": ["mon-sun"], "hours": "00:00-24:00"})]
+    bad = cli("maintenance", "add", "--db", str(d.db), "--name", "x", "--weekly", "funday",
+              "--hours", "01:00-02:00")
+    assert bad.returncode == 2 and "unknown day" in bad.stderr
     assert d.stop() == 0
