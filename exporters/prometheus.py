@@ -33,6 +33,17 @@ class DeviceLabels:
 
 
 @dataclass(frozen=True, slots=True)
+class SchoolLabels:
+    school: str
+    name: str
+    district: str
+    isp: str
+    latitude: str
+    longitude: str
+    gateways: tuple[str, ...]  # devices without a parent: they carry the school's link
+
+
+@dataclass(frozen=True, slots=True)
 class RoundInfo:
     duration_seconds: float
     targets: int
@@ -47,6 +58,8 @@ class MetricsView(Protocol):
     start_time: float
 
     def device_labels(self) -> Iterable[DeviceLabels]: ...
+    def school_labels(self) -> Iterable[SchoolLabels]: ...
+    def upstream_outages(self) -> Mapping[str, int]: ...
     def device_status(self, device_id: str) -> DeviceStatus | None: ...
     def effective_state(self, device_id: str) -> State: ...
     def ticket_counts(self) -> Mapping[str, int]: ...
@@ -118,6 +131,7 @@ class MonitordCollector(Collector):
             "monitord_start_time_seconds", "Daemon start time (Unix).", value=view.start_time
         )
         yield from self._device_metrics()
+        yield from self._school_metrics()
         yield from self._round_metrics()
         counters = view.counters()
         for name, (doc, labels) in COUNTERS.items():
@@ -211,6 +225,36 @@ class MonitordCollector(Collector):
         yield tickets
         yield GaugeMetricFamily("monitord_incidents_open", "Open incidents (root causes).",
                                 value=self._view.incidents_open())
+
+    def _school_metrics(self) -> Iterator[Metric]:
+        info = GaugeMetricFamily(
+            "monitord_school_info",
+            "Always 1; the school's name, district, ISP and coordinates as labels (Geomap).",
+            labels=["school", "name", "district", "isp", "latitude", "longitude"],
+        )
+        up = GaugeMetricFamily(
+            "monitord_school_up",
+            "1 when every device that carries the school's link (no parent) is up, 0 when one "
+            "is down or unreachable; absent while unknown or in maintenance.",
+            labels=["school"],
+        )
+        for sch in self._view.school_labels():
+            info.add_metric([sch.school, sch.name, sch.district, sch.isp, sch.latitude,
+                             sch.longitude], 1)
+            states = [self._view.effective_state(g) for g in sch.gateways]
+            if any(st in (State.DOWN, State.UNREACHABLE) for st in states):
+                up.add_metric([sch.school], 0)
+            elif states and all(st in (State.UP, State.DEGRADED) for st in states):
+                up.add_metric([sch.school], 1)
+        upstream = GaugeMetricFamily(
+            "monitord_upstream_outages_open",
+            "Open upstream outages (many schools of one ISP or district down together), by "
+            "group; the value is the number of schools affected.",
+            labels=["group"],
+        )
+        for group, n in sorted(self._view.upstream_outages().items()):
+            upstream.add_metric([group], n)
+        yield from (info, up, upstream)
 
     def _round_metrics(self) -> Iterator[Metric]:
         dur = GaugeMetricFamily(

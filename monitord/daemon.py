@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from exporters.prometheus import DeviceLabels, RoundInfo, build_registry
+from exporters.prometheus import DeviceLabels, RoundInfo, SchoolLabels, build_registry
 from monitord import __version__
 from monitord.config import Config, ConfigError, Device, load_config, parse_listen
 from monitord.incidents import (
@@ -269,6 +269,7 @@ class Daemon:
         self._counters: defaultdict[str, Counter[tuple[str, ...]]] = defaultdict(Counter)
         self._labels: list[DeviceLabels] = []
         self._school_of: dict[str, str] = {}
+        self._school_labels: list[SchoolLabels] = []
         self._db_windows: list[MaintenanceWindow] = []
         self._reload_lock = asyncio.Lock()
 
@@ -276,6 +277,13 @@ class Daemon:
 
     def device_labels(self) -> Iterable[DeviceLabels]:
         return self._labels
+
+    def school_labels(self) -> Iterable[SchoolLabels]:
+        return self._school_labels
+
+    def upstream_outages(self) -> Mapping[str, int]:
+        return {inc.root: len(inc.affected) for inc in self.engine.open_incidents()
+                if inc.kind == "upstream"}
 
     def device_status(self, device_id: str) -> DeviceStatus | None:
         return self.tracker.status(device_id)
@@ -380,6 +388,17 @@ class Daemon:
             DeviceLabels(d.id, d.school or "office", d.kind.value) for d in cfg.devices
         ]
         self._school_of = {d.id: d.school or "office" for d in cfg.devices}
+        gateways: dict[str, list[str]] = {}
+        for d in cfg.devices:
+            if d.school is not None and d.parent is None:
+                gateways.setdefault(d.school, []).append(d.id)
+        self._school_labels = [
+            SchoolLabels(smis, sch.name, sch.district, sch.isp,
+                         f"{sch.location.lat}" if sch.location else "",
+                         f"{sch.location.lon}" if sch.location else "",
+                         tuple(gateways.get(smis, ())))
+            for smis, sch in cfg.schools.items()
+        ]
         removed = self.tracker.configure(build_specs(cfg))
         self.engine.tz = cfg.tz
         self.engine.configure(build_nodes(cfg), cfg.calendar(),

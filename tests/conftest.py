@@ -83,13 +83,13 @@ _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 class Metrics(dict[tuple[str, frozenset[tuple[str, str]]], float]):
     """Parsed exposition: look samples up by name and labels, in any label order."""
 
-    def get_sample(self, name: str, **labels: str) -> float | None:
-        return super().get((name, frozenset(labels.items())))
+    def get_sample(self, metric: str, /, **labels: str) -> float | None:
+        return super().get((metric, frozenset(labels.items())))
 
-    def __call__(self, name: str, **labels: str) -> float:
-        value = self.get_sample(name, **labels)
+    def __call__(self, metric: str, /, **labels: str) -> float:
+        value = self.get_sample(metric, **labels)
         if value is None:
-            raise KeyError(f"no sample {name}{labels}")
+            raise KeyError(f"no sample {metric}{labels}")
         return value
 
     def samples(self, name: str) -> list[tuple[dict[str, str], float]]:

@@ -73,6 +73,9 @@ def test_daemon_end_to_end(lab: tuple[Path, IptablesDrop],
     assert m("monitord_device_state", device="rx2", state="unreachable") == 1
     assert m("monitord_device_state", device="rx2", state="down") == 0
     assert m("monitord_incidents_open") == 1
+    assert m.by_label("monitord_school_up", "school") == {"62020001": 1, "62020002": 0}
+    assert m("monitord_school_info", school="62020001", name="โรงเรียนบ้านทดสอบ",
+             district="คลองขลุง", isp="NT", latitude="", longitude="") == 1
     assert m("monitord_probe_round_duration_seconds", probe="icmp") > 0
     assert m("monitord_probe_up", probe="icmp") == 1
     assert m("monitord_icmp_packets_sent_total") >= m("monitord_icmp_packets_received_total") > 0

@@ -115,6 +115,8 @@ def test_tickets_one_per_root_cause_survive_kill9_and_relapse(
     m = d2.metrics()
     assert m("monitord_tickets_open", school="62020001") == 1
     assert m("monitord_tickets_open", school="upstream") == 1
+    assert m("monitord_upstream_outages_open", group="isp:NT") == 10
+    assert sum(v for v in m.by_label("monitord_school_up", "school").values()) == 2
 
     # An officer schedules and starts the repair while the daemon runs.
     sid = str(school_t["id"])
