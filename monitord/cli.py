@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from zoneinfo import ZoneInfo
 from monitord import __version__
 from monitord.config import ConfigError, load_config
 from monitord.schedule import parse_days, parse_hours
+from monitord.storage import Storage, StorageError, default_data_dir
 
 BANGKOK = ZoneInfo("Asia/Bangkok")
 
@@ -65,7 +67,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from monitord.daemon import Daemon, DaemonOptions
     from monitord.demo import DEAD_BLOCK, DeadBlock, build_lab, write_config
-    from monitord.storage import default_data_dir
 
     _setup_logging(args.log_level)
     log = logging.getLogger("monitord.demo")
@@ -96,21 +97,37 @@ def cmd_demo(args: argparse.Namespace) -> int:
             log.info("demo: iptables rule removed")
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    from monitord.storage import Storage, StorageError, default_data_dir
+def with_store(db: Path | None, readonly: bool,
+               action: Callable[[Storage], Awaitable[int]]) -> int:
+    """Open the database (``--db`` or the default), run ``action``, close it.
 
-    path: Path = args.db or default_data_dir() / "monitord.db"
+    Exit codes: 1 when the database cannot be opened, 2 for a request that cannot be
+    applied (unknown ticket, bad transition), else what ``action`` returns.
+    """
+    from monitord.tickets import TicketError
 
-    async def read() -> int:
+    path = db or default_data_dir() / "monitord.db"
+
+    async def run() -> int:
         try:
-            store = await Storage.open(path, readonly=True)
+            store = await Storage.open(path, readonly=readonly)
         except (StorageError, OSError) as exc:
             print(f"monitord: {exc}", file=sys.stderr)
             return 1
         try:
-            states = await store.load_states()
+            return await action(store)
+        except TicketError as exc:
+            print(f"monitord: {exc}", file=sys.stderr)
+            return 2
         finally:
             await store.close()
+
+    return asyncio.run(run())
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    async def read(store: Storage) -> int:
+        states = await store.load_states()
         rows = sorted(states.values(), key=lambda s: s.device_id)
         if args.state:
             rows = [r for r in rows if r.state.value == args.state]
@@ -125,7 +142,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"{r.device_id:<28} {r.state.value:<12} {since}  {r.reason}")
         return 0
 
-    return asyncio.run(read())
+    return with_store(args.db, True, read)
 
 
 def _parse_when(text: str) -> float:
@@ -147,30 +164,13 @@ def _fmt_ts(ts: float | None) -> str:
 
 
 def cmd_tickets(args: argparse.Namespace) -> int:
-    from monitord.storage import Storage, StorageError, default_data_dir
-    from monitord.tickets import TicketError
+    async def action(store: Storage) -> int:
+        return await _tickets_action(store, args)
 
-    path: Path = args.db or default_data_dir() / "monitord.db"
-
-    async def run() -> int:
-        readonly = args.action in ("list", "show")
-        try:
-            store = await Storage.open(path, readonly=readonly)
-        except (StorageError, OSError) as exc:
-            print(f"monitord: {exc}", file=sys.stderr)
-            return 1
-        try:
-            return await _tickets_action(store, args)
-        except TicketError as exc:
-            print(f"monitord: {exc}", file=sys.stderr)
-            return 2
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
+    return with_store(args.db, args.action in ("list", "show"), action)
 
 
-async def _tickets_action(store: Any, args: argparse.Namespace) -> int:
+async def _tickets_action(store: Storage, args: argparse.Namespace) -> int:
     if args.action == "list":
         rows = await store.list_tickets(args.status, include_closed=args.all)
         if args.format == "json":
@@ -217,90 +217,68 @@ async def _tickets_action(store: Any, args: argparse.Namespace) -> int:
 
 
 def cmd_maintenance(args: argparse.Namespace) -> int:
-    from monitord.storage import Storage, StorageError, default_data_dir
+    return with_store(args.db, args.action == "list",
+                      lambda store: _maintenance_action(store, args))
 
-    path: Path = args.db or default_data_dir() / "monitord.db"
 
-    async def run() -> int:
-        try:
-            store = await Storage.open(path, readonly=args.action == "list")
-        except (StorageError, OSError) as exc:
-            print(f"monitord: {exc}", file=sys.stderr)
-            return 1
-        try:
-            if args.action == "add":
-                weekly = None
-                if args.weekly:
-                    if args.start is not None or args.end is not None or not args.hours:
-                        print("monitord: --weekly takes --hours, not --start/--end",
-                              file=sys.stderr)
-                        return 2
-                    try:
-                        parse_days(args.weekly.split(","))
-                        parse_hours(args.hours)
-                    except ValueError as exc:
-                        print(f"monitord: {exc}", file=sys.stderr)
-                        return 2
-                    weekly = {"days": args.weekly.split(","), "hours": args.hours}
-                    when = f"every {args.weekly} {args.hours}"
-                elif args.start is None or args.end is None or args.end <= args.start:
-                    print("monitord: give --start and a later --end (or --weekly and --hours)",
-                          file=sys.stderr)
-                    return 2
-                else:
-                    when = f"{_fmt_ts(args.start)} → {_fmt_ts(args.end)}"
-                wid = await store.add_maintenance(
-                    args.name, args.start, args.end, weekly=weekly, devices=args.device or [],
-                    schools=args.school or [], kinds=args.kind or [], reason=args.reason,
-                    created_by=args.by)
-                print(f"maintenance window {wid} added: {args.name} {when}")
-            elif args.action == "delete":
-                if not await store.delete_maintenance(args.id):
-                    print(f"monitord: no maintenance window {args.id}", file=sys.stderr)
-                    return 2
-                print(f"maintenance window {args.id} deleted")
-            else:
-                rows = await store.maintenance(include_past=args.all)
-                if args.format == "json":
-                    print(json.dumps(rows, ensure_ascii=False, indent=1))
-                for r in rows if args.format == "text" else []:
-                    scope = ", ".join(r["devices"] + r["schools"] + r["kinds"]) or "ทั้งหมด"
-                    when = (f"every {','.join(r['weekly']['days'])} {r['weekly']['hours']}"
-                            if r["weekly"] else f"{_fmt_ts(r['start'])} → {_fmt_ts(r['end'])}")
-                    print(f"{r['id']:>4}  {when}  {r['name']}  [{scope}]")
-            return 0
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
+async def _maintenance_action(store: Storage, args: argparse.Namespace) -> int:
+    if args.action == "add":
+        weekly = None
+        if args.weekly:
+            if args.start is not None or args.end is not None or not args.hours:
+                print("monitord: --weekly takes --hours, not --start/--end",
+                      file=sys.stderr)
+                return 2
+            try:
+                parse_days(args.weekly.split(","))
+                parse_hours(args.hours)
+            except ValueError as exc:
+                print(f"monitord: {exc}", file=sys.stderr)
+                return 2
+            weekly = {"days": args.weekly.split(","), "hours": args.hours}
+            when = f"every {args.weekly} {args.hours}"
+        elif args.start is None or args.end is None or args.end <= args.start:
+            print("monitord: give --start and a later --end (or --weekly and --hours)",
+                  file=sys.stderr)
+            return 2
+        else:
+            when = f"{_fmt_ts(args.start)} → {_fmt_ts(args.end)}"
+        wid = await store.add_maintenance(
+            args.name, args.start, args.end, weekly=weekly, devices=args.device or [],
+            schools=args.school or [], kinds=args.kind or [], reason=args.reason,
+            created_by=args.by)
+        print(f"maintenance window {wid} added: {args.name} {when}")
+    elif args.action == "delete":
+        if not await store.delete_maintenance(args.id):
+            print(f"monitord: no maintenance window {args.id}", file=sys.stderr)
+            return 2
+        print(f"maintenance window {args.id} deleted")
+    else:
+        rows = await store.maintenance(include_past=args.all)
+        if args.format == "json":
+            print(json.dumps(rows, ensure_ascii=False, indent=1))
+        for r in rows if args.format == "text" else []:
+            scope = ", ".join(r["devices"] + r["schools"] + r["kinds"]) or "ทั้งหมด"
+            when = (f"every {','.join(r['weekly']['days'])} {r['weekly']['hours']}"
+                    if r["weekly"] else f"{_fmt_ts(r['start'])} → {_fmt_ts(r['end'])}")
+            print(f"{r['id']:>4}  {when}  {r['name']}  [{scope}]")
+    return 0
 
 
 def cmd_report_repair(args: argparse.Namespace) -> int:
+    box: list[dict[str, Any]] = []
+
+    async def load(store: Storage) -> int:
+        box.append(await store.get_ticket(args.ticket_id))
+        return 0
+
+    code = with_store(args.db, True, load)
+    if code != 0:
+        return code
     from monitord.reports import render_repair_html, render_repair_pdf
     from monitord.reports.from_ticket import report_from_ticket
-    from monitord.storage import Storage, StorageError, default_data_dir
-    from monitord.tickets import TicketError
 
-    path: Path = args.db or default_data_dir() / "monitord.db"
-
-    async def load() -> dict[str, Any] | None:
-        try:
-            store = await Storage.open(path, readonly=True)
-        except (StorageError, OSError) as exc:
-            print(f"monitord: {exc}", file=sys.stderr)
-            return None
-        try:
-            ticket: dict[str, Any] = await store.get_ticket(args.ticket_id)
-            return ticket
-        except TicketError as exc:
-            print(f"monitord: {exc}", file=sys.stderr)
-            return None
-        finally:
-            await store.close()
-
-    ticket = asyncio.run(load())
-    if ticket is None:
-        return 2
+    ticket = box[0]
     report = report_from_ticket(ticket, lang=args.lang, thai_digits=args.thai_digits)
     data = (render_repair_pdf(report) if args.format == "pdf"
             else render_repair_html(report).encode("utf-8"))

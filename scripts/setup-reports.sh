@@ -18,31 +18,12 @@ cd "$(dirname "$0")/.."
 
 DEB=(fonts-thai-tlwg fontconfig libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
      libthai0 poppler-utils)
-missing=()
-for p in "${DEB[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-
-if (( ${#missing[@]} )); then
-  echo "setup-reports: installing Debian packages: ${missing[*]}" >&2
-  SUDO=""
-  if [[ $(id -u) -ne 0 ]]; then
-    if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
-      echo "setup-reports: need root (or sudo) to install: ${missing[*]}" >&2; exit 1
-    fi
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  # A fresh machine has no package lists yet: update only when apt cannot see them.
-  if ! apt-cache show "${missing[@]}" >/dev/null 2>&1; then
-    $SUDO apt-get update -qq
-  fi
-  if ! $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" \
-      >/tmp/monitord-reports-apt.log 2>&1; then
-    $SUDO apt-get update -qq   # stale lists: refresh once and retry
-    $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-  fi
-  # Make the new fonts visible to fontconfig (Pango finds fonts through it).
-  fc-cache -f >/dev/null 2>&1 || true
+source scripts/lib.sh
+if apt_install setup-reports "${DEB[@]}"; then
+  # Make new fonts visible to fontconfig (Pango finds fonts through it).
+  fc-cache >/dev/null 2>&1 || true
+else
+  exit 1
 fi
 
 PY=.venv/bin/python
