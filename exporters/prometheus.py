@@ -100,6 +100,10 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "monitord_config_reloads_total": ("Configuration reloads by result.", ("result",)),
     "monitord_storage_errors_total": ("Database writes that failed (will be retried).", ()),
+    "monitord_notifications_total": (
+        "Notification messages by channel and result (success, retry, failed).",
+        ("channel", "result"),
+    ),
 }
 
 GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {

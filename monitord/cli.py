@@ -60,7 +60,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from monitord.daemon import Daemon, DaemonOptions
 
     _setup_logging(args.log_level)
-    daemon = Daemon(DaemonOptions(Path(args.config), args.db, args.listen))
+    daemon = Daemon(DaemonOptions(Path(args.config), args.db, args.listen,
+                                  notify_urls=args.notify))
     return asyncio.run(daemon.run())
 
 
@@ -89,7 +90,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"demo: device states: {_self_command()} status --db {db}",
     ]
     try:
-        daemon = Daemon(DaemonOptions(config_path, db, args.listen, banner))
+        daemon = Daemon(DaemonOptions(config_path, db, args.listen, banner, args.notify))
         return asyncio.run(daemon.run())
     finally:
         if block.active:
@@ -291,6 +292,23 @@ def cmd_report_repair(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_notify_test(args: argparse.Namespace) -> int:
+    """Send one test message now; exit 0 when the channel acknowledged it."""
+    from monitord.notify import send
+
+    _setup_logging("warning")
+    title = "monitord: ทดสอบการแจ้งเตือน"
+    body = args.message or "ข้อความทดสอบจาก monitord — ช่องทางนี้ใช้งานได้"
+    try:
+        ok = asyncio.run(send(args.url, title, body))
+    except ValueError as exc:
+        print(f"monitord: {exc}", file=sys.stderr)
+        return 2
+    print("sent" if ok else "NOT sent: the channel did not acknowledge",
+          file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="monitord", description="Monitoring daemon for an educational service area office."
@@ -304,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--db", type=Path, metavar="PATH", help="SQLite database path")
         p.add_argument("--log-level", default="info",
                        choices=["debug", "info", "warning", "error"])
+        p.add_argument("--notify", action="append", default=[], metavar="URL",
+                       help="apprise URL that receives every notification (repeatable)")
 
     p_run = sub.add_parser("run", help="run the daemon")
     p_run.add_argument("--config", required=True, metavar="FILE")
@@ -398,6 +418,13 @@ def build_parser() -> argparse.ArgumentParser:
     m_del.add_argument("--db", type=Path, metavar="PATH")
     m_del.add_argument("id", type=int)
     p_m.set_defaults(func=cmd_maintenance)
+
+    p_n = sub.add_parser("notify", help="notification channels")
+    n_sub = p_n.add_subparsers(dest="action", required=True)
+    n_test = n_sub.add_parser("test", help="send a test message to an apprise URL")
+    n_test.add_argument("url", metavar="URL")
+    n_test.add_argument("--message", default="")
+    n_test.set_defaults(func=cmd_notify_test)
 
     p_r = sub.add_parser("report", help="printable reports")
     r_sub = p_r.add_subparsers(dest="report", required=True)

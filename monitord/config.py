@@ -413,6 +413,29 @@ class IncidentsConfig(_Strict):
     flapping: FlappingConfig = FlappingConfig()
 
 
+class ChannelConfig(_Strict):
+    """One notification channel: an apprise URL (by reference when it holds a token)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    url: SecretRef | str
+    events: list[Literal["ticket_opened", "ticket_scheduled", "ticket_repaired",
+                         "ticket_reopened", "ticket_closed", "upstream_started",
+                         "upstream_ended"]] = Field(default_factory=list)
+    schools: list[Annotated[str, BeforeValidator(_code_string)]] = Field(default_factory=list)
+    districts: list[str] = Field(default_factory=list)
+    kinds: list[DeviceKind] = Field(default_factory=list)
+
+
+class NotifyConfig(_Strict):
+    base_url: str = Field("", description="where people reach this monitord (links)")
+    group_window: Duration = 30.0
+    max_attempts: int = Field(12, ge=1, le=1000)
+    backoff_initial: Duration = 5.0
+    backoff_max: Duration = 1800.0
+    lang: Literal["th", "en"] = "th"
+    channels: list[ChannelConfig] = Field(default_factory=list)
+
+
 class EnginesConfig(_Strict):
     icmp: IcmpEngineConfig = IcmpEngineConfig()
 
@@ -423,6 +446,7 @@ class Config(_Strict):
     http: HttpConfig = HttpConfig()
     engines: EnginesConfig = EnginesConfig()
     tickets: TicketsConfig = TicketsConfig()
+    notify: NotifyConfig = NotifyConfig()
     incidents: IncidentsConfig = IncidentsConfig()
     defaults: Defaults = Defaults()
     kinds: dict[DeviceKind, Settings] = Field(default_factory=dict)

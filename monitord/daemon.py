@@ -29,11 +29,17 @@ from monitord import __version__
 from monitord.config import Config, ConfigError, Device, load_config, parse_listen
 from monitord.incidents import (
     Change,
+    IncidentClosed,
     IncidentEngine,
+    IncidentOpened,
     Node,
     Policy,
+    TicketAutoClosed,
     TicketOpen,
+    TicketRecovered,
+    TicketRelapsed,
 )
+from monitord.notify import Channel, Deliverer, NotificationEvent, NotifyPolicy, event_key
 from monitord.schedule import MaintenanceWindow, WeeklyWindow, parse_days, parse_hours
 from monitord.scheduler import Job, Scheduler
 from monitord.state import DeviceSpec, DeviceStatus, State, StateTracker, Transition
@@ -54,6 +60,7 @@ class DaemonOptions:
     db_path: Path | None = None
     listen: str | None = None
     extra_banner: list[str] = field(default_factory=list)
+    notify_urls: list[str] = field(default_factory=list)
 
 
 def resolve_db_path(cfg: Config, override: Path | None) -> Path:
@@ -129,6 +136,28 @@ def build_policy(cfg: Config) -> Policy:
     )
 
 
+def build_channels(cfg: Config, extra_urls: Iterable[str]) -> list[Channel]:
+    """Channels from the config (secrets revealed here, never logged) plus ``--notify``."""
+    out: list[Channel] = []
+    for ch in cfg.notify.channels:
+        try:
+            url = ch.url if isinstance(ch.url, str) else ch.url.reveal()
+        except (LookupError, OSError) as exc:
+            log.error("notification channel %s disabled: %s", ch.name, exc)
+            continue
+        out.append(Channel(ch.name, url, frozenset(ch.events), frozenset(ch.schools),
+                           frozenset(ch.districts), frozenset(k.value for k in ch.kinds)))
+    for i, url in enumerate(extra_urls, start=1):
+        out.append(Channel(f"cli-{i}", url))
+    return out
+
+
+def build_notify_policy(cfg: Config) -> NotifyPolicy:
+    n = cfg.notify
+    return NotifyPolicy(n.group_window, n.max_attempts, n.backoff_initial, n.backoff_max,
+                        n.base_url, n.lang)
+
+
 def db_window(row: Mapping[str, Any]) -> MaintenanceWindow:
     """A maintenance window added with the CLI (a row of ``maintenance_window``)."""
     weekly = None
@@ -184,6 +213,7 @@ class _Batch:
     transitions: list[Transition]
     changes: list[Change]
     contexts: dict[int, TicketContext]
+    notifications: list[NotificationEvent]
 
 
 class StateWriter:
@@ -206,9 +236,11 @@ class StateWriter:
         return sum(len(b.transitions) + len(b.changes) for b in self._pending)
 
     def enqueue(self, transitions: Iterable[Transition], changes: Iterable[Change] = (),
-                contexts: Mapping[int, TicketContext] | None = None) -> None:
-        batch = _Batch(list(transitions), list(changes), dict(contexts or {}))
-        if batch.transitions or batch.changes:
+                contexts: Mapping[int, TicketContext] | None = None,
+                notifications: Iterable[NotificationEvent] = ()) -> None:
+        batch = _Batch(list(transitions), list(changes), dict(contexts or {}),
+                       list(notifications))
+        if batch.transitions or batch.changes or batch.notifications:
             self._pending.append(batch)
             self._wake.set()
 
@@ -216,7 +248,8 @@ class StateWriter:
         while self._pending:
             batch = self._pending[0]
             try:
-                await self._storage.commit(batch.transitions, batch.changes, batch.contexts)
+                await self._storage.commit(batch.transitions, batch.changes, batch.contexts,
+                                           batch.notifications)
             except Exception as exc:
                 self.errors += 1
                 now = time.monotonic()
@@ -264,6 +297,8 @@ class Daemon:
         self.probe_up: dict[str, bool] = {}
         self.storage: Storage | None = None
         self.writer: StateWriter | None = None
+        self.deliverer: Deliverer | None = None
+        self._notify_store: Storage | None = None
         self.http: HttpServer | None = None
         self.stop_event = asyncio.Event()
         self._counters: defaultdict[str, Counter[tuple[str, ...]]] = defaultdict(Counter)
@@ -332,6 +367,9 @@ class Daemon:
         stats = getattr(icmp, "stats", None)
         if stats is not None:
             out.update(_icmp_counters(stats))
+        if self.deliverer is not None:
+            out["monitord_notifications_total"] = {
+                key: float(n) for key, n in self.deliverer.results.items()}
         out["monitord_storage_errors_total"] = {
             (): float(self.writer.errors if self.writer else 0)
         }
@@ -448,8 +486,49 @@ class Daemon:
                 contexts[ch.ticket_id] = ticket_context(self.config, ch)
                 log.warning("ticket %d opened for %s (%s)", ch.ticket_id, ch.incident.root,
                             ch.incident.hypothesis)
+        notes = [n for ch in changes if (n := self._notification(ch, contexts)) is not None]
         if self.writer is not None:
-            self.writer.enqueue(transitions, changes, contexts)
+            self.writer.enqueue(transitions, changes, contexts, notes)
+
+    def _ticket_data(self, ticket_id: int, root: str) -> dict[str, Any]:
+        cfg = self.config
+        dev = cfg.device_map().get(root) if cfg is not None else None
+        school = cfg.schools.get(dev.school or "") if cfg is not None and dev else None
+        return {"ticket_id": ticket_id, "root": root,
+                "root_name": dev.display_name if dev else root,
+                "school": dev.school if dev else None,
+                "district": school.district if school else "",
+                "kind": dev.kind.value if dev else "",
+                "served_unit": school.name if school else (dev.unit if dev else root)}
+
+    def _notification(self, ch: Change, contexts: Mapping[int, TicketContext]
+                      ) -> NotificationEvent | None:
+        """The message-worthy changes, as outbox events with idempotency keys."""
+        if isinstance(ch, TicketOpen):
+            data = self._ticket_data(ch.ticket_id, ch.incident.root)
+            ctx = contexts.get(ch.ticket_id)
+            if ctx is not None:
+                data["served_unit"] = ctx.served_unit
+            data.update(down_since=ch.incident.opened_at, hypothesis=ch.incident.hypothesis,
+                        affected=len(ch.incident.affected))
+            return NotificationEvent(event_key("open", ch.ticket_id, ch.incident.id),
+                                     "ticket_opened", ch.ts, data)
+        if isinstance(ch, TicketRecovered | TicketRelapsed | TicketAutoClosed):
+            info = self.engine.ticket(ch.ticket_id)
+            data = self._ticket_data(ch.ticket_id, info.root if info else "")
+            kind = {TicketRecovered: "ticket_repaired", TicketRelapsed: "ticket_reopened",
+                    TicketAutoClosed: "ticket_closed"}[type(ch)]
+            return NotificationEvent(event_key(kind, ch.ticket_id, ch.ts), kind, ch.ts, data)
+        if isinstance(ch, IncidentOpened | IncidentClosed) and ch.incident.kind == "upstream":
+            live = self.engine.incident_for(ch.incident.root) or ch.incident
+            started = isinstance(ch, IncidentOpened)
+            kind = "upstream_started" if started else "upstream_ended"
+            ts = ch.incident.opened_at if started else (ch.incident.closed_at or time.time())
+            return NotificationEvent(
+                event_key(kind, ch.incident.id), kind, ts,
+                {"group": ch.incident.root, "hypothesis": live.hypothesis,
+                 "schools": len(live.affected)})
+        return None
 
     async def _tick_loop(self) -> None:
         """Timers (ticket delays, active hours, auto-close) and officers' edits (tickets,
@@ -491,6 +570,11 @@ class Daemon:
                                     or old.http != result.config.http
                                     or old.engines != result.config.engines):
                 log.warning("storage/http/engines settings changed: they apply after a restart")
+            if self.deliverer is not None:
+                self.deliverer.configure(
+                    build_channels(result.config, self.options.notify_urls),
+                    build_notify_policy(result.config), result.config.office.short_name
+                    or result.config.office.name)
             if removed and self.storage is not None:
                 try:
                     await self.storage.forget_devices(removed)
@@ -551,6 +635,13 @@ class Daemon:
             log.error("cannot open database %s: %s", db_path, exc)
             return 1
         self.writer = StateWriter(self.storage)
+        # The outbox worker gets its own connection: its transactions must not interleave
+        # with the state writer's on one connection.
+        self._notify_store = await Storage.open(db_path)
+        self.deliverer = Deliverer(self._notify_store.connection,
+                                   build_channels(cfg, self.options.notify_urls),
+                                   build_notify_policy(cfg),
+                                   cfg.office.short_name or cfg.office.name)
 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -599,6 +690,7 @@ class Daemon:
             asyncio.create_task(self.writer.run(self.stop_event), name="writer"),
             asyncio.create_task(self._prune_loop(cfg.storage.retention_days), name="prune"),
             asyncio.create_task(self._tick_loop(), name="tick"),
+            asyncio.create_task(self.deliverer.run(self.stop_event), name="notify"),
         ]
         await self.stop_event.wait()
         log.info("stopping")
@@ -613,6 +705,7 @@ class Daemon:
             log.error("%d state changes could not be written before exit", self.writer.pending)
         await self._event("daemon_stopped", "")
         await self.storage.close()
+        await self._notify_store.close()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         log.info("stopped")

@@ -88,6 +88,7 @@ def build_lab(schools: int = 36) -> DemoLab:
             "icmp": {"count": 3, "timeout": "1s", "period": "100ms"},
         },
         "tickets": {"relapse_window": "1h", "auto_close_after": "1h"},
+        "notify": {"group_window": "10s"},  # `monitord demo --notify URL`: first message <2 min
         "schools": {},
         "devices": [],
     }

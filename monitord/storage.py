@@ -23,8 +23,9 @@ from typing import Any
 
 import aiosqlite
 
-from monitord import tickets
+from monitord import notify, tickets
 from monitord.incidents import Change, Incident, TicketInfo
+from monitord.notify import NotificationEvent
 from monitord.state import State, StoredState, Transition
 from monitord.tickets import TicketContext
 
@@ -132,6 +133,28 @@ MIGRATIONS: list[str] = [
         created_by TEXT NOT NULL DEFAULT '',
         created_at REAL NOT NULL
     );
+    CREATE TABLE notification_event (
+        id     INTEGER PRIMARY KEY AUTOINCREMENT,
+        key    TEXT NOT NULL UNIQUE,
+        kind   TEXT NOT NULL,
+        ts     REAL NOT NULL,
+        data   TEXT NOT NULL DEFAULT '{}',
+        routed INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX notification_event_routed ON notification_event (routed);
+    CREATE TABLE notification_delivery (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id     INTEGER NOT NULL REFERENCES notification_event (id),
+        channel      TEXT NOT NULL,
+        status       TEXT NOT NULL,
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        next_attempt REAL NOT NULL,
+        last_error   TEXT NOT NULL DEFAULT '',
+        sent_at      REAL,
+        UNIQUE (event_id, channel)
+    );
+    CREATE INDEX notification_delivery_due ON notification_delivery (channel, status,
+                                                                   next_attempt);
     """,
 ]
 
@@ -232,10 +255,11 @@ class Storage:
         await self.commit(transitions, (), {})
 
     async def commit(self, transitions: Sequence[Transition], changes: Sequence[Change],
-                     contexts: Mapping[int, TicketContext]) -> None:
+                     contexts: Mapping[int, TicketContext],
+                     notifications: Sequence[NotificationEvent] = ()) -> None:
         """Persist state transitions and the incident/ticket changes they caused, in one
         transaction: after a crash either all of it is on disk or none of it is."""
-        if not transitions and not changes:
+        if not transitions and not changes and not notifications:
             return
         now = time.time()
         await self._db.execute("BEGIN IMMEDIATE")
@@ -255,6 +279,7 @@ class Storage:
                     [(t.device_id, t.new.value, t.ts, t.reason, now) for t in transitions],
                 )
             await tickets.apply_changes(self._db, changes, contexts, now)
+            await notify.record(self._db, notifications)
             await self._db.execute("COMMIT")
         except BaseException:
             await self._db.execute("ROLLBACK")
@@ -280,6 +305,11 @@ class Storage:
 
     async def open_incidents(self) -> list[Incident]:
         return await tickets.open_incidents(self._db)
+
+    @property
+    def connection(self) -> aiosqlite.Connection:
+        """For workers that own a table set (the notification outbox)."""
+        return self._db
 
     async def add_maintenance(self, name: str, start: float | None, end: float | None, *,
                               weekly: Mapping[str, Any] | None = None,

@@ -32,6 +32,7 @@ from monitord.incidents import (
     TicketRecovered,
     TicketRelapsed,
 )
+from monitord.notify import NotificationEvent, event_key, record
 
 STATUSES = ("open", "scheduled", "in_repair", "repaired", "closed")
 STATUS_TH = {
@@ -225,6 +226,29 @@ async def open_incidents(db: aiosqlite.Connection) -> list[Incident]:
     ]
 
 
+async def _notify_officer_change(db: aiosqlite.Connection, ticket_id: int, actor: str,
+                                 scheduled_for: float | None, status: str | None,
+                                 now: float) -> None:
+    async with db.execute("SELECT root, school, served_unit, equipment FROM ticket"
+                          " WHERE id = ?", (ticket_id,)) as cur:
+        row = await cur.fetchone()
+    if row is None:
+        return
+    equipment = json.loads(row["equipment"] or "[]")
+    data = {"ticket_id": ticket_id, "root": row["root"], "school": row["school"],
+            "served_unit": row["served_unit"], "actor": actor,
+            "root_name": equipment[0]["name"] if equipment else row["root"]}
+    events = []
+    if scheduled_for is not None:
+        events.append(NotificationEvent(event_key("scheduled", ticket_id, scheduled_for),
+                                        "ticket_scheduled", now,
+                                        {**data, "scheduled_for": scheduled_for}))
+    if status == "closed":
+        events.append(NotificationEvent(event_key("closed", ticket_id), "ticket_closed", now,
+                                        data))
+    await record(db, events)
+
+
 # -- officers' changes ---------------------------------------------------------------
 
 _FIELDS = ("cause", "fix", "summary", "event_text", "repairer_name", "repairer_position",
@@ -272,6 +296,8 @@ async def officer_update(db: aiosqlite.Connection, ticket_id: int, actor: str, *
                          [*sets.values(), ticket_id])
         if status is not None and status != current:
             await _event(db, ticket_id, now, status, actor, note)
+        if scheduled_for is not None or status == "closed":
+            await _notify_officer_change(db, ticket_id, actor, scheduled_for, status, now)
         elif note or fields or scheduled_for is not None:
             await _event(db, ticket_id, now, current, actor, note or "แก้ไขรายละเอียด")
         await db.execute("COMMIT")

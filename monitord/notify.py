@@ -1,0 +1,279 @@
+"""Alert notifications: a durable outbox delivered through apprise.
+
+Pipeline (after Alertmanager): **record → route → group → send/retry**, as separate steps.
+
+* *Record.*  Every notification event (ticket opened, repaired, reopened, scheduled,
+  closed; upstream outage started/ended) is a row in ``notification_event``, written in
+  the same transaction as the state or ticket change that caused it, with a unique
+  idempotency ``key`` — so kill -9 can neither lose it nor record it twice.
+* *Route.*  The delivery worker fans each new event out to the channels whose filters
+  match (event kinds, schools, districts, device kinds), one ``notification_delivery``
+  row per (event, channel), first sendable ``group_window`` after the event.
+* *Group.*  All deliveries of one channel that are due together go out as ONE message:
+  forty schools dropping at once is one message, not forty.
+* *Send/retry.*  apprise sends; a failure is retried with exponential backoff (and
+  jitter) up to ``max_attempts``; the rows are marked sent in one transaction after the
+  channel acknowledged.  Results are counted in ``monitord_notifications_total``.
+
+Messages are Thai (English optional) and carry links to the ticket's repair report and
+the status page when ``notify.base_url`` is set.  Channel URLs may hold tokens: they are
+given by reference (``{env: NAME}``/``{file: PATH}``) and only the channel *name* ever
+appears in logs, metrics or messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import aiosqlite
+import apprise
+
+from monitord.thaidate import format_datetime
+
+log = logging.getLogger(__name__)
+
+EVENT_KINDS = ("ticket_opened", "ticket_scheduled", "ticket_repaired", "ticket_reopened",
+               "ticket_closed", "upstream_started", "upstream_ended", "test")
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationEvent:
+    """Something people should hear about; ``key`` makes recording it idempotent."""
+
+    key: str
+    kind: str
+    ts: float
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def school(self) -> str | None:
+        value = self.data.get("school")
+        return str(value) if value else None
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    name: str
+    url: str  # may contain a token: never log it
+    events: frozenset[str] = frozenset()  # empty: all
+    schools: frozenset[str] = frozenset()
+    districts: frozenset[str] = frozenset()
+    kinds: frozenset[str] = frozenset()
+
+    def wants(self, event: NotificationEvent) -> bool:
+        data = event.data
+        return ((not self.events or event.kind in self.events)
+                and (not self.schools or str(data.get("school") or "") in self.schools)
+                and (not self.districts or str(data.get("district") or "") in self.districts)
+                and (not self.kinds or str(data.get("kind") or "") in self.kinds))
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyPolicy:
+    group_window: float = 30.0
+    max_attempts: int = 12
+    backoff_initial: float = 5.0
+    backoff_max: float = 1800.0
+    base_url: str = ""
+    lang: str = "th"
+
+
+# -- recording (inside the caller's transaction) ---------------------------------------
+
+
+async def record(db: aiosqlite.Connection, events: Iterable[NotificationEvent]) -> None:
+    await db.executemany(
+        "INSERT INTO notification_event (key, kind, ts, data) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (key) DO NOTHING",
+        [(e.key, e.kind, e.ts, json.dumps(dict(e.data), ensure_ascii=False)) for e in events],
+    )
+
+
+def event_key(*parts: object) -> str:
+    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:24]
+
+
+# -- text ------------------------------------------------------------------------------
+
+
+def _when(ts: Any) -> str:
+    if not ts:
+        return "-"
+    return format_datetime(datetime.fromtimestamp(float(ts), UTC), abbreviated=True)
+
+
+def render_line(event: NotificationEvent, policy: NotifyPolicy) -> str:
+    """One event as one line of Thai text."""
+    d = event.data
+    tid = d.get("ticket_id")
+    where = d.get("served_unit") or d.get("school") or ""
+    what = d.get("root_name") or d.get("root") or ""
+    link = ""
+    if policy.base_url and tid:
+        link = f" {policy.base_url.rstrip('/')}/tickets/{tid}"
+    if event.kind == "ticket_opened":
+        extra = f" กระทบอุปกรณ์อื่น {d['affected']} รายการ" if d.get("affected") else ""
+        return (f"🔴 เปิดใบแจ้งซ่อม #{tid} {where}: {what} ขัดข้องตั้งแต่ "
+                f"{_when(d.get('down_since'))}{extra} — {d.get('hypothesis', '')}{link}")
+    if event.kind == "ticket_repaired":
+        return f"✅ ซ่อมเสร็จ/กลับมาใช้งานได้ #{tid} {where}: {what}{link}"
+    if event.kind == "ticket_reopened":
+        return f"🔁 ขัดข้องซ้ำ เปิดใบแจ้งซ่อมเดิม #{tid} {where}: {what}{link}"
+    if event.kind == "ticket_scheduled":
+        return (f"📅 นัดหมายซ่อม #{tid} {where}: {_when(d.get('scheduled_for'))} "
+                f"โดย {d.get('actor', '')}{link}")
+    if event.kind == "ticket_closed":
+        return f"☑️ ปิดใบแจ้งซ่อม #{tid} {where}{link}"
+    if event.kind == "upstream_started":
+        return f"⚠️ เหตุขัดข้องต้นทาง {d.get('group', '')}: {d.get('hypothesis', '')}"
+    if event.kind == "upstream_ended":
+        return f"✅ เหตุขัดข้องต้นทาง {d.get('group', '')} สิ้นสุดแล้ว"
+    return f"monitord: {d.get('message', event.kind)}"
+
+
+def render_message(events: Sequence[NotificationEvent], policy: NotifyPolicy,
+                   office: str) -> tuple[str, str]:
+    """(title, body) for a group of events sent to one channel as one message."""
+    counts = Counter(e.kind for e in events)
+    if len(events) == 1:
+        title = f"monitord {office}"
+    else:
+        title = f"monitord {office}: {len(events)} เหตุการณ์"
+    body = "\n".join(render_line(e, policy) for e in sorted(events, key=lambda e: e.ts))
+    if policy.base_url and counts.keys() - {"test"}:
+        body += f"\nหน้าสถานะ: {policy.base_url.rstrip('/')}/status"
+    return title, body
+
+
+# -- delivery ----------------------------------------------------------------------------
+
+
+async def send(url: str, title: str, body: str) -> bool:
+    """Send through apprise; True when the channel acknowledged."""
+    obj = apprise.Apprise()
+    if not obj.add(url):
+        raise ValueError("apprise does not understand this channel URL")
+    return bool(await obj.async_notify(body=body, title=title))
+
+
+class Deliverer:
+    """The worker: route new events, group what is due per channel, send with retries."""
+
+    def __init__(self, db: aiosqlite.Connection, channels: Sequence[Channel],
+                 policy: NotifyPolicy, office: str) -> None:
+        self._db = db
+        self.channels = list(channels)
+        self.policy = policy
+        self.office = office
+        self.results: Counter[tuple[str, str]] = Counter()
+        self._rng = random.Random()
+
+    def configure(self, channels: Sequence[Channel], policy: NotifyPolicy, office: str) -> None:
+        self.channels, self.policy, self.office = list(channels), policy, office
+
+    async def route(self, now: float) -> int:
+        """Create deliveries for events not routed yet (one transaction)."""
+        await self._db.execute("BEGIN IMMEDIATE")
+        try:
+            async with self._db.execute(
+                "SELECT id, key, kind, ts, data FROM notification_event WHERE routed = 0"
+                " ORDER BY id LIMIT 1000"
+            ) as cur:
+                rows = await cur.fetchall()
+            made = 0
+            for r in rows:
+                ev = NotificationEvent(r["key"], r["kind"], r["ts"], json.loads(r["data"]))
+                for ch in self.channels:
+                    if ch.wants(ev):
+                        await self._db.execute(
+                            "INSERT INTO notification_delivery (event_id, channel, status,"
+                            " attempts, next_attempt) VALUES (?, ?, 'pending', 0, ?)"
+                            " ON CONFLICT (event_id, channel) DO NOTHING",
+                            (r["id"], ch.name, max(now, ev.ts) + self.policy.group_window
+                             if ev.kind != "test" else now),
+                        )
+                        made += 1
+                await self._db.execute("UPDATE notification_event SET routed = 1 WHERE id = ?",
+                                       (r["id"],))
+            await self._db.execute("COMMIT")
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            raise
+        return made
+
+    async def deliver(self, now: float) -> None:
+        """Send every channel's due deliveries, grouped into one message per channel."""
+        for ch in self.channels:
+            async with self._db.execute(
+                "SELECT d.id, d.attempts, e.key, e.kind, e.ts, e.data"
+                " FROM notification_delivery d JOIN notification_event e ON e.id = d.event_id"
+                " WHERE d.channel = ? AND d.status = 'pending' AND d.next_attempt <= ?"
+                " ORDER BY e.ts LIMIT 200", (ch.name, now)
+            ) as cur:
+                rows = await cur.fetchall()
+            if not rows:
+                continue
+            events = [NotificationEvent(r["key"], r["kind"], r["ts"], json.loads(r["data"]))
+                      for r in rows]
+            title, body = render_message(events, self.policy, self.office)
+            try:
+                ok = await send(ch.url, title, body)
+                error = "" if ok else "channel did not acknowledge"
+            except Exception as exc:  # a broken URL or library error: same retry path
+                ok, error = False, type(exc).__name__
+            ids = [r["id"] for r in rows]
+            attempts = max(r["attempts"] for r in rows) + 1
+            if ok:
+                await self._mark(ids, "sent", now, attempts, "")
+                self.results[(ch.name, "success")] += 1
+                log.info("notification to %s: %d event(s) sent", ch.name, len(ids))
+            elif attempts >= self.policy.max_attempts:
+                await self._mark(ids, "failed", now, attempts, error)
+                self.results[(ch.name, "failed")] += 1
+                log.error("notification to %s given up after %d attempts: %s", ch.name,
+                          attempts, error)
+            else:
+                delay = min(self.policy.backoff_max,
+                            self.policy.backoff_initial * 2 ** (attempts - 1))
+                delay *= self._rng.uniform(0.8, 1.2)
+                await self._mark(ids, "pending", now + delay, attempts, error)
+                self.results[(ch.name, "retry")] += 1
+                log.warning("notification to %s failed (%s); retry %d in %.0fs", ch.name,
+                            error, attempts, delay)
+
+    async def _mark(self, ids: list[int], status: str, when: float, attempts: int,
+                    error: str) -> None:
+        await self._db.execute("BEGIN IMMEDIATE")
+        try:
+            await self._db.executemany(
+                "UPDATE notification_delivery SET status = ?, attempts = ?, last_error = ?,"
+                " next_attempt = ?, sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END"
+                " WHERE id = ?",
+                [(status, attempts, error, when, status, when, i) for i in ids],
+            )
+            await self._db.execute("COMMIT")
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            raise
+
+    async def run(self, stop: asyncio.Event, every: float = 1.0) -> None:
+        while not stop.is_set():
+            try:
+                now = time.time()
+                await self.route(now)
+                await self.deliver(now)
+            except Exception as exc:
+                log.error("notification worker: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=every)
