@@ -424,6 +424,11 @@ class ChannelConfig(_Strict):
     schools: list[Annotated[str, BeforeValidator(_code_string)]] = Field(default_factory=list)
     districts: list[str] = Field(default_factory=list)
     kinds: list[DeviceKind] = Field(default_factory=list)
+    on_duty: ScheduleConfig | None = Field(None, description="duty roster: days/hours this "
+                                           "officer is on duty (skip_holidays honoured)")
+    quiet: ScheduleConfig | None = Field(None, description="hours in which nothing is sent")
+    max_per_hour: int | None = Field(None, ge=1)
+    escalation: bool = Field(False, description="receives only escalations")
 
 
 class NotifyConfig(_Strict):
@@ -433,6 +438,9 @@ class NotifyConfig(_Strict):
     backoff_initial: Duration = 5.0
     backoff_max: Duration = 1800.0
     lang: Literal["th", "en"] = "th"
+    remind_every: Duration | None = Field(14400.0, description="repeat open tickets")
+    escalate_after: Duration | None = Field(172800.0, description="escalate open tickets")
+    daily_summary_at: str | None = Field(None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     channels: list[ChannelConfig] = Field(default_factory=list)
 
 

@@ -39,7 +39,15 @@ from monitord.incidents import (
     TicketRecovered,
     TicketRelapsed,
 )
-from monitord.notify import Channel, Deliverer, NotificationEvent, NotifyPolicy, event_key
+from monitord.notify import (
+    Channel,
+    Deliverer,
+    NotificationEvent,
+    NotifyPolicy,
+    Reminders,
+    event_key,
+    timed_events,
+)
 from monitord.schedule import MaintenanceWindow, WeeklyWindow, parse_days, parse_hours
 from monitord.scheduler import Job, Scheduler
 from monitord.state import DeviceSpec, DeviceStatus, State, StateTracker, Transition
@@ -146,7 +154,10 @@ def build_channels(cfg: Config, extra_urls: Iterable[str]) -> list[Channel]:
             log.error("notification channel %s disabled: %s", ch.name, exc)
             continue
         out.append(Channel(ch.name, url, frozenset(ch.events), frozenset(ch.schools),
-                           frozenset(ch.districts), frozenset(k.value for k in ch.kinds)))
+                           frozenset(ch.districts), frozenset(k.value for k in ch.kinds),
+                           ch.on_duty.build("on_duty") if ch.on_duty else None,
+                           ch.quiet.build("quiet") if ch.quiet else None,
+                           ch.max_per_hour, ch.escalation))
     for i, url in enumerate(extra_urls, start=1):
         out.append(Channel(f"cli-{i}", url))
     return out
@@ -306,6 +317,7 @@ class Daemon:
         self._school_of: dict[str, str] = {}
         self._school_labels: list[SchoolLabels] = []
         self._db_windows: list[MaintenanceWindow] = []
+        self._last_timed = 0.0
         self._reload_lock = asyncio.Lock()
 
     # -- MetricsView -----------------------------------------------------------------
@@ -490,6 +502,26 @@ class Daemon:
         if self.writer is not None:
             self.writer.enqueue(transitions, changes, contexts, notes)
 
+    async def _timed_notifications(self) -> None:
+        """Reminders, escalations and the daily summary (idempotent keys: safe to repeat)."""
+        now = time.time()
+        if self.config is None or self.storage is None or now - self._last_timed < 30:
+            return
+        self._last_timed = now
+        n = self.config.notify
+        try:
+            open_tickets = await self.storage.list_tickets()
+        except Exception as exc:
+            log.error("reading tickets for reminders failed: %s", exc)
+            return
+        offline = [s.name for s in self._school_labels
+                   if any(self.effective_state(g) in (State.DOWN, State.UNREACHABLE)
+                          for g in s.gateways)]
+        events = timed_events(open_tickets, offline, now,
+                              Reminders(n.remind_every, n.escalate_after, n.daily_summary_at))
+        if events and self.writer is not None:
+            self.writer.enqueue([], [], {}, events)
+
     def _ticket_data(self, ticket_id: int, root: str) -> dict[str, Any]:
         cfg = self.config
         dev = cfg.device_map().get(root) if cfg is not None else None
@@ -544,6 +576,7 @@ class Daemon:
                 except Exception as exc:
                     log.error("reading tickets/maintenance from the database failed: %s", exc)
             self._record([], self.engine.tick(time.time()))
+            await self._timed_notifications()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), timeout=TICK_SECONDS)
 
@@ -575,6 +608,7 @@ class Daemon:
                     build_channels(result.config, self.options.notify_urls),
                     build_notify_policy(result.config), result.config.office.short_name
                     or result.config.office.name)
+                self.deliverer.calendar = result.config.calendar()
             if removed and self.storage is not None:
                 try:
                     await self.storage.forget_devices(removed)
@@ -642,6 +676,7 @@ class Daemon:
                                    build_channels(cfg, self.options.notify_urls),
                                    build_notify_policy(cfg),
                                    cfg.office.short_name or cfg.office.name)
+        self.deliverer.calendar = cfg.calendar()
 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

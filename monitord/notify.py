@@ -35,16 +35,22 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiosqlite
 import apprise
 
-from monitord.thaidate import format_datetime
+from monitord.schedule import Calendar, Schedule
+from monitord.thaidate import format_datetime, format_duration
+
+BANGKOK = ZoneInfo("Asia/Bangkok")
+NO_HOLIDAYS = Calendar()
 
 log = logging.getLogger(__name__)
 
 EVENT_KINDS = ("ticket_opened", "ticket_scheduled", "ticket_repaired", "ticket_reopened",
-               "ticket_closed", "upstream_started", "upstream_ended", "test")
+               "ticket_closed", "ticket_reminder", "ticket_escalated", "upstream_started",
+               "upstream_ended", "broker_unreachable", "daily_summary", "test")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,19 +70,41 @@ class NotificationEvent:
 
 @dataclass(frozen=True, slots=True)
 class Channel:
+    """Where messages go, and which ones.
+
+    ``on_duty``: the officer behind this channel is on duty only then (e.g. Thursday and
+    Friday): events that happen outside it go to whoever else is on duty, not here.
+    ``quiet``: hours in which nothing is sent; messages wait and go out when they end.
+    ``max_per_hour``: messages at most per rolling hour; the rest wait (grouped).
+    ``escalation``: this channel receives only escalations (e.g. the group director).
+    """
+
     name: str
     url: str  # may contain a token: never log it
     events: frozenset[str] = frozenset()  # empty: all
     schools: frozenset[str] = frozenset()
     districts: frozenset[str] = frozenset()
     kinds: frozenset[str] = frozenset()
+    on_duty: Schedule | None = None
+    quiet: Schedule | None = None
+    max_per_hour: int | None = None
+    escalation: bool = False
 
-    def wants(self, event: NotificationEvent) -> bool:
+    def wants(self, event: NotificationEvent, calendar: Calendar = NO_HOLIDAYS) -> bool:
         data = event.data
+        if self.escalation != (event.kind == "ticket_escalated"):
+            return False
+        if self.on_duty is not None and not self.on_duty.active(
+                datetime.fromtimestamp(event.ts, BANGKOK), calendar):
+            return False
         return ((not self.events or event.kind in self.events)
                 and (not self.schools or str(data.get("school") or "") in self.schools)
                 and (not self.districts or str(data.get("district") or "") in self.districts)
                 and (not self.kinds or str(data.get("kind") or "") in self.kinds))
+
+    def quiet_now(self, now: float, calendar: Calendar = NO_HOLIDAYS) -> bool:
+        return self.quiet is not None and self.quiet.active(
+            datetime.fromtimestamp(now, BANGKOK), calendar)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +163,23 @@ def render_line(event: NotificationEvent, policy: NotifyPolicy) -> str:
                 f"โดย {d.get('actor', '')}{link}")
     if event.kind == "ticket_closed":
         return f"☑️ ปิดใบแจ้งซ่อม #{tid} {where}{link}"
+    if event.kind == "ticket_reminder":
+        return (f"⏰ ใบแจ้งซ่อม #{tid} {where}: {what} ยังไม่ได้แก้ไข "
+                f"(เปิดมาแล้ว {format_duration(float(d.get('age', 0)))}){link}")
+    if event.kind == "ticket_escalated":
+        return (f"⏫ ใบแจ้งซ่อม #{tid} {where}: {what} เปิดค้างเกิน "
+                f"{format_duration(float(d.get('age', 0)))} — ขอให้ติดตาม{link}")
+    if event.kind == "broker_unreachable":
+        return "⚠️ monitord ติดต่อ MQTT broker ไม่ได้: สถานะอุปกรณ์ที่รายงานผ่าน MQTT ไม่ทราบ"
+    if event.kind == "daily_summary":
+        offline = d.get("offline_schools") or []
+        tickets = d.get("open_tickets") or []
+        lines = [f"📋 สรุปประจำวัน: โรงเรียนออฟไลน์ {len(offline)} แห่ง, "
+                 f"ใบแจ้งซ่อมที่ยังเปิด {len(tickets)} ใบ"]
+        lines += [f"  • ออฟไลน์: {name}" for name in offline[:50]]
+        lines += [f"  • #{t['id']} {t['served_unit']} (เปิดเมื่อ {_when(t['opened_at'])})"
+                  for t in tickets[:50]]
+        return "\n".join(lines)
     if event.kind == "upstream_started":
         return f"⚠️ เหตุขัดข้องต้นทาง {d.get('group', '')}: {d.get('hypothesis', '')}"
     if event.kind == "upstream_ended":
@@ -177,7 +222,9 @@ class Deliverer:
         self.policy = policy
         self.office = office
         self.results: Counter[tuple[str, str]] = Counter()
+        self.calendar = Calendar()
         self._rng = random.Random()
+        self._sent_times: dict[str, list[float]] = {}
 
     def configure(self, channels: Sequence[Channel], policy: NotifyPolicy, office: str) -> None:
         self.channels, self.policy, self.office = list(channels), policy, office
@@ -195,7 +242,7 @@ class Deliverer:
             for r in rows:
                 ev = NotificationEvent(r["key"], r["kind"], r["ts"], json.loads(r["data"]))
                 for ch in self.channels:
-                    if ch.wants(ev):
+                    if ch.wants(ev, self.calendar):
                         await self._db.execute(
                             "INSERT INTO notification_delivery (event_id, channel, status,"
                             " attempts, next_attempt) VALUES (?, ?, 'pending', 0, ?)"
@@ -215,6 +262,12 @@ class Deliverer:
     async def deliver(self, now: float) -> None:
         """Send every channel's due deliveries, grouped into one message per channel."""
         for ch in self.channels:
+            if ch.quiet_now(now, self.calendar):
+                continue  # quiet hours: messages wait, grouped, until they end
+            recent = [t for t in self._sent_times.get(ch.name, []) if now - t < 3600]
+            self._sent_times[ch.name] = recent
+            if ch.max_per_hour is not None and len(recent) >= ch.max_per_hour:
+                continue  # rate limit: wait; what accumulates goes out as one message
             async with self._db.execute(
                 "SELECT d.id, d.attempts, e.key, e.kind, e.ts, e.data"
                 " FROM notification_delivery d JOIN notification_event e ON e.id = d.event_id"
@@ -235,6 +288,7 @@ class Deliverer:
             ids = [r["id"] for r in rows]
             attempts = max(r["attempts"] for r in rows) + 1
             if ok:
+                self._sent_times[ch.name].append(now)
                 await self._mark(ids, "sent", now, attempts, "")
                 self.results[(ch.name, "success")] += 1
                 log.info("notification to %s: %d event(s) sent", ch.name, len(ids))
@@ -277,3 +331,48 @@ class Deliverer:
                 log.error("notification worker: %s", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=every)
+
+
+# -- events from the clock ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Reminders:
+    remind_every: float | None = 14400.0
+    escalate_after: float | None = 172800.0
+    daily_summary_at: str | None = None  # "HH:MM" Bangkok time; None: no summary
+
+
+def timed_events(tickets: Sequence[Mapping[str, Any]], offline_schools: Sequence[str],
+                 now: float, cfg: Reminders) -> list[NotificationEvent]:
+    """Reminders for tickets still open, escalations of old ones, the daily summary.
+
+    Keys are derived from the ticket and the reminder's ordinal (or the date), so calling
+    this every few seconds records each reminder exactly once.
+    """
+    out: list[NotificationEvent] = []
+    active = [t for t in tickets if t["status"] in ("open", "scheduled", "in_repair")]
+    for t in active:
+        age = now - float(t["opened_at"])
+        data = {"ticket_id": t["id"], "root": t["root"], "school": t.get("school"),
+                "served_unit": t.get("served_unit", ""), "age": age,
+                "root_name": (t.get("equipment") or [{"name": t["root"]}])[0]["name"]}
+        if cfg.remind_every and age >= cfg.remind_every:
+            n = int(age // cfg.remind_every)
+            out.append(NotificationEvent(event_key("remind", t["id"], n), "ticket_reminder",
+                                         float(t["opened_at"]) + n * cfg.remind_every, data))
+        if cfg.escalate_after and age >= cfg.escalate_after:
+            out.append(NotificationEvent(event_key("escalate", t["id"]), "ticket_escalated",
+                                         float(t["opened_at"]) + cfg.escalate_after, data))
+    if cfg.daily_summary_at:
+        local = datetime.fromtimestamp(now, BANGKOK)
+        hh, mm = (int(x) for x in cfg.daily_summary_at.split(":"))
+        due = local.replace(hour=hh, minute=mm, second=0, microsecond=0)
+        if 0 <= (local - due).total_seconds() < 600:  # missed while stopped: skipped
+            ordered = sorted(active, key=lambda t: float(t["opened_at"]))
+            out.append(NotificationEvent(
+                event_key("daily", due.date().isoformat()), "daily_summary", due.timestamp(),
+                {"offline_schools": list(offline_schools),
+                 "open_tickets": [{"id": t["id"], "served_unit": t.get("served_unit", ""),
+                                   "opened_at": t["opened_at"]} for t in ordered]}))
+    return out

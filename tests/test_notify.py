@@ -290,3 +290,86 @@ async def test_line_messaging_api_request_byte_for_byte(monkeypatch: pytest.Monk
         '\\u0e27\\u0e32\\u0e21", "sender": {"name": "Apprise", "iconUrl": '
         '"https://github.com/caronc/apprise/raw/master/apprise/assets/themes/default/'
         'apprise-info-128x128.png"}}]}')
+
+
+def bkk(day: int, hour: int, minute: int = 0) -> float:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    return datetime(2026, 11, day, hour, minute, tzinfo=ZoneInfo("Asia/Bangkok")).timestamp()
+
+
+def event_at(ts: float, tid: int, kind: str = "ticket_opened") -> NotificationEvent:
+    return NotificationEvent(event_key(kind, tid, ts), kind, ts,
+                             {"ticket_id": tid, "served_unit": f"โรงเรียน {tid}", "root": "r"})
+
+
+async def test_duty_roster_quiet_hours_rate_limit_and_escalation(tmp_path: Path,
+                                                                 webhook: Webhook) -> None:
+    from monitord.schedule import Schedule, WeeklyWindow, parse_days, parse_hours
+
+    def sched(days: str, hours: str) -> Schedule:
+        return Schedule("s", (WeeklyWindow(parse_days([days]), *parse_hours(hours)),))
+
+    mon, thu = bkk(23, 10), bkk(26, 10)  # Monday and Thursday 10:00
+    store = await store_with(tmp_path, [event_at(mon, 1), event_at(thu, 2),
+                                        event_at(thu, 3, "ticket_escalated")])
+    hook2, hook3, hook4 = Webhook(), Webhook(), Webhook()
+    try:
+        channels = [
+            Channel("acting-director", webhook.url, on_duty=sched("thu-fri", "08:30-16:30")),
+            Channel("night-quiet", hook2.url, quiet=sched("mon-sun", "22:00-06:00")),
+            Channel("director", hook3.url, escalation=True),
+            Channel("limited", hook4.url, max_per_hour=1),
+        ]
+        d = Deliverer(store.connection, channels, NotifyPolicy(group_window=0), "x")
+        await d.route(thu)
+        # The Thursday/Friday officer hears of Thursday's event only.
+        await d.deliver(thu + 1)
+        assert [m.count("#") for m in webhook.messages()] == [1]
+        assert "#2" in webhook.messages()[0]
+        # The director's channel gets the escalation and nothing else.
+        assert len(hook3.messages()) == 1 and "⏫" in hook3.messages()[0]
+        # Rate limit 1/hour: the first message took both due events; a new one waits.
+        assert len(hook4.messages()) == 1
+        await store.commit([], [], {}, [event_at(thu + 60, 4)])
+        await d.route(thu + 60)
+        await d.deliver(thu + 120)
+        assert len(hook4.messages()) == 1
+        await d.deliver(thu + 3700)
+        assert len(hook4.messages()) == 2 and "#4" in hook4.messages()[1]
+        # Quiet hours: a message due at 23:00 waits until 06:00.
+        hook2.requests.clear()
+        await store.commit([], [], {}, [event_at(bkk(26, 23), 5)])
+        await d.route(bkk(26, 23))
+        await d.deliver(bkk(26, 23, 30))
+        assert hook2.messages() == []
+        await d.deliver(bkk(27, 6, 1))
+        assert len(hook2.messages()) == 1 and "#5" in hook2.messages()[0]
+    finally:
+        await store.close()
+        for h in (hook2, hook3, hook4):
+            h.close()
+
+
+def test_timed_events_are_idempotent() -> None:
+    from monitord.notify import Reminders, timed_events
+
+    opened = bkk(23, 9)
+    tickets = [{"id": 7, "status": "open", "opened_at": opened, "root": "r", "school": "s",
+                "served_unit": "โรงเรียน 7", "equipment": [{"name": "เราเตอร์"}]},
+               {"id": 8, "status": "repaired", "opened_at": opened, "root": "q"}]
+    cfg = Reminders(remind_every=3600, escalate_after=7200, daily_summary_at="07:30")
+    early = timed_events(tickets, [], opened + 1800, cfg)
+    assert early == []
+    later = timed_events(tickets, ["โรงเรียน 7"], opened + 2.5 * 3600, cfg)
+    kinds = sorted(e.kind for e in later)
+    assert kinds == ["ticket_escalated", "ticket_reminder"]
+    again = timed_events(tickets, [], opened + 2.6 * 3600, cfg)
+    assert {e.key for e in again} == {e.key for e in later}  # same keys: recorded once
+    summary = timed_events(tickets, ["โรงเรียน 7"], bkk(24, 7, 35), cfg)
+    (daily,) = [e for e in summary if e.kind == "daily_summary"]
+    assert daily.data["offline_schools"] == ["โรงเรียน 7"]
+    assert [t["id"] for t in daily.data["open_tickets"]] == [7]
+    assert not [e for e in timed_events(tickets, [], bkk(24, 9, 0), cfg)
+                if e.kind == "daily_summary"]  # missed by more than 10 minutes: skipped
