@@ -296,10 +296,10 @@ async def officer_update(db: aiosqlite.Connection, ticket_id: int, actor: str, *
                          [*sets.values(), ticket_id])
         if status is not None and status != current:
             await _event(db, ticket_id, now, status, actor, note)
-        if scheduled_for is not None or status == "closed":
-            await _notify_officer_change(db, ticket_id, actor, scheduled_for, status, now)
         elif note or fields or scheduled_for is not None:
             await _event(db, ticket_id, now, current, actor, note or "แก้ไขรายละเอียด")
+        if scheduled_for is not None or status == "closed":
+            await _notify_officer_change(db, ticket_id, actor, scheduled_for, status, now)
         await db.execute("COMMIT")
     except BaseException:
         await db.execute("ROLLBACK")

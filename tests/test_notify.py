@@ -373,3 +373,27 @@ def test_timed_events_are_idempotent() -> None:
     assert [t["id"] for t in daily.data["open_tickets"]] == [7]
     assert not [e for e in timed_events(tickets, [], bkk(24, 9, 0), cfg)
                 if e.kind == "daily_summary"]  # missed by more than 10 minutes: skipped
+
+
+async def test_officer_schedule_and_close_are_recorded_for_notification(tmp_path: Path) -> None:
+    from monitord.incidents import Incident, TicketOpen
+    from monitord.tickets import Equipment, TicketContext
+
+    store = await Storage.open(tmp_path / "m.db")
+    try:
+        inc = Incident("i1", "device", "62020001-rtr", NOW - 600, school="62020001")
+        ctx = TicketContext("school", "โรงเรียนบ้านหนองปลิง", "62020001", "สพป.", "กลุ่ม",
+                            "ระบบ monitord", "", [Equipment("62020001-rtr", "เราเตอร์", "", "",
+                                                            "")])
+        await store.commit([], [TicketOpen(1, inc, NOW)], {1: ctx})
+        await store.update_ticket(1, "นายสมชาย", scheduled_for=NOW + 86400)
+        await store.update_ticket(1, "นายสมชาย", status="closed")
+        async with store.connection.execute(
+                "SELECT kind, data FROM notification_event ORDER BY id") as cur:
+            rows = [(r[0], r[1]) for r in await cur.fetchall()]
+        assert [k for k, _ in rows] == ["ticket_scheduled", "ticket_closed"]
+        assert "นายสมชาย" in rows[0][1] and "โรงเรียนบ้านหนองปลิง" in rows[0][1]
+        history = (await store.get_ticket(1))["history"]
+        assert [h["status"] for h in history] == ["open", "scheduled", "closed"]
+    finally:
+        await store.close()
