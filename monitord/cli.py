@@ -86,7 +86,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     banner = [
         f"demo: config {config_path} ({len(lab.config['schools'])} schools, "
         f"{lab.device_count} devices); reload it with kill -HUP",
-        "demo: open {base}/metrics for the metrics, {base}/healthz for health",
+        "demo: open {base}/status for the schools' status page (Thai), {base}/metrics for "
+        "the metrics, {base}/healthz for health",
         f"demo: device states: {_self_command()} status --db {db}",
     ]
     try:

@@ -51,6 +51,7 @@ from monitord.notify import (
 from monitord.schedule import MaintenanceWindow, WeeklyWindow, parse_days, parse_hours
 from monitord.scheduler import Job, Scheduler
 from monitord.state import DeviceSpec, DeviceStatus, State, StateTracker, Transition
+from monitord.status import KIND_TEXT, DeviceRow, SchoolRow, StatusData, school_state
 from monitord.storage import Storage, default_data_dir
 from monitord.tickets import Equipment, TicketContext
 from monitord.web import HttpServer, bind, build_app
@@ -327,6 +328,33 @@ class Daemon:
 
     def school_labels(self) -> Iterable[SchoolLabels]:
         return self._school_labels
+
+    def status_data(self) -> StatusData:
+        """What the public status page may show: schools and states, no addresses."""
+        cfg = self.config
+        if cfg is None:
+            return StatusData("", [])
+        now = time.time()
+        by_school: dict[str, list[Device]] = {}
+        for dev in cfg.devices:
+            if dev.school is not None:
+                by_school.setdefault(dev.school, []).append(dev)
+        rows = []
+        for sch in self._school_labels:
+            devices = by_school.get(sch.school, [])
+            device_rows = []
+            for n, dev in enumerate(devices, start=1):
+                st = self.tracker.status(dev.id)
+                device_rows.append(DeviceRow(
+                    dev.kind.value, dev.name or f"{KIND_TEXT['th'][dev.kind.value]} {n}",
+                    self.engine.effective_state(dev.id, now), st.since if st else now))
+            link_states = [self.engine.effective_state(g, now) for g in sch.gateways]
+            state = school_state(link_states) if link_states else State.UNKNOWN
+            gateway_status = [st for g in sch.gateways if (st := self.tracker.status(g))]
+            since = max((st.since for st in gateway_status), default=now)
+            rows.append(SchoolRow(sch.school, sch.name, sch.district, sch.isp, state, since,
+                                  device_rows))
+        return StatusData(cfg.office.name, rows)
 
     def upstream_outages(self) -> Mapping[str, int]:
         return {inc.root: len(inc.affected) for inc in self.engine.open_incidents()
@@ -709,7 +737,7 @@ class Daemon:
                             await self.storage.next_ticket_id())
 
         registry = build_registry(self)
-        self.http = HttpServer(build_app(registry, self.health), sock)
+        self.http = HttpServer(build_app(registry, self.health, self.status_data), sock)
         await self.http.start()
         h, p = self.http.address
         base = f"http://{h if ':' not in h else f'[{h}]'}:{p}"

@@ -1,7 +1,8 @@
 """The daemon's one HTTP server (Starlette on uvicorn, in the daemon's event loop).
 
-Routes so far: ``/metrics`` (Prometheus) and ``/healthz``.  The status page, wall screen
-and API mount here later.  We bind the listening socket ourselves so that a port in use is
+Routes: ``/metrics`` (Prometheus), ``/healthz``, ``/status`` and ``/status/<smis>`` (the
+public schools' status page, :mod:`monitord.status`).  The wall screen and API mount
+here later.  We bind the listening socket ourselves so that a port in use is
 a clear error instead of uvicorn's ``sys.exit``.
 """
 
@@ -11,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import time
 from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
@@ -18,10 +20,11 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from exporters.prometheus import CONTENT_TYPE, render
+from monitord.status import StatusSource, render_status
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +36,17 @@ SECURITY_HEADERS = {
 }
 
 
-def build_app(registry: CollectorRegistry, health: Callable[[], Mapping[str, Any]]) -> Starlette:
+PAGE_HEADERS = {
+    **SECURITY_HEADERS,
+    "Cache-Control": "no-cache",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                               "script-src 'unsafe-inline'; form-action 'self'; "
+                               "base-uri 'none'; frame-ancestors 'none'",
+}
+
+
+def build_app(registry: CollectorRegistry, health: Callable[[], Mapping[str, Any]],
+              status: StatusSource | None = None) -> Starlette:
     async def metrics(_: Request) -> Response:
         body = await asyncio.to_thread(render, registry)
         return Response(body, media_type=CONTENT_TYPE, headers=SECURITY_HEADERS)
@@ -43,7 +56,26 @@ def build_app(registry: CollectorRegistry, health: Callable[[], Mapping[str, Any
         code = 200 if report.get("status") == "ok" else 503
         return JSONResponse(report, status_code=code, headers=SECURITY_HEADERS)
 
-    return Starlette(routes=[Route("/metrics", metrics), Route("/healthz", healthz)])
+    async def status_page(request: Request) -> Response:
+        if status is None:
+            return Response("status page not configured", status_code=404)
+        params = request.query_params
+        smis = request.path_params.get("smis")
+        html = render_status(status(), lang=params.get("lang", "th"), now=time.time(),
+                             q=params.get("q", "")[:100], isp=params.get("isp", "")[:100],
+                             smis=smis)
+        if html is None:
+            return HTMLResponse("<!doctype html><title>404</title><p>ไม่พบโรงเรียน / "
+                                "school not found</p>", status_code=404, headers=PAGE_HEADERS)
+        return HTMLResponse(html, headers=PAGE_HEADERS)
+
+    async def root(_: Request) -> Response:
+        return RedirectResponse("/status")
+
+    return Starlette(routes=[
+        Route("/", root), Route("/metrics", metrics), Route("/healthz", healthz),
+        Route("/status", status_page), Route("/status/{smis}", status_page),
+    ])
 
 
 class _Server(uvicorn.Server):

@@ -8,7 +8,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from monitord.demo import RULE_COMMENT, build_lab
-from tests.conftest import MONITORD, ROOT, DaemonProcess, require_root, wait_for, wait_value
+from tests.conftest import (
+    MONITORD,
+    ROOT,
+    DaemonProcess,
+    http_get,
+    require_root,
+    wait_for,
+    wait_value,
+)
 
 
 def rule_present() -> bool:
@@ -43,6 +51,14 @@ def test_demo_runs_and_cleans_up(tmp_path: Path,
 
     down, up = wait_for(states, 90, "demo devices settle: the dead block DOWN, the rest UP")
     assert (down, up) == (23, lab.device_count - 23)
+    # The public status page: two schools offline, the rest online; no addresses.
+    status, page = http_get(d.url + "/status")
+    assert status == 200
+    assert "ออนไลน์ <strong>34</strong> · ออฟไลน์ <strong>2</strong> · 36 โรงเรียน" in page
+    assert "127." not in page and "demo.invalid" not in page and "SN0" not in page
+    status, school = http_get(d.url + "/status/62020005")
+    assert status == 200 and "ขัดข้อง" in school and "เข้าถึงไม่ได้" in school
+    assert "127." not in school and "SN005" not in school
     # The first tickets open within two minutes of start: one per root cause.
     def tickets() -> list[str]:
         res = subprocess.run([*MONITORD, "tickets", "list", "--db", str(d.db), "--format",
@@ -54,6 +70,6 @@ def test_demo_runs_and_cleans_up(tmp_path: Path,
     assert roots == lab.root_causes
     assert len(roots) == 5  # two dead schools (their routers) and three single devices
     log = d.log()
-    assert "/metrics" in log and "/healthz" in log and "23 of 368 devices are dead" in log
+    assert "/status" in log and "/metrics" in log and "/healthz" in log and "23 of 368 devices are dead" in log
     assert d.stop() == 0
     assert not rule_present(), "the demo must remove its iptables rule on exit"
