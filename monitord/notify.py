@@ -141,63 +141,112 @@ def _when(ts: Any) -> str:
     return format_datetime(datetime.fromtimestamp(float(ts), UTC), abbreviated=True)
 
 
+LINES: dict[str, dict[str, str]] = {
+    "th": {
+        "ticket_opened": "🔴 เปิดใบแจ้งซ่อม #{tid} {where}: {what} ขัดข้องตั้งแต่ {down_since}"
+                         "{affected} — {hypothesis}{link}",
+        "ticket_repaired": "✅ ซ่อมเสร็จ/กลับมาใช้งานได้ #{tid} {where}: {what}{link}",
+        "ticket_reopened": "🔁 ขัดข้องซ้ำ เปิดใบแจ้งซ่อมเดิม #{tid} {where}: {what}{link}",
+        "ticket_scheduled": "📅 นัดหมายซ่อม #{tid} {where}: {scheduled_for} โดย {actor}{link}",
+        "ticket_closed": "☑️ ปิดใบแจ้งซ่อม #{tid} {where}{link}",
+        "ticket_reminder": "⏰ ใบแจ้งซ่อม #{tid} {where}: {what} ยังไม่ได้แก้ไข "
+                           "(เปิดมาแล้ว {age}){link}",
+        "ticket_escalated": "⏫ ใบแจ้งซ่อม #{tid} {where}: {what} เปิดค้างเกิน {age} — "
+                            "ขอให้ติดตาม{link}",
+        "broker_unreachable": "⚠️ monitord ติดต่อ MQTT broker ไม่ได้: สถานะอุปกรณ์ที่รายงานผ่าน "
+                              "MQTT ไม่ทราบ",
+        "upstream_started": "⚠️ เหตุขัดข้องต้นทาง {group}: {hypothesis}",
+        "upstream_ended": "✅ เหตุขัดข้องต้นทาง {group} สิ้นสุดแล้ว",
+        "affected": " กระทบอุปกรณ์อื่น {n} รายการ",
+        "summary": "📋 สรุปประจำวัน: โรงเรียนออฟไลน์ {offline} แห่ง, ใบแจ้งซ่อมที่ยังเปิด {open} ใบ",
+        "summary_offline": "  • ออฟไลน์: {name}",
+        "summary_ticket": "  • #{id} {unit} (เปิดเมื่อ {when})",
+        "status_page": "หน้าสถานะ: {url}",
+        "events": "{n} เหตุการณ์",
+    },
+    "en": {
+        "ticket_opened": "🔴 Repair ticket #{tid} opened, {where}: {what} down since "
+                         "{down_since}{affected} — {hypothesis}{link}",
+        "ticket_repaired": "✅ Repaired / back up #{tid}, {where}: {what}{link}",
+        "ticket_reopened": "🔁 Failed again, ticket #{tid} reopened, {where}: {what}{link}",
+        "ticket_scheduled": "📅 Repair #{tid} scheduled, {where}: {scheduled_for} by "
+                            "{actor}{link}",
+        "ticket_closed": "☑️ Ticket #{tid} closed, {where}{link}",
+        "ticket_reminder": "⏰ Ticket #{tid}, {where}: {what} still not fixed (open for "
+                           "{age}){link}",
+        "ticket_escalated": "⏫ Ticket #{tid}, {where}: {what} open for more than {age} — "
+                            "please follow up{link}",
+        "broker_unreachable": "⚠️ monitord cannot reach the MQTT broker: devices reporting "
+                              "over MQTT are in an unknown state",
+        "upstream_started": "⚠️ Upstream outage {group}: {hypothesis}",
+        "upstream_ended": "✅ Upstream outage {group} is over",
+        "affected": ", {n} other devices affected",
+        "summary": "📋 Daily summary: {offline} schools offline, {open} tickets open",
+        "summary_offline": "  • offline: {name}",
+        "summary_ticket": "  • #{id} {unit} (opened {when})",
+        "status_page": "Status page: {url}",
+        "events": "{n} events",
+    },
+}
+
+
+def _when_lang(ts: Any, lang: str) -> str:
+    if not ts:
+        return "-"
+    if lang == "en":
+        return datetime.fromtimestamp(float(ts), BANGKOK).strftime("%Y-%m-%d %H:%M")
+    return _when(ts)
+
+
+def _age(seconds: float, lang: str) -> str:
+    if lang == "th":
+        return format_duration(seconds)
+    hours, minutes = divmod(int(seconds) // 60, 60)
+    days, hours = divmod(hours, 24)
+    return " ".join(p for p in (f"{days} d" if days else "", f"{hours} h" if hours else "",
+                                f"{minutes} min" if minutes or not (days or hours) else "")
+                    if p)
+
+
 def render_line(event: NotificationEvent, policy: NotifyPolicy) -> str:
-    """One event as one line of Thai text."""
+    """One event as one line (Thai, or English with ``notify.lang: en``)."""
+    lang = "en" if policy.lang == "en" else "th"
+    t = LINES[lang]
     d = event.data
-    tid = d.get("ticket_id")
-    where = d.get("served_unit") or d.get("school") or ""
-    what = d.get("root_name") or d.get("root") or ""
-    link = ""
-    if policy.base_url and tid:
-        link = f" {policy.base_url.rstrip('/')}/tickets/{tid}"
-    if event.kind == "ticket_opened":
-        extra = f" กระทบอุปกรณ์อื่น {d['affected']} รายการ" if d.get("affected") else ""
-        return (f"🔴 เปิดใบแจ้งซ่อม #{tid} {where}: {what} ขัดข้องตั้งแต่ "
-                f"{_when(d.get('down_since'))}{extra} — {d.get('hypothesis', '')}{link}")
-    if event.kind == "ticket_repaired":
-        return f"✅ ซ่อมเสร็จ/กลับมาใช้งานได้ #{tid} {where}: {what}{link}"
-    if event.kind == "ticket_reopened":
-        return f"🔁 ขัดข้องซ้ำ เปิดใบแจ้งซ่อมเดิม #{tid} {where}: {what}{link}"
-    if event.kind == "ticket_scheduled":
-        return (f"📅 นัดหมายซ่อม #{tid} {where}: {_when(d.get('scheduled_for'))} "
-                f"โดย {d.get('actor', '')}{link}")
-    if event.kind == "ticket_closed":
-        return f"☑️ ปิดใบแจ้งซ่อม #{tid} {where}{link}"
-    if event.kind == "ticket_reminder":
-        return (f"⏰ ใบแจ้งซ่อม #{tid} {where}: {what} ยังไม่ได้แก้ไข "
-                f"(เปิดมาแล้ว {format_duration(float(d.get('age', 0)))}){link}")
-    if event.kind == "ticket_escalated":
-        return (f"⏫ ใบแจ้งซ่อม #{tid} {where}: {what} เปิดค้างเกิน "
-                f"{format_duration(float(d.get('age', 0)))} — ขอให้ติดตาม{link}")
-    if event.kind == "broker_unreachable":
-        return "⚠️ monitord ติดต่อ MQTT broker ไม่ได้: สถานะอุปกรณ์ที่รายงานผ่าน MQTT ไม่ทราบ"
     if event.kind == "daily_summary":
         offline = d.get("offline_schools") or []
         tickets = d.get("open_tickets") or []
-        lines = [f"📋 สรุปประจำวัน: โรงเรียนออฟไลน์ {len(offline)} แห่ง, "
-                 f"ใบแจ้งซ่อมที่ยังเปิด {len(tickets)} ใบ"]
-        lines += [f"  • ออฟไลน์: {name}" for name in offline[:50]]
-        lines += [f"  • #{t['id']} {t['served_unit']} (เปิดเมื่อ {_when(t['opened_at'])})"
-                  for t in tickets[:50]]
+        lines = [t["summary"].format(offline=len(offline), open=len(tickets))]
+        lines += [t["summary_offline"].format(name=name) for name in offline[:50]]
+        lines += [t["summary_ticket"].format(id=x["id"], unit=x["served_unit"],
+                                             when=_when_lang(x["opened_at"], lang))
+                  for x in tickets[:50]]
         return "\n".join(lines)
-    if event.kind == "upstream_started":
-        return f"⚠️ เหตุขัดข้องต้นทาง {d.get('group', '')}: {d.get('hypothesis', '')}"
-    if event.kind == "upstream_ended":
-        return f"✅ เหตุขัดข้องต้นทาง {d.get('group', '')} สิ้นสุดแล้ว"
-    return f"monitord: {d.get('message', event.kind)}"
+    template = t.get(event.kind)
+    if template is None:
+        return f"monitord: {d.get('message', event.kind)}"
+    tid = d.get("ticket_id")
+    link = f" {policy.base_url.rstrip('/')}/tickets/{tid}" if policy.base_url and tid else ""
+    return template.format(
+        tid=tid, where=d.get("served_unit") or d.get("school") or "",
+        what=d.get("root_name") or d.get("root") or "",
+        down_since=_when_lang(d.get("down_since"), lang),
+        affected=t["affected"].format(n=d["affected"]) if d.get("affected") else "",
+        hypothesis=d.get("hypothesis", ""), link=link,
+        scheduled_for=_when_lang(d.get("scheduled_for"), lang), actor=d.get("actor", ""),
+        age=_age(float(d.get("age", 0)), lang), group=d.get("group", ""))
 
 
 def render_message(events: Sequence[NotificationEvent], policy: NotifyPolicy,
                    office: str) -> tuple[str, str]:
     """(title, body) for a group of events sent to one channel as one message."""
-    counts = Counter(e.kind for e in events)
-    if len(events) == 1:
-        title = f"monitord {office}"
-    else:
-        title = f"monitord {office}: {len(events)} เหตุการณ์"
+    t = LINES["en" if policy.lang == "en" else "th"]
+    title = f"monitord {office}"
+    if len(events) > 1:
+        title += ": " + t["events"].format(n=len(events))
     body = "\n".join(render_line(e, policy) for e in sorted(events, key=lambda e: e.ts))
-    if policy.base_url and counts.keys() - {"test"}:
-        body += f"\nหน้าสถานะ: {policy.base_url.rstrip('/')}/status"
+    if policy.base_url and any(e.kind != "test" for e in events):
+        body += "\n" + t["status_page"].format(url=f"{policy.base_url.rstrip('/')}/status")
     return title, body
 
 

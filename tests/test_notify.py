@@ -397,3 +397,18 @@ async def test_officer_schedule_and_close_are_recorded_for_notification(tmp_path
         assert [h["status"] for h in history] == ["open", "scheduled", "closed"]
     finally:
         await store.close()
+
+
+def test_english_messages() -> None:
+    from monitord.notify import render_message
+
+    ev = opened(3, "62020003", "Ban Nong Pling School")
+    title, body = render_message([ev, event_at(NOW + 50, 4, "ticket_repaired")],
+                                 NotifyPolicy(lang="en", base_url="http://noc:9847"),
+                                 "Kamphaeng Phet 2")
+    assert title == "monitord Kamphaeng Phet 2: 2 events"
+    assert body.splitlines()[0] == (
+        "🔴 Repair ticket #3 opened, Ban Nong Pling School: เราเตอร์อินเทอร์เน็ต down since "
+        "2026-11-23 09:03, 2 other devices affected — ตรวจสอบไฟฟ้า http://noc:9847/tickets/3")
+    assert body.splitlines()[1] == "✅ Repaired / back up #4, โรงเรียน 4: r http://noc:9847/tickets/4"
+    assert body.splitlines()[2] == "Status page: http://noc:9847/status"
