@@ -218,3 +218,55 @@ def test_cli_maintenance_window_suppresses_tickets(
               "--hours", "01:00-02:00")
     assert bad.returncode == 2 and "unknown day" in bad.stderr
     assert d.stop() == 0
+
+
+def test_repeated_kill9_never_duplicates_or_loses_tickets(
+        tmp_path: Path, iptables: IptablesDrop,
+        daemon_factory: Callable[..., DaemonProcess]) -> None:
+    """kill -9 at varied moments (bounded: 5 restarts) while devices fail and recover."""
+    import random
+
+    devices = [{"id": f"dev{i}", "kind": "server", "address": f"127.98.{i}.1"}
+               for i in range(6)]
+    config = write_config(tmp_path / "m.yaml", base_config(devices, ticket_delay="1s"))
+    rng = random.Random(7)
+    db = tmp_path / "m.db"
+    for block in range(3):
+        iptables.drop(f"127.98.{block}.0/24")
+    seen: dict[int, str] = {}  # ticket id → root, across all lives
+    for restart in range(5):
+        d = daemon_factory("run", "--config", str(config), db=db)
+        d.wait_ready()
+        if restart == 2:  # half-way: two devices recover, one more fails
+            iptables.undrop("127.98.0.0/24")
+            iptables.undrop("127.98.1.0/24")
+            iptables.drop("127.98.3.0/24")
+        def failures(d: DaemonProcess = d) -> float:
+            return d.metrics().get_sample("monitord_observations_total", probe="icmp",
+                                          result="fail") or 0.0
+
+        want = failures() + rng.randint(2, 12)
+        wait_for(lambda want=want: failures() >= want, 30, "some failed probes")
+        d.proc.send_signal(signal.SIGKILL)
+        d.proc.wait(timeout=10)
+        now = {t["id"]: t["root"] for t in tickets(db, "--all")}
+        assert seen.items() <= now.items(), "a ticket was lost or changed by a kill -9"
+        seen = now
+    d = daemon_factory("run", "--config", str(config), db=db)
+    d.wait_ready()
+    # dev2 and dev3 stay dead: both end with an open ticket.
+    wait_for(lambda: {"dev2", "dev3"} <= {t["root"] for t in tickets(db)
+                                          if t["status"] == "open"}, 60, "dev2/dev3 tickets")
+    rows = tickets(db, "--all")
+    roots = [t["root"] for t in rows]
+    assert len(roots) == len(set(roots)), f"duplicate tickets: {roots}"  # one per device
+    assert set(roots) <= {"dev0", "dev1", "dev2", "dev3"}  # dev4/dev5 never failed
+    for t in rows:
+        if t["root"] in ("dev0", "dev1"):  # recovered at restart 2
+            wait_for(lambda t=t: by_root(tickets(db, "--all"))[t["root"]]["status"]
+                     == "repaired", 30, f"{t['root']} repaired")
+    with sqlite3.connect(db) as conn:
+        opens = conn.execute("SELECT ticket_id, COUNT(*) FROM ticket_event WHERE status = 'open'"
+                             " GROUP BY ticket_id").fetchall()
+    assert opens and all(n == 1 for _, n in opens)  # each opened exactly once
+    assert d.stop() == 0
