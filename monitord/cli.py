@@ -310,6 +310,11 @@ def cmd_notify_test(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _default_actor() -> str:
+    """The officer's login name (the one behind sudo when run with sudo)."""
+    return os.environ.get("SUDO_USER") or os.environ.get("USER") or "officer"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="monitord", description="Monitoring daemon for an educational service area office."
@@ -359,8 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("id", type=int, metavar="TICKET_ID")
 
     def t_actor(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--by", default=os.environ.get("SUDO_USER") or os.environ.get("USER")
-                       or "officer", help="who does this (recorded in the ticket history)")
+        p.add_argument("--by", default=_default_actor(),
+                       help="who does this (recorded in the ticket history)")
         p.add_argument("--note", default="", help="note for the ticket history")
 
     t_list = t_sub.add_parser("list", help="tickets not closed (or --all / --status)")
@@ -409,8 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     m_add.add_argument("--school", action="append", help="SMIS code (repeatable)")
     m_add.add_argument("--kind", action="append", help="device kind (repeatable)")
     m_add.add_argument("--reason", default="")
-    m_add.add_argument("--by", default=os.environ.get("SUDO_USER") or os.environ.get("USER")
-                       or "officer")
+    m_add.add_argument("--by", default=_default_actor(), help="who adds the window")
     m_list = m_sub.add_parser("list", help="current and future windows added with the CLI")
     m_list.add_argument("--db", type=Path, metavar="PATH")
     m_list.add_argument("--all", action="store_true", help="include past windows")
