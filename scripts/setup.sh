@@ -11,10 +11,11 @@ DEV=0
 source scripts/lib.sh
 
 # The demo needs iptables (to make its dead block dead); the tests also use fping (the
-# reference pinger) and promtool (from prometheus).  python3 -m venv needs Debian's
+# reference pinger), promtool (from prometheus) and Debian's chromium (page tests drive it
+# through Playwright; Playwright never downloads a browser of its own here).  python3 -m venv needs Debian's
 # python3-venv when python3 comes from Debian.
 pkgs=(iptables)
-(( DEV )) && pkgs+=(fping prometheus)
+(( DEV )) && pkgs+=(fping prometheus chromium)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || pkgs+=(python3-venv)
 apt_install setup "${pkgs[@]}"
 
