@@ -21,6 +21,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from monitord.state import DeviceStatus, State
+from probes.mqtt import VALUE_GAUGES as MQTT_VALUES
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -104,6 +105,34 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
         "Notification messages by channel and result (success, retry, failed).",
         ("channel", "result"),
     ),
+    "monitord_device_events_total": (
+        "Events probes reported (e.g. snmp reboot: sysUpTime went back).", ("probe", "event")),
+    "monitord_snmp_errors_total": ("SNMP poll errors by device and reason (timeout, "
+                                   "auth_failed, no_such_object, malformed, walk_loop …).",
+                                   ("device", "reason")),
+    "monitord_snmp_reboots_total": ("Reboots seen by SNMP (sysUpTime decreased).", ("device",)),
+    "monitord_snmp_counter_wraps_total": ("32-bit interface counter wraps handled.",
+                                          ("device",)),
+    "monitord_snmp_counter_resets_total": ("Interface counter resets handled (reboot, "
+                                           "cleared counters).", ("device",)),
+    "monitord_snmp_bulk_fallbacks_total": ("Agents switched from GETBULK to GETNEXT because "
+                                           "they mishandled GETBULK.", ("device",)),
+    "monitord_snmp_polls_total": ("SNMP device polls.", ()),
+    "monitord_snmp_requests_total": ("SNMP requests sent (retries included).", ()),
+    "monitord_snmp_requests_unanswered_total": ("SNMP requests unanswered after all retries.",
+                                                ()),
+    "monitord_snmp_datagrams_dropped_total": ("SNMP datagrams dropped: unmatched (late, "
+                                              "duplicate, spoofed) or malformed.", ("reason",)),
+    "monitord_mqtt_messages_received_total": ("MQTT messages received.", ()),
+    "monitord_mqtt_messages_applied_total": ("MQTT messages that updated a device's state.", ()),
+    "monitord_mqtt_messages_rejected_total": ("MQTT messages rejected as unusable, by reason.",
+                                              ("reason",)),
+    "monitord_mqtt_messages_ignored_total": ("Valid MQTT messages that carried no fresh news, "
+                                             "by reason.", ("reason",)),
+    "monitord_mqtt_reconnects_total": ("Successful MQTT reconnections after the first "
+                                       "connection.", ()),
+    "monitord_mqtt_connect_failures_total": ("Failed MQTT connection attempts and dropped "
+                                             "sessions.", ()),
 }
 
 GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -119,6 +148,47 @@ GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "monitord_storage_pending_writes": ("State changes waiting to be written.", ()),
     "monitord_devices_configured": ("Devices in the configuration, by kind.", ("kind",)),
     "monitord_schools_configured": ("Schools in the configuration.", ()),
+    "monitord_mqtt_broker_up": ("1 while connected to the MQTT broker (alert on 0).", ()),
+    "monitord_mqtt_last_message_timestamp_seconds": ("When the last MQTT message arrived.",
+                                                     ()),
+}
+
+#: SNMP observation values → (metric, help); label: device.
+SNMP_VALUES: dict[str, tuple[str, str]] = {
+    "sys_uptime_seconds": ("monitord_snmp_uptime_seconds", "sysUpTime of the agent, seconds."),
+    "uplink_oper_status": ("monitord_snmp_uplink_oper_status", "ifOperStatus of the "
+                           "configured uplink interface (1 up, 2 down, 7 lowerLayerDown …)."),
+    "cpu_load_ratio": ("monitord_cpu_load_ratio", "Mean processor load (hrProcessorLoad), 0–1."),
+    "cpu_count": ("monitord_cpu_count", "Processors reported by HOST-RESOURCES-MIB."),
+    "memory_used_ratio": ("monitord_memory_used_ratio", "Share of RAM in use (hrStorageRam)."),
+    "load1": ("monitord_load1", "UCD-SNMP load average over 1 minute."),
+    "load5": ("monitord_load5", "UCD-SNMP load average over 5 minutes."),
+    "load15": ("monitord_load15", "UCD-SNMP load average over 15 minutes."),
+    "ups_battery_status": ("monitord_ups_battery_status", "UPS battery status (1 unknown, 2 "
+                           "normal, 3 low, 4 depleted)."),
+    "ups_on_battery": ("monitord_ups_on_battery", "1 while the UPS runs on battery (mains "
+                       "power cut)."),
+    "ups_minutes_remaining": ("monitord_ups_minutes_remaining", "Estimated battery run time "
+                              "left, minutes."),
+    "ups_charge_ratio": ("monitord_ups_charge_ratio", "Battery charge remaining, 0–1."),
+}
+#: interface table columns that are counters → (metric, help)
+INTERFACE_COUNTERS: dict[str, tuple[str, str]] = {
+    "in_octets": ("monitord_interface_receive_bytes", "Bytes received (ifHCInOctets, 32-bit "
+                  "fallback; wraps and resets handled)."),
+    "out_octets": ("monitord_interface_transmit_bytes", "Bytes transmitted (ifHCOutOctets, "
+                   "32-bit fallback; wraps and resets handled)."),
+    "in_errors": ("monitord_interface_receive_errors", "Inbound packets with errors."),
+    "out_errors": ("monitord_interface_transmit_errors", "Outbound packets with errors."),
+    "in_discards": ("monitord_interface_receive_discards", "Inbound packets discarded."),
+    "out_discards": ("monitord_interface_transmit_discards", "Outbound packets discarded."),
+}
+INTERFACE_GAUGES: dict[str, tuple[str, str]] = {
+    "oper_status": ("monitord_interface_oper_status", "ifOperStatus (1 up, 2 down, 3 testing, "
+                    "5 dormant, 7 lowerLayerDown)."),
+    "admin_status": ("monitord_interface_admin_status", "ifAdminStatus (1 up, 2 down)."),
+    "speed_bps": ("monitord_interface_speed_bps", "Interface speed, bits per second "
+                  "(ifHighSpeed, else ifSpeed)."),
 }
 
 
@@ -135,6 +205,8 @@ class MonitordCollector(Collector):
             "monitord_start_time_seconds", "Daemon start time (Unix).", value=view.start_time
         )
         yield from self._device_metrics()
+        yield from self._snmp_metrics()
+        yield from self._mqtt_metrics()
         yield from self._school_metrics()
         yield from self._round_metrics()
         counters = view.counters()
@@ -229,6 +301,82 @@ class MonitordCollector(Collector):
         yield tickets
         yield GaugeMetricFamily("monitord_incidents_open", "Open incidents (root causes).",
                                 value=self._view.incidents_open())
+
+    def _snmp_metrics(self) -> Iterator[Metric]:
+        """What the last SNMP poll of each device read (nothing for a failed poll: its
+        series go stale in Prometheus rather than repeating old numbers)."""
+        up = GaugeMetricFamily("monitord_snmp_up", "1 when the device's agent answered the "
+                               "last SNMP poll (0: SNMP failing).", labels=["device"])
+        dur = GaugeMetricFamily("monitord_snmp_poll_duration_seconds",
+                                "Duration of the device's last SNMP poll.", labels=["device"])
+        info = GaugeMetricFamily("monitord_snmp_device_info", "Always 1: what the agent says "
+                                 "it is (sysName, sysObjectID, sysDescr).",
+                                 labels=["device", "sys_name", "sys_object_id", "sys_descr"])
+        values = {k: GaugeMetricFamily(name, doc, labels=["device"])
+                  for k, (name, doc) in SNMP_VALUES.items()}
+        if_l = ["device", "interface"]
+        counters = {k: CounterMetricFamily(name, doc, labels=if_l)
+                    for k, (name, doc) in INTERFACE_COUNTERS.items()}
+        gauges = {k: GaugeMetricFamily(name, doc, labels=if_l)
+                  for k, (name, doc) in INTERFACE_GAUGES.items()}
+        util = GaugeMetricFamily("monitord_interface_utilisation_ratio", "Share of the "
+                                 "interface speed used since the previous poll, 0–1.",
+                                 labels=[*if_l, "direction"])
+        st_l = ["device", "storage"]
+        st_used = GaugeMetricFamily("monitord_storage_used_ratio", "Share of a storage area "
+                                    "(disk, RAM, swap) in use (hrStorage).", labels=st_l)
+        st_size = GaugeMetricFamily("monitord_storage_size_bytes", "Size of a storage area.",
+                                    labels=st_l)
+        st_bytes = GaugeMetricFamily("monitord_storage_used_bytes",
+                                     "Bytes in use in a storage area.", labels=st_l)
+        for lab in self._view.device_labels():
+            st = self._view.device_status(lab.device)
+            obs = st.latest.get("snmp") if st is not None else None
+            if obs is None or not obs.complete:
+                continue
+            dev = lab.device
+            up.add_metric([dev], 1 if obs.ok else 0)
+            dur.add_metric([dev], obs.duration_seconds)
+            if not obs.ok:
+                continue
+            if obs.info.get("sys_name") or obs.info.get("sys_object_id"):
+                info.add_metric([dev, obs.info.get("sys_name", ""),
+                                 obs.info.get("sys_object_id", ""),
+                                 obs.info.get("sys_descr", "")[:200]], 1)
+            for key, fam in values.items():
+                if (x := obs.values.get(key)) is not None:
+                    fam.add_metric([dev], x)
+            for name, row in obs.tables.get("interface", {}).items():
+                for key, cfam in counters.items():
+                    if (x := row.get(key)) is not None:
+                        cfam.add_metric([dev, name], x)
+                for key, gfam in gauges.items():
+                    if (x := row.get(key)) is not None:
+                        gfam.add_metric([dev, name], x)
+                for direction in ("in", "out"):
+                    if (x := row.get(f"utilisation_{direction}_ratio")) is not None:
+                        util.add_metric([dev, name, direction], x)
+            for name, row in obs.tables.get("storage", {}).items():
+                for key, sfam in (("used_ratio", st_used), ("size_bytes", st_size),
+                                  ("used_bytes", st_bytes)):
+                    if (x := row.get(key)) is not None:
+                        sfam.add_metric([dev, name], x)
+        yield from (up, dur, info, *values.values(), *counters.values(), *gauges.values(),
+                    util, st_used, st_size, st_bytes)
+
+    def _mqtt_metrics(self) -> Iterator[Metric]:
+        """Readings of the last MQTT report of each device (DLTV signal, TV power …)."""
+        fams = {k: GaugeMetricFamily(name, doc, labels=["device"])
+                for k, (name, doc) in MQTT_VALUES.items()}
+        for lab in self._view.device_labels():
+            st = self._view.device_status(lab.device)
+            obs = st.latest.get("mqtt") if st is not None else None
+            if obs is None or obs.unknown:
+                continue
+            for key, fam in fams.items():
+                if (x := obs.values.get(key)) is not None:
+                    fam.add_metric([lab.device], x)
+        yield from fams.values()
 
     def _school_metrics(self) -> Iterator[Metric]:
         info = GaugeMetricFamily(

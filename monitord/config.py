@@ -41,6 +41,9 @@ from monitord.schedule import (
     parse_days,
     parse_hours,
 )
+from monitord.values import Duration, SecretRef, code_string, parse_duration
+from probes.mqtt import MqttDeviceParams, MqttSettings
+from probes.snmp import SnmpParams, profile_for_kind
 
 UTC = dt.UTC
 KeyPath: TypeAlias = tuple[str | int, ...]
@@ -58,69 +61,7 @@ class DeviceKind(StrEnum):
     OTHER = "other"
 
 
-KNOWN_PROBES = ("icmp",)
-
-# ---------------------------------------------------------------------------- value types
-
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-
-
-def parse_duration(value: object) -> float:
-    """``30`` / ``30s`` / ``250ms`` / ``5m`` / ``1h`` / ``2d`` → seconds (float)."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 30s, 5m or 250ms")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION_RE.match(value)):
-        seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
-    else:
-        raise ValueError(f"expected a duration such as 30s, 5m or 250ms, got {value!r}")
-    if seconds <= 0:
-        raise ValueError("duration must be greater than zero")
-    return seconds
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-
-
-def _code_string(value: object) -> object:
-    """YAML reads ``62020001`` as an int; codes are strings of digits."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return value
-
-
-class SecretRef(BaseModel):
-    """A secret given by reference: ``{env: NAME}`` or ``{file: PATH}``.
-
-    The value is read only when a probe or notifier needs it and is never part of
-    ``repr()``, logs, metrics or pages.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    env: str | None = None
-    file: Path | None = None
-
-    def model_post_init(self, __context: Any) -> None:
-        if (self.env is None) == (self.file is None):
-            raise ValueError("give exactly one of 'env' or 'file'")
-
-    def reveal(self) -> str:
-        if self.env is not None:
-            try:
-                return os.environ[self.env]
-            except KeyError:
-                raise LookupError(f"environment variable {self.env} is not set") from None
-        assert self.file is not None
-        return self.file.read_text(encoding="utf-8").strip()
-
-    def __repr__(self) -> str:
-        where = f"env:{self.env}" if self.env is not None else f"file:{self.file}"
-        return f"SecretRef({where})"
-
-    __str__ = __repr__
-
+KNOWN_PROBES = ("icmp", "snmp", "mqtt")
 
 # ---------------------------------------------------------------------------- settings
 
@@ -201,7 +142,7 @@ class MaintenanceConfig(_Strict):
     end: dt.datetime | None = None
     weekly: ScheduleConfig | None = None
     devices: list[str] = Field(default_factory=list)
-    schools: list[Annotated[str, BeforeValidator(_code_string)]] = Field(default_factory=list)
+    schools: list[Annotated[str, BeforeValidator(code_string)]] = Field(default_factory=list)
     kinds: list[DeviceKind] = Field(default_factory=list)
     reason: str = ""
 
@@ -246,6 +187,10 @@ class Settings(_Strict):
     schedule: str | None = Field(None, description="name of an entry in `schedules`")
     ticket_delay: Duration | None = Field(None, description="down this long → ticket")
     icmp: IcmpParams | None = None
+    snmp: dict[str, Any] | None = Field(None, description="SNMP settings (docs/snmp.md), "
+                                        "merged under a device's probes.snmp")
+    mqtt: dict[str, Any] | None = Field(None, description="MQTT device settings "
+                                        "(docs/mqtt.md), merged under probes.mqtt")
 
 
 class Defaults(_Strict):
@@ -255,6 +200,8 @@ class Defaults(_Strict):
     schedule: str = "always"
     ticket_delay: Duration = 600.0
     icmp: IcmpParams = IcmpParams()
+    snmp: dict[str, Any] | None = None
+    mqtt: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +214,10 @@ class EffectiveSettings:
     icmp: IcmpParams
     schedule: str
     ticket_delay: float
+    snmp: SnmpParams | None = None
+    snmp_interval: float | None = None
+    mqtt: MqttDeviceParams | None = None
+    failure_threshold_set: bool = False
 
 
 # ---------------------------------------------------------------------------- entities
@@ -275,7 +226,7 @@ class EffectiveSettings:
 class Office(_Strict):
     name: str = Field(min_length=1, description="full name of the area office")
     short_name: str = ""
-    area_code: Annotated[str, BeforeValidator(_code_string)] = Field(pattern=r"^\d{4}$")
+    area_code: Annotated[str, BeforeValidator(code_string)] = Field(pattern=r"^\d{4}$")
     group_name: str = "กลุ่มส่งเสริมการศึกษาทางไกล เทคโนโลยีสารสนเทศและการสื่อสาร"
     timezone: str = "Asia/Bangkok"
 
@@ -298,7 +249,7 @@ class School(_Strict):
     name: str = Field(min_length=1)
     district: str = Field(min_length=1, description="อำเภอ")
     isp: str = Field("", description="ผู้ให้บริการอินเทอร์เน็ต")
-    percode: Annotated[str, BeforeValidator(_code_string)] | None = Field(
+    percode: Annotated[str, BeforeValidator(code_string)] | None = Field(
         None, pattern=r"^\d{6}$"
     )
     location: Location | None = None
@@ -322,7 +273,7 @@ def _validate_address(value: str) -> str:
     return value
 
 
-ProbeName = Literal["icmp"]
+ProbeName = Literal["icmp", "snmp", "mqtt"]
 ProbeList = list[ProbeName] | dict[ProbeName, dict[str, Any] | None]
 
 
@@ -333,7 +284,7 @@ def _default_probes() -> list[ProbeName]:
 class Device(Settings):
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
     name: str = ""
-    school: Annotated[str, BeforeValidator(_code_string)] | None = Field(
+    school: Annotated[str, BeforeValidator(code_string)] | None = Field(
         None, description="SMIS code; omit for office devices"
     )
     unit: str = Field("", description="office work unit (กลุ่มงาน) served, office devices")
@@ -420,8 +371,9 @@ class ChannelConfig(_Strict):
     url: SecretRef | str
     events: list[Literal["ticket_opened", "ticket_scheduled", "ticket_repaired",
                          "ticket_reopened", "ticket_closed", "upstream_started",
-                         "upstream_ended"]] = Field(default_factory=list)
-    schools: list[Annotated[str, BeforeValidator(_code_string)]] = Field(default_factory=list)
+                         "upstream_ended", "broker_unreachable", "broker_restored"]
+                ] = Field(default_factory=list)
+    schools: list[Annotated[str, BeforeValidator(code_string)]] = Field(default_factory=list)
     districts: list[str] = Field(default_factory=list)
     kinds: list[DeviceKind] = Field(default_factory=list)
     on_duty: ScheduleConfig | None = Field(None, description="duty roster: days/hours this "
@@ -444,8 +396,15 @@ class NotifyConfig(_Strict):
     channels: list[ChannelConfig] = Field(default_factory=list)
 
 
+class SnmpEngineConfig(_Strict):
+    max_in_flight: int = Field(64, ge=1, le=10_000, description="SNMP requests outstanding "
+                               "at once (UDP receive buffers overflow silently otherwise)")
+    rcvbuf: int = Field(8 << 20, ge=65536, le=1 << 30, description="receive buffer, bytes")
+
+
 class EnginesConfig(_Strict):
     icmp: IcmpEngineConfig = IcmpEngineConfig()
+    snmp: SnmpEngineConfig = SnmpEngineConfig()
 
 
 class Config(_Strict):
@@ -453,12 +412,14 @@ class Config(_Strict):
     storage: StorageConfig = StorageConfig()
     http: HttpConfig = HttpConfig()
     engines: EnginesConfig = EnginesConfig()
+    mqtt: MqttSettings | None = Field(None, description="the MQTT broker (docs/mqtt.md); "
+                                      "127.0.0.1:1883 when devices use mqtt and this is unset")
     tickets: TicketsConfig = TicketsConfig()
     notify: NotifyConfig = NotifyConfig()
     incidents: IncidentsConfig = IncidentsConfig()
     defaults: Defaults = Defaults()
     kinds: dict[DeviceKind, Settings] = Field(default_factory=dict)
-    schools: dict[Annotated[str, BeforeValidator(_code_string)], School] = Field(
+    schools: dict[Annotated[str, BeforeValidator(code_string)], School] = Field(
         default_factory=dict
     )
     devices: list[Device] = Field(default_factory=list)
@@ -497,8 +458,32 @@ class Config(_Strict):
                 icmp.update(layer.icmp.model_dump(exclude_unset=True))
         if isinstance(device.probes, dict) and device.probes.get("icmp"):
             icmp.update(device.probes["icmp"] or {})
+        snmp = snmp_interval = mqtt = None
+        if "snmp" in device.probe_names:
+            raw = self.probe_settings(device, "snmp")
+            snmp_interval = raw.pop("interval", None)
+            raw.setdefault("profile", profile_for_kind(device.kind.value))
+            snmp = SnmpParams.model_validate(raw)
+            snmp_interval = parse_duration(snmp_interval) if snmp_interval else None
+        if "mqtt" in device.probe_names:
+            mqtt = MqttDeviceParams.model_validate(self.probe_settings(device, "mqtt"))
         return EffectiveSettings(interval, fail, ok, IcmpParams.model_validate(icmp), schedule,
-                                 delay)
+                                 delay, snmp, snmp_interval, mqtt,
+                                 any(la.failure_threshold is not None for la in layers))
+
+    def probe_settings(self, device: Device, probe: Literal["snmp", "mqtt"]) -> dict[str, Any]:
+        """The raw ``snmp``/``mqtt`` settings of a device: defaults → kind → probes.<p>.
+
+        Nested blocks (``v3``, ``fields``, ``tls``) merge key by key too, so a community or
+        a v3 user set once in ``defaults`` needs no repeating.
+        """
+        layers = [getattr(self.defaults, probe)]
+        if (kind := self.kinds.get(device.kind)) is not None:
+            layers.append(getattr(kind, probe))
+        layers.append(getattr(device, probe))
+        if isinstance(device.probes, dict):
+            layers.append(device.probes.get(probe))
+        return _deep_merge(layers)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -514,6 +499,17 @@ class Config(_Strict):
 
     def maintenance_windows(self) -> list[MaintenanceWindow]:
         return [m.build(self.tz) for m in self.maintenance]
+
+
+def _deep_merge(layers: list[dict[str, Any] | None]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in (layer or {}).items():
+            if isinstance(value, dict) and isinstance(out.get(key), dict):
+                out[key] = _deep_merge([out[key], value])
+            else:
+                out[key] = value
+    return out
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -793,9 +789,79 @@ class LoadResult:
     warnings: list[Problem]
 
 
+def _probe_problems(doc: _Doc) -> Iterator[Problem]:
+    """Validate the SNMP/MQTT settings as each device ends up with them after the cascade.
+
+    Each block (``defaults``, ``kinds.<kind>``, the device, its ``probes.<probe>``) is
+    checked for unknown keys and a bad ``interval`` where it is written; the merged result
+    (where required keys such as a community must be present) is checked per device and
+    reported at the device's ``probes.<probe>`` block.  Works on the raw data, so these
+    problems come in the same pass as all others.
+    """
+    def block(value: Any) -> dict[str, Any] | None:
+        return value if isinstance(value, dict) else None
+
+    data = doc.data
+    defaults = block(data.get("defaults")) or {}
+    kinds = block(data.get("kinds")) or {}
+    raw_devices = data.get("devices") if isinstance(data.get("devices"), list) else []
+    models: dict[str, type[BaseModel]] = {"snmp": SnmpParams, "mqtt": MqttDeviceParams}
+    allowed = {"snmp": set(SnmpParams.model_fields) | {"interval"},
+               "mqtt": set(MqttDeviceParams.model_fields)}
+
+    def check_block(path: KeyPath, part: Any, probe: str) -> Iterator[Problem]:
+        for key, value in (block(part) or {}).items():
+            if key not in allowed[probe]:
+                yield doc.problem((*path, key), "unknown key")
+            elif key == "interval":
+                try:
+                    parse_duration(value)
+                except ValueError as exc:
+                    yield doc.problem((*path, key), str(exc))
+
+    for probe in models:
+        yield from check_block(("defaults", probe), defaults.get(probe), probe)
+        for k, v in kinds.items():
+            yield from check_block(("kinds", k, probe), (block(v) or {}).get(probe), probe)
+    for i, dev in enumerate(raw_devices):
+        if not isinstance(dev, dict):
+            continue
+        probes = dev.get("probes")
+        names = list(probes) if isinstance(probes, list | dict) else []
+        kind = block(kinds.get(str(dev.get("kind")))) or {}
+        for probe, model in models.items():
+            own = block(probes.get(probe)) if isinstance(probes, dict) else None
+            yield from check_block(("devices", i, probe), dev.get(probe), probe)
+            if probe not in names:
+                continue
+            base: KeyPath = ("devices", i, "probes", probe) if isinstance(probes, dict) \
+                else ("devices", i, "probes")
+            yield from check_block(base, own, probe)
+            raw = _deep_merge([block(defaults.get(probe)), block(kind.get(probe)),
+                               block(dev.get(probe)), own])
+            raw = {k: v for k, v in raw.items() if k in allowed[probe] and k != "interval"}
+            if probe == "snmp":
+                raw.setdefault("profile", profile_for_kind(str(dev.get("kind"))))
+            try:
+                model.model_validate(raw)
+            except ValidationError as exc:
+                for err in exc.errors(include_url=False):
+                    sub = tuple(p for p in err["loc"] if isinstance(p, str | int)
+                                and not (isinstance(p, str) and ("[" in p or "(" in p)))
+                    msg = err["msg"]
+                    if err["type"] == "extra_forbidden":
+                        msg = "unknown key"
+                    elif err["type"] == "missing":
+                        msg = "required key is missing"
+                    msg = msg.removeprefix("Value error, ")
+                    if not isinstance(probes, dict):
+                        msg = f"{probe}: {msg}"
+                    yield doc.problem((*base, *sub), msg)
+
+
 def parse_config(text: str, file: str = "<config>") -> LoadResult:
     doc = _read_yaml(text, file)
-    problems = list(_semantic_problems(doc))
+    problems = [*_semantic_problems(doc), *_probe_problems(doc)]
     cfg: Config | None = None
     try:
         cfg = Config.model_validate(doc.data)

@@ -17,7 +17,7 @@ import logging
 import signal
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,6 +56,7 @@ from monitord.storage import Storage, default_data_dir
 from monitord.tickets import Equipment, TicketContext
 from monitord.web import HttpServer, bind, build_app
 from probes.base import Observation, Prober, ProbeSetupError, RoundStats, Target
+from probes.mqtt import MqttDevice, MqttSettings, MqttSource
 
 log = logging.getLogger("monitord")
 
@@ -82,12 +83,15 @@ def resolve_db_path(cfg: Config, override: Path | None) -> Path:
 
 def make_probers(cfg: Config) -> dict[str, Prober]:
     from probes.icmp import IcmpProber
+    from probes.snmp import SnmpProber
 
     icmp = cfg.engines.icmp
+    snmp = cfg.engines.snmp
     return {
         "icmp": IcmpProber(
             mode=icmp.mode, rate_pps=icmp.rate_pps, max_in_flight=icmp.max_in_flight
-        )
+        ),
+        "snmp": SnmpProber(max_in_flight=snmp.max_in_flight, rcvbuf=snmp.rcvbuf),
     }
 
 
@@ -97,7 +101,13 @@ def build_jobs(cfg: Config) -> list[Job]:
         eff = cfg.effective(dev)
         for probe in dev.probe_names:
             params: dict[str, Any] = {}
-            if probe == "icmp":
+            interval = eff.interval
+            if probe == "mqtt":
+                continue  # pushed by agents, not polled: see mqtt_devices()
+            if probe == "snmp" and eff.snmp is not None:
+                params = eff.snmp.model_dump()
+                interval = eff.snmp_interval or eff.interval
+            elif probe == "icmp":
                 params = {
                     "count": eff.icmp.count,
                     "timeout": eff.icmp.timeout,
@@ -105,8 +115,18 @@ def build_jobs(cfg: Config) -> list[Job]:
                     "loss_degraded": eff.icmp.loss_degraded,
                     "rtt_degraded": eff.icmp.rtt_degraded,
                 }
-            jobs.append(Job(Target(dev.id, dev.address, params), probe, eff.interval))
+            jobs.append(Job(Target(dev.id, dev.address, params), probe, interval))
     return jobs
+
+
+def mqtt_devices(cfg: Config) -> list[MqttDevice]:
+    return [MqttDevice(dev.id, dev.school, dev.kind.value, eff.mqtt)
+            for dev in cfg.devices if "mqtt" in dev.probe_names
+            and (eff := cfg.effective(dev)).mqtt is not None]
+
+
+def mqtt_settings(cfg: Config) -> MqttSettings:
+    return cfg.mqtt if cfg.mqtt is not None else MqttSettings()
 
 
 def build_specs(cfg: Config) -> list[DeviceSpec]:
@@ -116,7 +136,12 @@ def build_specs(cfg: Config) -> list[DeviceSpec]:
         probes = dev.probe_names
         reach = "icmp" if "icmp" in probes else (probes[0] if probes else "icmp")
         flap = cfg.incidents.flapping
-        specs.append(DeviceSpec(dev.id, reach, eff.failure_threshold, eff.success_threshold,
+        fail = eff.failure_threshold
+        if reach == "mqtt" and not eff.failure_threshold_set:
+            # "stale" already means several silent periods and "offline" is the agent's
+            # own last will: both are sustained facts, not single lost packets.
+            fail = 1
+        specs.append(DeviceSpec(dev.id, reach, fail, eff.success_threshold,
                                 flap.high_percent, flap.low_percent))
     return specs
 
@@ -320,6 +345,9 @@ class Daemon:
         self._db_windows: list[MaintenanceWindow] = []
         self._last_timed = 0.0
         self._reload_lock = asyncio.Lock()
+        self.mqtt: MqttSource | None = None
+        self._tasks: set[asyncio.Future[None]] = set()
+        self._broker_alerted_since: float | None = None
 
     # -- MetricsView -----------------------------------------------------------------
 
@@ -407,6 +435,15 @@ class Daemon:
         stats = getattr(icmp, "stats", None)
         if stats is not None:
             out.update(_icmp_counters(stats))
+        snmp_stats = getattr(self.probers.get("snmp"), "stats", None)
+        if snmp_stats is not None:
+            out.update(_snmp_counters(snmp_stats))
+            snmp = self.probers["snmp"]
+            out["monitord_snmp_datagrams_dropped_total"] = {
+                ("unmatched",): float(getattr(snmp, "unmatched_datagrams", 0)),
+                ("malformed",): float(getattr(snmp, "malformed_datagrams", 0))}
+        if self.mqtt is not None:
+            out.update(_mqtt_counters(self.mqtt))
         if self.deliverer is not None:
             out["monitord_notifications_total"] = {
                 key: float(n) for key, n in self.deliverer.results.items()}
@@ -417,7 +454,15 @@ class Daemon:
 
     def gauges(self) -> Mapping[str, Mapping[tuple[str, ...], float]]:
         kinds: Counter[str] = Counter(lab.kind for lab in self._labels)
+        mqtt: dict[str, dict[tuple[str, ...], float]] = {}
+        if self.mqtt is not None:
+            st = self.mqtt.stats
+            mqtt["monitord_mqtt_broker_up"] = {(): float(st.broker_up)}
+            if st.last_message_time is not None:
+                mqtt["monitord_mqtt_last_message_timestamp_seconds"] = {
+                    (): st.last_message_time}
         return {
+            **mqtt,
             "monitord_probe_up": {(p,): float(up) for p, up in self.probe_up.items()},
             "monitord_config_last_reload_success": {(): float(self.last_reload_ok)},
             "monitord_config_last_reload_timestamp_seconds": {(): self.config_loaded_at},
@@ -442,6 +487,11 @@ class Daemon:
             if sch is not None and name in sch.last_round_end:
                 entry["last_round_age_seconds"] = round(time.time() - sch.last_round_end[name], 3)
             probes[name] = entry
+        if self.mqtt is not None:
+            st = self.mqtt.stats
+            probes["mqtt"] = {"up": st.broker_up, "broker_since": st.broker_since,
+                              **({"last_error": _short_reason(st.last_error)}
+                                 if not st.broker_up and st.last_error else {})}
         return {
             "status": "ok" if running else "starting" if not self.stop_event.is_set()
             else "stopping",
@@ -486,20 +536,40 @@ class Daemon:
             self.scheduler.set_jobs(
                 [j for j in build_jobs(cfg) if self.probe_up.get(j.probe, False)]
             )
+        if self.mqtt is not None:
+            self.mqtt.set_devices(mqtt_devices(cfg))
+        snmp = self.probers.get("snmp")
+        forget = getattr(snmp, "forget", None)
+        if forget is not None:
+            for dev_id in removed:
+                forget(dev_id)
         return removed
 
     async def _on_results(self, observations: list[Observation], stats: RoundStats) -> None:
-        obs_counter = self._counters["monitord_observations_total"]
-        trans_counter = self._counters["monitord_state_transitions_total"]
         if not stats.complete:
             self._counters["monitord_probe_rounds_incomplete_total"][(stats.probe,)] += 1
             log.warning("%s round of %d targets incomplete: %s", stats.probe, stats.targets,
                         stats.reason or "local limit")
+        self._apply(observations)
+
+    async def _on_mqtt(self, observations: list[Observation]) -> None:
+        """Observations pushed by the MQTT source (messages, staleness, broker outages)."""
+        self._apply(observations)
+
+    def _apply(self, observations: list[Observation]) -> None:
+        obs_counter = self._counters["monitord_observations_total"]
+        trans_counter = self._counters["monitord_state_transitions_total"]
+        snmp_events = self._counters["monitord_device_events_total"]
         transitions: list[Transition] = []
         changes: list[Change] = []
         for obs in observations:
             result = "ok" if obs.ok else "fail" if obs.complete else "incomplete"
             obs_counter[(obs.probe, result)] += 1
+            for event in obs.events:
+                snmp_events[(obs.probe, event)] += 1
+                if event == "reboot":
+                    log.warning("device %s rebooted (sysUpTime went back)", obs.device_id)
+                    self._background(self._event("device_rebooted", obs.device_id))
             status = self.tracker.status(obs.device_id)
             was_flapping = status.flapping if status is not None else False
             tr = self.tracker.apply(obs)
@@ -529,6 +599,36 @@ class Daemon:
         notes = [n for ch in changes if (n := self._notification(ch, contexts)) is not None]
         if self.writer is not None:
             self.writer.enqueue(transitions, changes, contexts, notes)
+
+    def _background(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _broker_notifications(self, now: float) -> None:
+        """One alertable condition for an unreachable MQTT broker (after a grace period),
+        and one message when it is back."""
+        src = self.mqtt
+        if src is None or self.writer is None:
+            return
+        st = src.stats
+        if not st.broker_up and st.broker_since and \
+                now - st.broker_since >= src.settings.alert_after:
+            if self._broker_alerted_since != st.broker_since:
+                self._broker_alerted_since = st.broker_since
+                s = src.settings
+                log.error("MQTT broker %s:%d unreachable for %.0f s: %s", s.host, s.port,
+                          now - st.broker_since, st.last_error)
+                self.writer.enqueue([], [], {}, [NotificationEvent(
+                    event_key("broker_unreachable", st.broker_since), "broker_unreachable",
+                    st.broker_since, {"reason": _short_reason(st.last_error),
+                                      "since": st.broker_since})])
+        elif st.broker_up and self._broker_alerted_since is not None:
+            down_since = self._broker_alerted_since
+            self._broker_alerted_since = None
+            self.writer.enqueue([], [], {}, [NotificationEvent(
+                event_key("broker_restored", down_since), "broker_restored", st.broker_since,
+                {"age": max(0.0, st.broker_since - down_since)})])
 
     async def _timed_notifications(self) -> None:
         """Reminders, escalations and the daily summary (idempotent keys: safe to repeat)."""
@@ -604,6 +704,7 @@ class Daemon:
                 except Exception as exc:
                     log.error("reading tickets/maintenance from the database failed: %s", exc)
             self._record([], self.engine.tick(time.time()))
+            self._broker_notifications(time.time())
             await self._timed_notifications()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), timeout=TICK_SECONDS)
@@ -631,6 +732,11 @@ class Daemon:
                                     or old.http != result.config.http
                                     or old.engines != result.config.engines):
                 log.warning("storage/http/engines settings changed: they apply after a restart")
+            if old is not None and old.mqtt != result.config.mqtt:
+                log.warning("mqtt broker settings changed: they apply after a restart")
+            if self.mqtt is None and mqtt_devices(result.config):
+                log.warning("devices watched over MQTT were added: restart monitord to "
+                            "connect to the broker")
             if self.deliverer is not None:
                 self.deliverer.configure(
                     build_channels(result.config, self.options.notify_urls),
@@ -728,6 +834,8 @@ class Daemon:
                 log.error("probe %s cannot start: %s — its devices stay UNKNOWN", name, exc)
 
         self.scheduler = Scheduler(self.probers, self._on_results)
+        if mqtt_devices(cfg) or cfg.mqtt is not None:
+            self.mqtt = MqttSource(mqtt_settings(cfg), self._on_mqtt)
         self._adopt(cfg)
         stored = await self.storage.load_states()
         self.tracker.restore(stored)
@@ -755,6 +863,11 @@ class Daemon:
             asyncio.create_task(self._tick_loop(), name="tick"),
             asyncio.create_task(self.deliverer.run(self.stop_event), name="notify"),
         ]
+        if self.mqtt is not None:
+            s = self.mqtt.settings
+            log.info("mqtt: %d devices from broker %s:%d", len(mqtt_devices(cfg)), s.host,
+                     s.port)
+            tasks.append(asyncio.create_task(self.mqtt.run(self.stop_event), name="mqtt"))
         await self.stop_event.wait()
         log.info("stopping")
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -773,6 +886,42 @@ class Daemon:
             loop.remove_signal_handler(sig)
         log.info("stopped")
         return 0
+
+
+def _short_reason(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _snmp_counters(stats: Any) -> dict[str, dict[tuple[str, ...], float]]:
+    """Map the SNMP engine's counters (probes.snmp.SnmpStats) onto exported names."""
+    return {
+        "monitord_snmp_errors_total": {k: float(n) for k, n in stats.errors.items()},
+        "monitord_snmp_reboots_total": {(d,): float(n) for d, n in stats.reboots.items()},
+        "monitord_snmp_counter_wraps_total": {
+            (d,): float(n) for d, n in stats.counter_wraps.items()},
+        "monitord_snmp_counter_resets_total": {
+            (d,): float(n) for d, n in stats.counter_resets.items()},
+        "monitord_snmp_bulk_fallbacks_total": {
+            (d,): float(n) for d, n in stats.bulk_fallbacks.items()},
+        "monitord_snmp_polls_total": {(): float(stats.polls)},
+        "monitord_snmp_requests_total": {(): float(stats.requests.requests)},
+        "monitord_snmp_requests_unanswered_total": {
+            (): float(stats.requests.retries_exhausted)},
+    }
+
+
+def _mqtt_counters(src: MqttSource) -> dict[str, dict[tuple[str, ...], float]]:
+    st = src.stats
+    return {
+        "monitord_mqtt_messages_received_total": {(): float(st.messages_received)},
+        "monitord_mqtt_messages_applied_total": {(): float(st.messages_applied)},
+        "monitord_mqtt_messages_rejected_total": {
+            (r,): float(n) for r, n in st.rejected.items()},
+        "monitord_mqtt_messages_ignored_total": {(r,): float(n) for r, n in st.ignored.items()},
+        "monitord_mqtt_reconnects_total": {(): float(st.reconnects)},
+        "monitord_mqtt_connect_failures_total": {(): float(st.connect_failures)},
+    }
 
 
 def _icmp_counters(stats: Any) -> dict[str, dict[tuple[str, ...], float]]:

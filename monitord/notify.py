@@ -50,7 +50,8 @@ log = logging.getLogger(__name__)
 
 EVENT_KINDS = ("ticket_opened", "ticket_scheduled", "ticket_repaired", "ticket_reopened",
                "ticket_closed", "ticket_reminder", "ticket_escalated", "upstream_started",
-               "upstream_ended", "broker_unreachable", "daily_summary", "test")
+               "upstream_ended", "broker_unreachable", "broker_restored", "daily_summary",
+               "test")
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +155,8 @@ LINES: dict[str, dict[str, str]] = {
         "ticket_escalated": "⏫ ใบแจ้งซ่อม #{tid} {where}: {what} เปิดค้างเกิน {age} — "
                             "ขอให้ติดตาม{link}",
         "broker_unreachable": "⚠️ monitord ติดต่อ MQTT broker ไม่ได้: สถานะอุปกรณ์ที่รายงานผ่าน "
-                              "MQTT ไม่ทราบ",
+                              "MQTT ไม่ทราบ ({reason})",
+        "broker_restored": "✅ monitord ติดต่อ MQTT broker ได้อีกครั้ง (ขาดการติดต่อ {age})",
         "upstream_started": "⚠️ เหตุขัดข้องต้นทาง {group}: {hypothesis}",
         "upstream_ended": "✅ เหตุขัดข้องต้นทาง {group} สิ้นสุดแล้ว",
         "affected": " กระทบอุปกรณ์อื่น {n} รายการ",
@@ -177,7 +179,9 @@ LINES: dict[str, dict[str, str]] = {
         "ticket_escalated": "⏫ Ticket #{tid}, {where}: {what} open for more than {age} — "
                             "please follow up{link}",
         "broker_unreachable": "⚠️ monitord cannot reach the MQTT broker: devices reporting "
-                              "over MQTT are in an unknown state",
+                              "over MQTT are in an unknown state ({reason})",
+        "broker_restored": "✅ monitord reaches the MQTT broker again (it was unreachable for "
+                           "{age})",
         "upstream_started": "⚠️ Upstream outage {group}: {hypothesis}",
         "upstream_ended": "✅ Upstream outage {group} is over",
         "affected": ", {n} other devices affected",
@@ -234,7 +238,8 @@ def render_line(event: NotificationEvent, policy: NotifyPolicy) -> str:
         affected=t["affected"].format(n=d["affected"]) if d.get("affected") else "",
         hypothesis=d.get("hypothesis", ""), link=link,
         scheduled_for=_when_lang(d.get("scheduled_for"), lang), actor=d.get("actor", ""),
-        age=_age(float(d.get("age", 0)), lang), group=d.get("group", ""))
+        age=_age(float(d.get("age", 0)), lang), group=d.get("group", ""),
+        reason=d.get("reason", ""))
 
 
 def render_message(events: Sequence[NotificationEvent], policy: NotifyPolicy,

@@ -32,6 +32,10 @@ from enum import StrEnum
 from probes.base import Observation
 
 FLAP_HISTORY = 21  # results kept: 20 possible changes, as Nagios does
+#: Conditions a secondary probe reports that make a device that still answers DOWN: its
+#: uplink interface is down (what hangs below it is cut off), a DLTV receiver has no
+#: satellite lock, a classroom device is switched off during lesson hours.
+FATAL_CONDITIONS = frozenset({"uplink_down", "no_signal_lock", "powered_off"})
 
 
 def percent_state_change(history: Iterable[bool]) -> float:
@@ -98,6 +102,21 @@ class DeviceStatus:
     history: deque[bool] = field(default_factory=lambda: deque(maxlen=FLAP_HISTORY))
     flapping: bool = False
     flap_percent: float = 0.0
+    primary: State = State.UNKNOWN
+    primary_reason: str = ""
+    secondary: dict[str, SecondaryStatus] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class SecondaryStatus:
+    """A non-reachability probe's verdict on a device that answers (e.g. SNMP on a router
+    that is pinged): a condition becomes *active* after ``failure_threshold`` consecutive
+    bad results and clears after ``success_threshold`` good ones."""
+
+    bad: int = 0
+    good: int = 0
+    pending: str = ""
+    active: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +158,7 @@ class StateTracker:
             status = self._status.get(dev)
             if status is not None and status.state is State.UNKNOWN:
                 status.state, status.since, status.reason = st.state, st.since, st.reason
+                status.primary, status.primary_reason = st.state, st.reason
 
     # -- observations --------------------------------------------------------------
 
@@ -150,10 +170,11 @@ class StateTracker:
             return None  # device removed by a reload while its probe was in flight
         status.latest[obs.probe] = obs
         if obs.probe != spec.reachability_probe:
-            return None
+            return self._apply_secondary(spec, status, obs)
         if obs.unknown:
             status.consecutive_ok = status.consecutive_fail = 0
             status.consecutive_degraded = status.consecutive_clean = 0
+            status.primary = State.UNKNOWN
             if status.state is State.UNKNOWN:
                 return None
             return self._move(status, State.UNKNOWN, obs.ts,
@@ -177,16 +198,58 @@ class StateTracker:
         self._update_flapping(spec, status, obs.ok)
 
         target = self._target_state(spec, status, obs)
-        if target is None or target is status.state:
+        if target is not None and target is not status.primary:
+            if target is State.DOWN:
+                reason = f"{obs.probe}: {status.consecutive_fail} consecutive failures" + (
+                    f" ({obs.reason})" if obs.reason else "")
+            elif target is State.DEGRADED:
+                reason = f"{obs.probe}: {obs.degraded}"
+            else:
+                reason = f"{obs.probe}: {status.consecutive_ok} consecutive successes"
+            status.primary, status.primary_reason = target, reason
+        return self._resolve(status, obs.ts)
+
+    def _apply_secondary(self, spec: DeviceSpec, status: DeviceStatus,
+                         obs: Observation) -> Transition | None:
+        """Fold a secondary probe's result: it can make a working device DEGRADED (SNMP
+        failing, UPS on battery, weak DLTV signal) or, for the conditions in
+        :data:`FATAL_CONDITIONS` (uplink down, no satellite lock), DOWN — never UP."""
+        if obs.unknown or (not obs.ok and not obs.complete):
             return None
-        if target is State.DOWN:
-            reason = f"{obs.probe}: {status.consecutive_fail} consecutive failures" + (
-                f" ({obs.reason})" if obs.reason else "")
-        elif target is State.DEGRADED:
-            reason = f"{obs.probe}: {obs.degraded}"
+        sec = status.secondary.setdefault(obs.probe, SecondaryStatus())
+        if obs.ok and not obs.degraded:
+            sec.good += 1
+            sec.bad = 0
+            if sec.good >= spec.success_threshold or not sec.active:
+                sec.active = sec.pending = ""
         else:
-            reason = f"{obs.probe}: {status.consecutive_ok} consecutive successes"
-        return self._move(status, target, obs.ts, reason)
+            if not obs.ok and obs.reason in FATAL_CONDITIONS:
+                condition = obs.reason
+            else:
+                condition = obs.degraded or obs.reason or "failing"
+                if not obs.ok and obs.reason and obs.reason != condition:
+                    condition = f"{condition} ({obs.reason})"
+            sec.bad += 1
+            sec.good = 0
+            sec.pending = condition
+            if sec.bad >= spec.failure_threshold:
+                sec.active = condition
+        return self._resolve(status, obs.ts)
+
+    def _resolve(self, status: DeviceStatus, ts: float) -> Transition | None:
+        """The device's state: the reachability probe's verdict, worsened by active
+        secondary conditions while the device answers."""
+        new, reason = status.primary, status.primary_reason
+        if new in (State.UP, State.DEGRADED):
+            active = sorted((p, s.active) for p, s in status.secondary.items() if s.active)
+            fatal = [(p, c) for p, c in active if c in FATAL_CONDITIONS]
+            if fatal:
+                new, reason = State.DOWN, "; ".join(f"{p}: {c}" for p, c in fatal)
+            elif active and new is State.UP:
+                new, reason = State.DEGRADED, "; ".join(f"{p}: {c}" for p, c in active)
+        if new is status.state or (new is State.UNKNOWN and status.state is State.UNKNOWN):
+            return None
+        return self._move(status, new, ts, reason)
 
     @staticmethod
     def _update_flapping(spec: DeviceSpec, status: DeviceStatus, ok: bool) -> None:
@@ -206,7 +269,7 @@ class StateTracker:
         from DOWN after ``success_threshold`` successes; UP ↔ DEGRADED likewise, so a
         single slow round does not flip the state.
         """
-        state = status.state
+        state = status.primary
         if status.consecutive_fail >= spec.failure_threshold:
             return State.DOWN
         if status.consecutive_ok == 0:

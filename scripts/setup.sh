@@ -40,3 +40,9 @@ fi
 # Repair reports: Thai fonts and the Pango/HarfBuzz libraries WeasyPrint shapes Thai with
 # (and poppler-utils, which the report tests use).
 scripts/setup-reports.sh
+# mosquitto: the demo runs its own broker for its simulated school agents; the tests and
+# the MQTT benchmark start theirs.  SNMP (tests and benchmark only): net-snmp's snmpd, the
+# snmp tools, prometheus-snmp-exporter (the benchmark's reference) and iproute2.
+scripts/setup-mqtt.sh
+(( DEV )) && scripts/setup-snmp.sh
+exit 0

@@ -199,3 +199,63 @@ def test_isp_named_true_stays_a_string() -> None:
                        "  62020002: {name: c, district: d, isp: 'on'}\n").config
     assert cfg.schools["62020001"].isp == "TRUE"
     assert cfg.schools["62020002"].isp == "on"
+
+
+SNMP_MQTT = textwrap.dedent("""\
+    office: {name: สพป.ทดสอบ, area_code: "6202"}
+    defaults:
+      snmp: {community: {env: LAB_COMMUNITY}, retries: 2, interval: 5m}
+    kinds:
+      ups:
+        snmp:
+          version: "3"
+          v3: {user: mon, auth_key: {file: /etc/monitord/ups.auth},
+               priv_key: {env: UPS_PRIV}}
+    mqtt: {host: 127.0.0.1, port: 1884, alert_after: 30s}
+    schools:
+      62020001: {name: โรงเรียนบ้านหนองปลิง, district: คลองขลุง}
+    devices:
+      - {id: r1, school: 62020001, kind: router, address: 10.0.0.1,
+         probes: {icmp: null, snmp: {uplink: wan, interval: 1m}}}
+      - {id: ups1, kind: ups, address: 10.0.0.2, probes: [icmp, snmp]}
+      - {id: rx1, school: 62020001, kind: dltv_receiver, address: 10.0.0.3, parent: r1,
+         probes: {mqtt: {period: 30s, format: tasmota, topic_name: rx_5A3F}}}
+    """)
+
+
+def test_snmp_and_mqtt_settings_cascade(tmp_path: Path) -> None:
+    path = tmp_path / "ok.yaml"
+    path.write_text(SNMP_MQTT, encoding="utf-8")
+    cfg = load_config(path).config
+    devs = cfg.device_map()
+    r1 = cfg.effective(devs["r1"])
+    assert r1.snmp is not None and r1.snmp.profile == "router" and r1.snmp.uplink == "wan"
+    assert r1.snmp.retries == 2 and r1.snmp_interval == 60
+    assert repr(r1.snmp.community) == "SecretRef(env:LAB_COMMUNITY)"
+    ups = cfg.effective(devs["ups1"])
+    assert ups.snmp is not None and ups.snmp.profile == "ups" and ups.snmp.version == "3"
+    assert ups.snmp.v3 is not None and ups.snmp.v3.user == "mon"
+    assert ups.snmp_interval == 300
+    rx = cfg.effective(devs["rx1"])
+    assert rx.mqtt is not None and rx.mqtt.format == "tasmota" and rx.mqtt.period == 30
+    assert cfg.mqtt is not None and cfg.mqtt.port == 1884 and cfg.mqtt.alert_after == 30
+
+
+def test_snmp_and_mqtt_problems_have_lines(tmp_path: Path) -> None:
+    bad = (SNMP_MQTT
+           .replace("snmp: {community: {env: LAB_COMMUNITY}, retries: 2, interval: 5m}",
+                    "snmp: {retries: 2, interval: soon, colour: red}")
+           .replace("format: tasmota", "format: sonoff")
+           .replace("port: 1884", "port: 1884, keepalive: never"))
+    path = tmp_path / "bad.yaml"
+    path.write_text(bad, encoding="utf-8")
+    res = run_check(path)
+    assert res.returncode == 2
+    out = res.stdout + res.stderr
+    # unknown key where it is written; the missing community where the device is
+    assert f"{path}:3: defaults.snmp.colour: unknown key" in out
+    assert f"{path}:3: defaults.snmp.interval: expected a duration" in out
+    assert f"{path}:15: devices[0].probes.snmp: version 2c needs a 'community'" in out
+    assert "devices[1]" not in out  # the UPS is SNMPv3 (from kinds.ups): no community
+    assert f"{path}:18: devices[2].probes.mqtt.format: Input should be 'monitord'" in out
+    assert f"{path}:10: mqtt.keepalive: expected a duration" in out

@@ -159,3 +159,53 @@ def test_flapping_starts_high_and_stops_low() -> None:
         t.apply(obs(True, ts))
     assert not st.flapping and st.flap_percent < 25
     assert steady > 3  # hysteresis: it does not stop at the first steady result
+
+
+def snmp(ts: float, ok: bool = True, degraded: str = "", reason: str = "") -> Observation:
+    return Observation("d1", "snmp", ok=ok, ts=ts, degraded=degraded, reason=reason)
+
+
+def test_snmp_failing_on_a_pinged_device_is_degraded_never_down() -> None:
+    t, _ = tracker(fail=2, succ=2)
+    t.apply(obs(True, 1))
+    # one unanswered SNMP poll changes nothing; the second (threshold) makes it DEGRADED
+    assert t.apply(snmp(2, ok=False, degraded="snmp_failing", reason="timeout")) is None
+    tr = t.apply(snmp(3, ok=False, degraded="snmp_failing", reason="timeout"))
+    assert tr is not None and tr.new is State.DEGRADED
+    assert tr.reason == "snmp: snmp_failing (timeout)"
+    for ts in range(4, 30):  # however long SNMP fails, ICMP answers: never DOWN
+        t.apply(snmp(ts, ok=False, degraded="snmp_failing", reason="timeout"))
+        t.apply(obs(True, ts))
+    st = t.status("d1")
+    assert st is not None and st.state is State.DEGRADED
+    # SNMP answers again: back UP after success_threshold good polls
+    assert t.apply(snmp(31)) is None
+    tr = t.apply(snmp(32))
+    assert tr is not None and tr.new is State.UP
+
+
+def test_uplink_down_makes_an_answering_device_down_and_icmp_failure_wins() -> None:
+    t, _ = tracker(fail=1, succ=1)
+    t.apply(obs(True, 1))
+    tr = t.apply(snmp(2, degraded="uplink_down"))
+    assert tr is not None and tr.new is State.DOWN and tr.reason == "snmp: uplink_down"
+    assert t.apply(obs(True, 3)) is None  # ping answers, the uplink is still down
+    tr = t.apply(snmp(4))
+    assert tr is not None and tr.new is State.UP
+    # ICMP failure is DOWN whatever SNMP said before; an SNMP success never makes it UP
+    tr = t.apply(obs(False, 5))
+    assert tr is not None and tr.new is State.DOWN
+    assert t.apply(snmp(6)) is None
+    st = t.status("d1")
+    assert st is not None and st.state is State.DOWN
+
+
+def test_secondary_unknown_or_incomplete_results_change_nothing() -> None:
+    t, _ = tracker(fail=1, succ=1)
+    t.apply(obs(True, 1))
+    assert t.apply(Observation("d1", "snmp", ok=False, ts=2, complete=False,
+                               degraded="snmp_failing", reason="local_error")) is None
+    assert t.apply(Observation("d1", "mqtt", ok=False, ts=3, unknown=True,
+                               complete=False)) is None
+    st = t.status("d1")
+    assert st is not None and st.state is State.UP

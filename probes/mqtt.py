@@ -1,0 +1,896 @@
+"""MQTT source: school agents publish, monitord subscribes and turns messages into state.
+
+Many classroom devices (a DLTV satellite receiver, a TV) cannot be pinged or polled; a
+small agent at the school (Raspberry Pi, ESP32, Tasmota/ESPHome/Shelly plug) publishes
+their state over MQTT instead.  MQTT is push-based, so this is not a poll
+:class:`~probes.base.Prober`: :class:`MqttSource` holds one persistent broker session,
+decodes every message and hands :class:`~probes.base.Observation` batches to a *sink*
+(the daemon folds them into :class:`monitord.state.StateTracker`).
+
+The rules that matter (docs/mqtt.md has the agent-facing side):
+
+* **Staleness is DOWN.**  A device that has not reported within ``period × stale_factor``
+  gets ``ok=False, reason="stale"``.  Liveness is judged by the payload's timestamp when
+  it has one, so a message that sat in a broker queue or was *retained* long ago never
+  makes a device UP (the classic trap: a retained message replayed on subscribe looks
+  like a fresh report).  A retained message without a timestamp proves nothing and is
+  ignored for liveness.
+* **Availability/LWT is honoured at once**: ``offline`` → ``ok=False, reason="offline"``.
+* **Faults are distinct**: receiver reporting but without satellite lock is
+  ``reason="no_signal_lock"`` (``info["fault"]``), not ``stale``/``offline``; powered off
+  is ``powered_off``; weak signal is ``ok=True, degraded="low_signal_quality"``.
+* **Broker unreachable is not device DOWN**: every MQTT device gets ``unknown=True``
+  (``complete=False``) observations and one alertable condition (``broker_up`` false,
+  ``on_broker_state`` callback, ``monitord_mqtt_broker_up`` 0) is raised instead.
+* **Bad input never crashes**: every rejected message is counted by reason and logged
+  rate-limited.
+
+Throughput: ingest is CPU-bound Python.  Messages are handled in batches (one event-loop
+wake-up and one sink call per batch, not per message), JSON is decoded by orjson, and
+the socket is read ahead in large chunks (paho reads every packet with three or more
+``recv`` calls and wakes the loop once per packet).  See docs/benchmarks.md (MQTT ingest).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import random
+import socket
+import ssl
+import string
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import aiomqtt
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from monitord.values import Duration, SecretRef
+from probes.base import Observation
+from probes.mqtt_decode import (
+    BOOL_FIELDS,
+    FIELD_NAMES,
+    PRESETS,
+    REJECT_REASONS,
+    FieldName,
+    FieldSpec,
+    Format,
+    Rejected,
+    compile_fields,
+    convert,
+    decode_json,
+    decode_scalar,
+    extract,
+    parse_path,
+    to_timestamp,
+)
+
+log = logging.getLogger(__name__)
+
+PROBE: Final = "mqtt"
+#: Why a message was received but did not change state (monitord_mqtt_messages_ignored_total).
+IGNORE_REASONS: Final = (
+    "old",                  # its timestamp is older than period × stale_factor
+    "retained_unverified",  # retained and without a timestamp: its age is unknown
+    "out_of_order",         # older than a report already applied (QoS 1 redelivery)
+    "while_offline",        # a retained report while availability says offline
+)
+#: Gauges the exporter builds from Observation.values (label: device).
+VALUE_GAUGES: Final[Mapping[str, tuple[str, str]]] = {
+    "signal_lock": ("monitord_dltv_signal_lock",
+                    "1 when the DLTV satellite receiver reports signal lock, else 0."),
+    "signal_strength_db": ("monitord_dltv_signal_strength_db",
+                           "DLTV receiver RF input level in dBµV, as its agent reports it."),
+    "signal_quality_db": ("monitord_dltv_signal_quality_db",
+                          "DLTV receiver signal quality (carrier-to-noise ratio) in dB."),
+    "channel": ("monitord_dltv_channel", "DLTV channel number the receiver is tuned to."),
+    "receiver_power": ("monitord_dltv_receiver_power",
+                       "1 when the DLTV receiver is powered on, else 0."),
+    "tv_power": ("monitord_tv_power", "1 when the classroom TV is powered on, else 0."),
+    "temperature_celsius": ("monitord_device_temperature_celsius",
+                            "Device temperature reported by its agent, in °C."),
+    "power_watts": ("monitord_device_power_watts",
+                    "Electrical power drawn, from a smart plug, in watts."),
+    "uptime_seconds": ("monitord_agent_uptime_seconds",
+                       "Uptime of the school agent, in seconds."),
+    "message_age_seconds": ("monitord_mqtt_message_age_seconds",
+                            "Age of the device's last MQTT report when it was applied."),
+}
+_PLACEHOLDERS: Final = frozenset({"smis", "device", "base", "field"})
+_POWER_FIELDS: Final = ("receiver_power", "tv_power")
+_BATCH_MAX: Final = 4096  # messages per batch: bounds event-loop latency of one batch
+
+
+# ============================================================================ settings
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MqttTls(_Strict):
+    """TLS to the broker; ``insecure`` skips host-name checking (self-signed lab CAs)."""
+
+    ca_file: Path | None = Field(None, description="CA bundle; the system CAs when unset")
+    cert_file: Path | None = Field(None, description="client certificate (mutual TLS)")
+    key_file: Path | None = Field(None, description="client key (mutual TLS)")
+    insecure: bool = Field(False, description="do not verify the broker's host name")
+
+    @model_validator(mode="after")
+    def _pair(self) -> MqttTls:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("give both 'cert_file' and 'key_file', or neither")
+        return self
+
+
+class MqttSettings(_Strict):
+    """The broker connection (config: ``mqtt:`` at the top level)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    client_id: str = Field("monitord", min_length=1, max_length=128,
+                           description="stable: the broker keeps the persistent session "
+                           "(subscriptions, queued QoS 1 messages) under this id")
+    username: str | None = None
+    password: SecretRef | None = None
+    tls: MqttTls | None = None
+    keepalive: Duration = Field(30.0, description="MQTT keepalive")
+    base_topic: str = Field("monitord", min_length=1, description="{base} in templates")
+    persistent_session: bool = Field(True, description="clean_session=false: the broker "
+                                     "queues QoS 1 messages while monitord is away")
+    reconnect_min: Duration = Field(1.0, description="first reconnect delay")
+    reconnect_max: Duration = Field(60.0, description="reconnect delay cap (with jitter)")
+    max_payload_bytes: int = Field(16384, ge=64, le=16 * 1024 * 1024)
+    stale_factor: float = Field(2.5, ge=1.0, le=100.0,
+                                description="silent for period × this → DOWN (stale)")
+    max_clock_skew: Duration = Field(120.0, description="timestamps later than now + this "
+                                     "are rejected (future_timestamp)")
+    check_interval: Duration = Field(1.0, description="how often staleness is checked")
+    rejected_log_per_minute: int = Field(10, ge=0, le=10000,
+                                         description="rejected-message log lines per minute")
+    timezone: str = Field("Asia/Bangkok", description="for ISO timestamps without offset")
+    alert_after: Duration = Field(120.0, description="the broker unreachable this long → "
+                                  "one 'broker_unreachable' notification")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}") from None
+        return v
+
+    @field_validator("base_topic")
+    @classmethod
+    def _base(cls, v: str) -> str:
+        if any(c in v for c in "+#\0") or v.startswith("/") or v.endswith("/"):
+            raise ValueError("base topic must not contain + # or start/end with /")
+        return v
+
+    @model_validator(mode="after")
+    def _backoff(self) -> MqttSettings:
+        if self.reconnect_max < self.reconnect_min:
+            raise ValueError("reconnect_max must be >= reconnect_min")
+        if self.password is not None and self.username is None:
+            raise ValueError("'password' needs 'username'")
+        return self
+
+
+def _check_template(value: str) -> str:
+    names: set[str] = set()
+    try:
+        parsed = list(string.Formatter().parse(value))
+    except ValueError as exc:
+        raise ValueError(f"bad topic template {value!r}: {exc}") from None
+    for _literal, name, spec, conv in parsed:
+        if name is None:
+            continue
+        if name not in _PLACEHOLDERS or spec or conv:
+            raise ValueError(f"unknown placeholder {{{name}}} in {value!r}; "
+                             "use {smis}, {device}, {base}, {field}")
+        names.add(name)
+    if any(c in value for c in "+#\0"):
+        raise ValueError(f"topic template {value!r} must not contain + or #")
+    return value
+
+
+class MqttDeviceParams(_Strict):
+    """A device's ``probes: {mqtt: {...}}``: where its agent publishes and what is bad."""
+
+    period: Duration = Field(60.0, description="how often the agent reports")
+    stale_factor: float | None = Field(None, ge=1.0, le=100.0,
+                                       description="overrides mqtt.stale_factor")
+    format: Format = Field("monitord", description="preset: monitord, tasmota, esphome, "
+                           "shelly")
+    topic_name: str | None = Field(None, description="{device} in templates (e.g. the "
+                                   "Tasmota topic); the device id when unset")
+    state_topic: str | None = Field(None, description="template; the preset's when unset")
+    availability_topic: str | None = Field(None, description="template; '' for none")
+    payload_online: str | None = None
+    payload_offline: str | None = None
+    fields: dict[FieldName, str] = Field(default_factory=dict,
+                                         description="our field → JSON path, over the "
+                                         "preset's mapping")
+    signal_quality_degraded_db: float | None = Field(6.0, description="quality (C/N) "
+                                                     "below this → DEGRADED; null: off")
+    signal_strength_degraded_db: float | None = Field(None, description="RF level below "
+                                                      "this → DEGRADED")
+    temperature_degraded_celsius: float | None = Field(None, description="above → DEGRADED")
+    power_off_fault: bool = Field(True, description="receiver/TV reported off → fault "
+                                  "(only evaluated in the device's schedule anyway)")
+
+    @field_validator("state_topic", "availability_topic")
+    @classmethod
+    def _template(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return v
+        return _check_template(v)
+
+    @field_validator("topic_name")
+    @classmethod
+    def _topic_name(cls, v: str | None) -> str | None:
+        if v is not None and (not v or any(c in v for c in "/+#\0")):
+            raise ValueError("topic_name must be one non-empty topic level")
+        return v
+
+    @field_validator("fields")
+    @classmethod
+    def _paths(cls, v: dict[FieldName, str]) -> dict[FieldName, str]:
+        for name, path in v.items():
+            try:
+                parse_path(path)
+            except ValueError as exc:
+                raise ValueError(f"fields.{name}: {exc}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _state_topic_needed(self) -> MqttDeviceParams:
+        if self.state_topic == "":
+            raise ValueError("state_topic must not be empty")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class MqttDevice:
+    """One MQTT-watched device as the daemon hands it over (``smis`` None: office)."""
+
+    device_id: str
+    smis: str | None
+    kind: str
+    params: MqttDeviceParams
+
+
+# ============================================================================ statistics
+
+
+@dataclass(slots=True)
+class MqttStats:
+    """Counters for the exporter (see docs/mqtt.md § Metrics)."""
+
+    messages_received: int = 0
+    messages_applied: int = 0
+    rejected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REJECT_REASONS, 0))
+    ignored: dict[str, int] = field(default_factory=lambda: dict.fromkeys(IGNORE_REASONS, 0))
+    connects: int = 0
+    reconnects: int = 0
+    connect_failures: int = 0
+    broker_up: bool = False
+    broker_since: float = 0.0
+    last_error: str = ""
+    last_message_time: float | None = None
+    batches: int = 0
+
+
+class _RateLimitedLog:
+    """At most ``per_minute`` warnings a minute; the rest are counted and summarised."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float]) -> None:
+        self._per_minute = per_minute
+        self._clock = clock
+        self._window = -1.0
+        self._used = 0
+        self._suppressed = 0
+
+    def warning(self, msg: str, *args: object) -> None:
+        now = self._clock()
+        if now - self._window >= 60.0:
+            if self._suppressed:
+                log.warning("mqtt: %d more rejected messages not logged in the last minute",
+                            self._suppressed)
+            self._window, self._used, self._suppressed = now, 0, 0
+        if self._used < self._per_minute:
+            self._used += 1
+            log.warning(msg, *args)
+        else:
+            self._suppressed += 1
+
+
+# ============================================================================ devices
+
+
+def _expand(template: str, base: str, smis: str | None, name: str, fld: str = "") -> str:
+    return template.format(base=base, smis=smis or "office", device=name, field=fld)
+
+
+def _filter_of(template: str, base: str) -> str:
+    """A template → the subscription filter covering every device (``+`` per level)."""
+    levels = template.replace("{base}", base).split("/")
+    return "/".join("+" if "{" in level else level for level in levels)
+
+
+_STATE: Final = 0
+_AVAIL: Final = 1
+
+
+@dataclass(slots=True)
+class _Route:
+    """What a concrete topic means for one device."""
+
+    dev: _Dev
+    kind: int
+    field: str = ""  # per-field topics (ESPHome): which of our fields this topic carries
+
+
+@dataclass(slots=True)
+class _Dev:
+    """Runtime state of one device (kept across config reloads)."""
+
+    device_id: str
+    spec: MqttDevice
+    stale_after: float
+    period: float
+    ts_field: FieldSpec | None
+    fields: tuple[FieldSpec, ...]
+    per_field: bool
+    online: str
+    offline_payload: str
+    fresh_until: float = 0.0
+    last_ts: float | None = None
+    offline: bool = False
+    stale: bool = False
+    last_emit: float = 0.0
+    values: dict[str, float] = field(default_factory=dict)
+    last_good: Observation | None = None
+    last_rejected: str = ""
+
+
+# ============================================================================ socket
+
+
+class _ReadAheadSocket:
+    """Serves paho's small ``recv`` calls from one large read.
+
+    paho reads each packet with at least three ``recv`` calls (command byte, length
+    bytes, body) and aiomqtt's reader callback handles one packet per event-loop wake-up
+    unless the socket reports ``pending()`` bytes (as an SSL socket does).  Reading
+    256 KiB at once and reporting what is buffered through ``pending()`` lets one wake-up
+    drain everything the kernel had: ~50x fewer syscalls and loop iterations.
+    Everything else is delegated to the real socket.
+    """
+
+    __slots__ = ("_buf", "_pos", "_sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._buf = b""
+        self._pos = 0
+
+    def recv(self, bufsize: int) -> bytes:
+        buf, pos = self._buf, self._pos
+        if pos >= len(buf):
+            data = self._sock.recv(max(bufsize, 262144))
+            if len(data) <= bufsize:
+                return data
+            self._buf = buf = data
+            pos = 0
+        end = pos + bufsize
+        self._pos = min(end, len(buf))
+        return buf[pos:end]
+
+    def pending(self) -> int:
+        return len(self._buf) - self._pos
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def _install_read_ahead(client: aiomqtt.Client) -> bool:
+    """Swap paho's plain TCP socket for :class:`_ReadAheadSocket` (not for TLS).
+
+    This reaches into aiomqtt/paho internals (pinned <3 in scripts/setup-mqtt.sh); when
+    they change the swap is skipped and ingest is merely slower, never wrong.
+    """
+    paho = getattr(client, "_client", None)
+    sock = getattr(paho, "_sock", None)
+    if type(sock) is not socket.socket:
+        return False
+    setattr(paho, "_sock", _ReadAheadSocket(sock))  # noqa: B010 - private on purpose
+    return True
+
+
+def _capturing_queue(box: list[asyncio.Queue[aiomqtt.Message]]
+                     ) -> type[asyncio.Queue[aiomqtt.Message]]:
+    """A queue type for aiomqtt's ``queue_type`` that lets us drain it in batches."""
+
+    class _Queue(asyncio.Queue[aiomqtt.Message]):
+        def __init__(self, maxsize: int = 0) -> None:
+            super().__init__(maxsize)
+            box.append(self)
+
+    return _Queue
+
+
+# ============================================================================ the source
+
+Sink = Callable[[list[Observation]], Awaitable[None]] | Callable[[list[Observation]], None]
+
+
+class MqttSource:
+    """One broker session feeding observations of MQTT-watched devices to ``sink``."""
+
+    def __init__(self, settings: MqttSettings, sink: Sink,
+                 clock: Callable[[], float] = time.time, *,
+                 on_broker_state: Callable[[bool, str], None] | None = None) -> None:
+        self.settings = settings
+        self._sink = sink
+        self._clock = clock
+        self._on_broker_state = on_broker_state
+        self._tz = ZoneInfo(settings.timezone)
+        self.stats = MqttStats()
+        self._devs: dict[str, _Dev] = {}
+        self._routes: dict[str, list[_Route]] = {}
+        self._filters: set[str] = set()
+        self._subscribed: set[str] = set()
+        self._reload = asyncio.Event()
+        self._rejected_log = _RateLimitedLog(settings.rejected_log_per_minute, clock)
+        self._read_ahead = True  # tests/bench may turn it off to compare
+        self._queue_box: list[asyncio.Queue[aiomqtt.Message]] = []
+        self._pending_emits: set[asyncio.Future[None]] = set()
+
+    @property
+    def broker_up(self) -> bool:
+        return self.stats.broker_up
+
+    # -- configuration ---------------------------------------------------------------
+
+    def set_devices(self, devices: Iterable[MqttDevice]) -> None:
+        """Adopt a (re)loaded device list; callable at any time.
+
+        Devices that stay keep their timing state; new ones get a full stale window
+        from now before they can be declared stale.
+        """
+        now = self._clock()
+        base = self.settings.base_topic
+        devs: dict[str, _Dev] = {}
+        routes: dict[str, list[_Route]] = {}
+        filters: set[str] = set()
+        for spec in devices:
+            p = spec.params
+            preset = PRESETS[p.format]
+            mapping: dict[str, str] = dict(preset.fields)
+            mapping.update(p.fields.items())
+            ts_field, fields = compile_fields(mapping)
+            state_t = p.state_topic or preset.state_topic
+            avail_t = (preset.availability_topic if p.availability_topic is None
+                       else p.availability_topic)
+            factor = p.stale_factor or self.settings.stale_factor
+            dev = _Dev(
+                spec.device_id, spec, p.period * factor, p.period, ts_field, fields,
+                "{field}" in state_t,
+                (p.payload_online if p.payload_online is not None
+                 else preset.payload_online).strip().lower(),
+                (p.payload_offline if p.payload_offline is not None
+                 else preset.payload_offline).strip().lower(),
+            )
+            old = self._devs.get(spec.device_id)
+            if old is not None:
+                for name in ("fresh_until", "last_ts", "offline", "stale", "last_emit",
+                             "values", "last_good"):
+                    setattr(dev, name, getattr(old, name))
+                if old.stale_after != dev.stale_after and old.last_ts is not None:
+                    dev.fresh_until = old.last_ts + dev.stale_after
+            else:
+                dev.fresh_until = now + dev.stale_after
+            devs[spec.device_id] = dev
+            name = p.topic_name or spec.device_id
+            if dev.per_field:
+                for spec_f in (*fields, *([ts_field] if ts_field else [])):
+                    mapped = mapping[spec_f.name]
+                    topic = _expand(state_t, base, spec.smis, name, mapped)
+                    routes.setdefault(topic, []).append(_Route(dev, _STATE, spec_f.name))
+                    filters.add(topic)
+            else:
+                topic = _expand(state_t, base, spec.smis, name)
+                routes.setdefault(topic, []).append(_Route(dev, _STATE))
+                filters.add(_filter_of(state_t, base))
+            if avail_t:
+                topic = _expand(avail_t, base, spec.smis, name)
+                routes.setdefault(topic, []).append(_Route(dev, _AVAIL))
+                filters.add(_filter_of(avail_t, base))
+        self._devs, self._routes, self._filters = devs, routes, filters
+        self._reload.set()
+
+    # -- running ---------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Connect, subscribe, ingest; reconnect with backoff and jitter until ``stop``."""
+        checker = asyncio.create_task(self._check_loop(stop), name="mqtt-staleness")
+        attempt = 0
+        try:
+            while not stop.is_set():
+                try:
+                    client = self._make_client()
+                    async with client:
+                        attempt = 0
+                        await self._session(client, stop)
+                except aiomqtt.MqttError as exc:
+                    self._broker_down(f"{type(exc).__name__}: {exc}")
+                except (OSError, LookupError, ssl.SSLError) as exc:
+                    # LookupError: the password's environment variable is not set.
+                    self._broker_down(f"{type(exc).__name__}: {exc}")
+                if stop.is_set():
+                    break
+                self.stats.connect_failures += 1
+                delay = min(self.settings.reconnect_max,
+                            self.settings.reconnect_min * 2.0 ** min(attempt, 30))
+                attempt += 1
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), random.uniform(delay / 2, delay))
+        finally:
+            checker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await checker
+            if self.stats.broker_up:
+                self.stats.broker_up = False
+
+    def _make_client(self) -> aiomqtt.Client:
+        s = self.settings
+        tls_params = None
+        if s.tls is not None:
+            tls_params = aiomqtt.TLSParameters(
+                ca_certs=str(s.tls.ca_file) if s.tls.ca_file else None,
+                certfile=str(s.tls.cert_file) if s.tls.cert_file else None,
+                keyfile=str(s.tls.key_file) if s.tls.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+        self._queue_box = []
+        return aiomqtt.Client(
+            s.host, s.port,
+            identifier=s.client_id,
+            username=s.username,
+            password=s.password.reveal() if s.password is not None else None,
+            clean_session=not s.persistent_session,
+            keepalive=max(1, int(s.keepalive)),
+            tls_params=tls_params,
+            tls_insecure=s.tls.insecure if s.tls is not None else None,
+            queue_type=_capturing_queue(self._queue_box),
+            timeout=max(5.0, s.keepalive),
+        )
+
+    async def _session(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
+        if self._read_ahead and not _install_read_ahead(client):
+            log.debug("mqtt: read-ahead socket not installed (TLS or unknown internals)")
+        self._subscribed = set()
+        await self._sync_subscriptions(client)
+        self._broker_up()
+        tasks = [
+            asyncio.create_task(self._ingest(client), name="mqtt-ingest"),
+            asyncio.create_task(self._watch_reload(client), name="mqtt-reload"),
+            asyncio.create_task(stop.wait(), name="mqtt-stop"),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for t in done:
+            if not t.cancelled() and (exc := t.exception()) is not None:
+                raise exc
+
+    async def _sync_subscriptions(self, client: aiomqtt.Client) -> None:
+        """Subscribe new filters (QoS 1), unsubscribe dropped ones; in chunks."""
+        self._reload.clear()
+        want = set(self._filters)
+        new = sorted(want - self._subscribed)
+        gone = sorted(self._subscribed - want)
+        for i in range(0, len(new), 256):
+            chunk = new[i:i + 256]
+            await client.subscribe([(t, 1) for t in chunk])
+            self._subscribed.update(chunk)
+        for i in range(0, len(gone), 256):
+            chunk = gone[i:i + 256]
+            await client.unsubscribe(chunk)
+            self._subscribed.difference_update(chunk)
+
+    async def _watch_reload(self, client: aiomqtt.Client) -> None:
+        while True:
+            await self._reload.wait()
+            await self._sync_subscriptions(client)
+
+    async def _ingest(self, client: aiomqtt.Client) -> None:
+        messages = client.messages
+        queue = self._queue_box[0] if self._queue_box else None
+        while True:
+            batch = [await anext(messages)]  # raises MqttError when the connection drops
+            if queue is not None:
+                while len(batch) < _BATCH_MAX:
+                    try:
+                        batch.append(queue.get_nowait())
+                    except asyncio.QueueEmpty:
+                        break
+            out = self.handle_batch(batch)
+            if out:
+                await self._emit(out)
+
+    async def _emit(self, observations: list[Observation]) -> None:
+        """Hand a batch to the sink; a failing sink is logged, never stops ingest."""
+        try:
+            result = self._sink(observations)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            log.exception("mqtt: sink failed on %d observations", len(observations))
+
+    # -- broker state ----------------------------------------------------------------
+
+    def _broker_up(self) -> None:
+        now = self._clock()
+        st = self.stats
+        st.connects += 1
+        if st.connects > 1:
+            st.reconnects += 1
+        if not st.broker_up:
+            st.broker_up, st.broker_since = True, now
+            log.info("mqtt: connected to broker %s:%d", self.settings.host,
+                     self.settings.port)
+            # The outage was ours, not the devices': give each a full window again.
+            for dev in self._devs.values():
+                dev.fresh_until = max(dev.fresh_until, now + dev.stale_after)
+                dev.stale = False
+            if self._on_broker_state is not None:
+                self._on_broker_state(True, "")
+
+    def _broker_down(self, why: str) -> None:
+        st = self.stats
+        st.last_error = why
+        if st.broker_up or st.broker_since == 0.0:
+            log.warning("mqtt: broker %s:%d unreachable: %s", self.settings.host,
+                        self.settings.port, why)
+            st.broker_up, st.broker_since = False, self._clock()
+            if self._on_broker_state is not None:
+                self._on_broker_state(False, why)
+            out = self._unknown_all()
+            if out:
+                self._emit_soon(out)
+
+    def _emit_soon(self, out: list[Observation]) -> None:
+        """Emit from synchronous code (the broker just went away)."""
+        task = asyncio.ensure_future(self._emit(out))
+        self._pending_emits.add(task)
+        task.add_done_callback(self._pending_emits.discard)
+
+    def _unknown_all(self) -> list[Observation]:
+        now = self._clock()
+        out = []
+        for dev in self._devs.values():
+            dev.last_emit = now
+            out.append(Observation(dev.device_id, PROBE, False, ts=now, complete=False,
+                                   unknown=True, reason="broker_unreachable"))
+        return out
+
+    # -- staleness -------------------------------------------------------------------
+
+    async def _check_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.settings.check_interval)
+            if stop.is_set():
+                return
+            out = self.check()
+            if out:
+                await self._emit(out)
+
+    def check(self) -> list[Observation]:
+        """Observations the passage of time calls for (run by the checker).
+
+        Broker down: ``unknown`` for every device.  Otherwise a device silent past its
+        ``fresh_until`` becomes ``stale`` at once, and stale/offline devices are
+        re-reported once per period so the latest observation never looks old.
+        """
+        if not self.stats.broker_up:
+            return self._unknown_all() if self.stats.broker_since else []
+        now = self._clock()
+        out: list[Observation] = []
+        for dev in self._devs.values():
+            if dev.offline:
+                if now - dev.last_emit >= dev.period:
+                    out.append(self._fault(dev, now, "offline"))
+            elif now > dev.fresh_until and (not dev.stale or now - dev.last_emit >= dev.period):
+                dev.stale = True
+                out.append(self._fault(dev, now, "stale"))
+        return out
+
+    def _fault(self, dev: _Dev, now: float, reason: str) -> Observation:
+        dev.last_emit = now
+        values = {}
+        if dev.last_ts is not None:
+            values["message_age_seconds"] = max(0.0, now - dev.last_ts)
+        info = {"fault": reason}
+        if dev.last_rejected:
+            info["last_rejected"] = dev.last_rejected
+        return Observation(dev.device_id, PROBE, False, ts=now, values=values, reason=reason,
+                           info=info)
+
+    # -- messages --------------------------------------------------------------------
+
+    def handle_batch(self, batch: list[aiomqtt.Message]) -> list[Observation]:
+        """Decode, validate and map a batch of messages → observations.  Never raises."""
+        st = self.stats
+        now = self._clock()
+        st.batches += 1
+        st.messages_received += len(batch)
+        st.last_message_time = now
+        out: list[Observation] = []
+        routes = self._routes
+        max_bytes = self.settings.max_payload_bytes
+        for msg in batch:
+            topic = msg.topic.value
+            payload = msg.payload
+            try:
+                if not isinstance(payload, bytes | bytearray):
+                    payload = str(payload).encode() if payload is not None else b""
+                if len(payload) > max_bytes:
+                    raise Rejected("oversized", f"{len(payload)} bytes")
+                targets = routes.get(topic)
+                if targets is None:
+                    raise Rejected("unknown_device")
+                if len(targets) == 1:
+                    self._handle(targets[0], bytes(payload), msg.retain, now, out)
+                else:  # one agent payload feeding several devices: decode once each
+                    for route in targets:
+                        self._handle(route, bytes(payload), msg.retain, now, out)
+            except Rejected as rej:
+                st.rejected[rej.reason] += 1
+                if targets_ := routes.get(topic):
+                    for route in targets_:
+                        route.dev.last_rejected = rej.reason
+                self._rejected_log.warning(
+                    "mqtt: rejected message on %r (%s%s): %r", topic[:200], rej.reason,
+                    f": {rej.detail}" if rej.detail else "", bytes(payload[:80]))
+            except Exception:  # a bug must not stop ingest: count it as malformed
+                st.rejected["malformed_json"] += 1
+                log.exception("mqtt: unexpected error handling a message on %r", topic[:200])
+        return out
+
+    def _handle(self, route: _Route, payload: bytes, retained: bool, now: float,
+                out: list[Observation]) -> None:
+        dev = route.dev
+        if route.kind == _AVAIL:
+            self._availability(dev, payload, now, out)
+            return
+        if dev.per_field:
+            raw = decode_scalar(payload)
+            if raw is None:
+                return
+            if route.field == "ts":
+                ts: float | None = to_timestamp(raw, self._tz)
+                values: dict[str, float] = {}
+            else:
+                ts, values = None, {route.field: convert(route.field, raw)}
+        else:
+            ts, values = extract(decode_json(payload), dev.ts_field, dev.fields, self._tz)
+        st = self.stats
+        if ts is None:
+            if retained:
+                st.ignored["retained_unverified"] += 1
+                return
+            ts = now
+        elif ts > now + self.settings.max_clock_skew:
+            raise Rejected("future_timestamp", f"{ts - now:.0f}s ahead")
+        age = max(0.0, now - ts)
+        if age > dev.stale_after:
+            st.ignored["old"] += 1
+            # A retained message is the last thing published on its topic: when it is
+            # old, the device has been silent that long (unless we know better).
+            if retained and not dev.offline and (dev.last_ts is None or ts >= dev.last_ts):
+                dev.last_ts = ts
+                dev.fresh_until = min(dev.fresh_until, ts + dev.stale_after)
+                if not dev.stale:
+                    dev.stale = True
+                    out.append(self._fault(dev, now, "stale"))
+            return
+        if dev.last_ts is not None and ts < dev.last_ts:
+            st.ignored["out_of_order"] += 1
+            return
+        if dev.offline:
+            if retained:
+                st.ignored["while_offline"] += 1
+                return
+            dev.offline = False  # a live report proves the agent is back
+        dev.last_ts = ts
+        dev.fresh_until = ts + dev.stale_after
+        dev.stale = False
+        dev.last_rejected = ""
+        if dev.per_field:
+            dev.values.update(values)
+            values = dict(dev.values)
+        else:
+            dev.values = values
+            values = dict(values)
+        values["message_age_seconds"] = age
+        obs = self._evaluate(dev, values, now)
+        dev.last_emit = now
+        st.messages_applied += 1
+        out.append(obs)
+
+    def _availability(self, dev: _Dev, payload: bytes, now: float,
+                      out: list[Observation]) -> None:
+        try:
+            word = payload.decode("utf-8").strip().lower()
+        except UnicodeDecodeError:
+            raise Rejected("bad_availability", "not UTF-8") from None
+        if word == dev.offline_payload:
+            dev.offline = True
+            self.stats.messages_applied += 1
+            out.append(self._fault(dev, now, "offline"))
+        elif word == dev.online:
+            self.stats.messages_applied += 1
+            was_offline, dev.offline = dev.offline, False
+            if was_offline and dev.last_good is not None and now <= dev.fresh_until:
+                # Back online and the last report is still fresh: say so now rather
+                # than leave the device DOWN until its next report.
+                out.append(self._evaluate(dev, dict(dev.last_good.values), now))
+        else:
+            raise Rejected("bad_availability", repr(word[:40]))
+
+    def _evaluate(self, dev: _Dev, values: dict[str, float], now: float) -> Observation:
+        """Values of a fresh report → the observation (fault / degraded / fine)."""
+        p = dev.spec.params
+        if p.power_off_fault and any(values.get(f) == 0.0 for f in _POWER_FIELDS):
+            obs = Observation(dev.device_id, PROBE, False, ts=now, values=values,
+                              reason="powered_off", info={"fault": "powered_off"})
+        elif values.get("signal_lock") == 0.0:
+            obs = Observation(dev.device_id, PROBE, False, ts=now, values=values,
+                              reason="no_signal_lock", info={"fault": "no_signal_lock"})
+        else:
+            degraded = ""
+            q = values.get("signal_quality_db")
+            s = values.get("signal_strength_db")
+            t = values.get("temperature_celsius")
+            if q is not None and p.signal_quality_degraded_db is not None \
+                    and q < p.signal_quality_degraded_db:
+                degraded = "low_signal_quality"
+            elif s is not None and p.signal_strength_degraded_db is not None \
+                    and s < p.signal_strength_degraded_db:
+                degraded = "low_signal_strength"
+            elif t is not None and p.temperature_degraded_celsius is not None \
+                    and t > p.temperature_degraded_celsius:
+                degraded = "high_temperature"
+            obs = Observation(dev.device_id, PROBE, True, ts=now, values=values,
+                              degraded=degraded)
+            dev.last_good = obs
+        return obs
+
+
+__all__ = [
+    "BOOL_FIELDS",
+    "FIELD_NAMES",
+    "IGNORE_REASONS",
+    "PROBE",
+    "REJECT_REASONS",
+    "VALUE_GAUGES",
+    "MqttDevice",
+    "MqttDeviceParams",
+    "MqttSettings",
+    "MqttSource",
+    "MqttStats",
+    "MqttTls",
+]
