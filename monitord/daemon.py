@@ -53,7 +53,7 @@ from monitord.scheduler import Job, Scheduler
 from monitord.state import DeviceSpec, DeviceStatus, State, StateTracker, Transition
 from monitord.status import KIND_TEXT, DeviceRow, SchoolRow, StatusData, school_state
 from monitord.storage import Storage, default_data_dir
-from monitord.tickets import Equipment, TicketContext
+from monitord.tickets import Equipment, TicketContext, TicketError
 from monitord.web import HttpServer, bind, build_app
 from probes.base import Observation, Prober, ProbeSetupError, RoundStats, Target
 from probes.mqtt import MqttDevice, MqttSettings, MqttSource
@@ -383,6 +383,14 @@ class Daemon:
             rows.append(SchoolRow(sch.school, sch.name, sch.district, sch.isp, state, since,
                                   device_rows))
         return StatusData(cfg.office.name, rows)
+
+    async def _ticket_for_web(self, ticket_id: int) -> dict[str, Any] | None:
+        if self.storage is None:
+            return None
+        try:
+            return await self.storage.get_ticket(ticket_id)
+        except TicketError:
+            return None
 
     def upstream_outages(self) -> Mapping[str, int]:
         return {inc.root: len(inc.affected) for inc in self.engine.open_incidents()
@@ -845,7 +853,8 @@ class Daemon:
                             await self.storage.next_ticket_id())
 
         registry = build_registry(self)
-        self.http = HttpServer(build_app(registry, self.health, self.status_data), sock)
+        self.http = HttpServer(build_app(registry, self.health, self.status_data,
+                                         self._ticket_for_web), sock)
         await self.http.start()
         h, p = self.http.address
         base = f"http://{h if ':' not in h else f'[{h}]'}:{p}"

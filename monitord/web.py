@@ -1,8 +1,9 @@
 """The daemon's one HTTP server (Starlette on uvicorn, in the daemon's event loop).
 
 Routes: ``/metrics`` (Prometheus), ``/healthz``, ``/status`` and ``/status/<smis>`` (the
-public schools' status page, :mod:`monitord.status`).  The wall screen and API mount
-here later.  We bind the listening socket ourselves so that a port in use is
+public schools' status page, :mod:`monitord.status`), ``/tickets/<id>`` and
+``/tickets/<id>/report.pdf`` (a ticket as the office's repair report form).  The wall
+screen and API mount here later.  We bind the listening socket ourselves so that a port in use is
 a clear error instead of uvicorn's ``sys.exit``.
 """
 
@@ -13,7 +14,7 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from typing import Any
 
 import uvicorn
@@ -45,8 +46,12 @@ PAGE_HEADERS = {
 }
 
 
+TicketSource = Callable[[int], Awaitable[dict[str, Any] | None]]
+
+
 def build_app(registry: CollectorRegistry, health: Callable[[], Mapping[str, Any]],
-              status: StatusSource | None = None) -> Starlette:
+              status: StatusSource | None = None,
+              ticket: TicketSource | None = None) -> Starlette:
     async def metrics(_: Request) -> Response:
         body = await asyncio.to_thread(render, registry)
         return Response(body, media_type=CONTENT_TYPE, headers=SECURITY_HEADERS)
@@ -72,9 +77,31 @@ def build_app(registry: CollectorRegistry, health: Callable[[], Mapping[str, Any
     async def root(_: Request) -> Response:
         return RedirectResponse("/status")
 
+    async def ticket_report(request: Request) -> Response:
+        """A ticket as the office's repair report form (the links in notifications):
+        ``/tickets/<id>`` HTML (``?lang=en``), ``/tickets/<id>/report.pdf`` to print."""
+        from monitord.reports import render_repair_html, render_repair_pdf
+        from monitord.reports.from_ticket import report_from_ticket
+
+        data = await ticket(request.path_params["tid"]) if ticket is not None else None
+        if data is None:
+            return HTMLResponse("<!doctype html><title>404</title><p>ไม่พบใบแจ้งซ่อม / "
+                                "ticket not found</p>", status_code=404, headers=PAGE_HEADERS)
+        lang = "en" if request.query_params.get("lang") == "en" else "th"
+        report = report_from_ticket(data, lang=lang)
+        if request.url.path.endswith(".pdf"):
+            pdf = await asyncio.to_thread(render_repair_pdf, report)
+            return Response(pdf, media_type="application/pdf", headers={
+                **SECURITY_HEADERS,
+                "Content-Disposition": f'inline; filename="ticket-{data["id"]}.pdf"'})
+        html = await asyncio.to_thread(render_repair_html, report)
+        return HTMLResponse(html, headers=PAGE_HEADERS)
+
     return Starlette(routes=[
         Route("/", root), Route("/metrics", metrics), Route("/healthz", healthz),
         Route("/status", status_page), Route("/status/{smis}", status_page),
+        Route("/tickets/{tid:int}", ticket_report),
+        Route("/tickets/{tid:int}/report.pdf", ticket_report),
     ])
 
 

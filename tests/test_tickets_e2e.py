@@ -8,6 +8,7 @@ import re
 import signal
 import sqlite3
 import subprocess
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from tests.conftest import (
     DaemonProcess,
     IptablesDrop,
     base_config,
+    http_get,
     wait_for,
     wait_value,
     write_config,
@@ -127,6 +129,16 @@ def test_tickets_one_per_root_cause_survive_kill9_and_relapse(
               "--cause", "อะแดปเตอร์ไฟเราเตอร์เสีย", "--repairer", "นายสมชาย ใจดี",
               "--by", "นายสมชาย ใจดี")
     assert res.returncode == 0, res.stderr
+
+    # The link in every ticket message: the ticket as the office's repair report form.
+    status, html = http_get(f"{d2.url}/tickets/{sid}")
+    assert status == 200
+    assert "รายงานการซ่อมแซมแก้ไข" in html and "โรงเรียนบ้านหนองปลิง" in html
+    assert "อะแดปเตอร์ไฟเราเตอร์เสีย" in html
+    with urllib.request.urlopen(f"{d2.url}/tickets/{sid}/report.pdf", timeout=60) as resp:
+        assert resp.headers["Content-Type"] == "application/pdf"
+        assert resp.read(5) == b"%PDF-"
+    assert http_get(f"{d2.url}/tickets/99999")[0] == 404
 
     # School A's router comes back: its ticket is repaired by the system, with the
     # officer's fields kept.
