@@ -318,8 +318,18 @@ class StorageConfig(_Strict):
     )
 
 
+class ApiToken(_Strict):
+    """A bearer token that may write through ``/api/v1`` (ticket updates, maintenance)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+                      description="who holds it: recorded as the actor of every change")
+    token: SecretRef = Field(description="{env: NAME} or {file: PATH}; at least 16 chars")
+
+
 class HttpConfig(_Strict):
     listen: str = "127.0.0.1:9847"
+    api_tokens: list[ApiToken] = Field(default_factory=list, description="bearer tokens "
+                                       "for /api/v1 writes; none: the API is read-only")
 
     @field_validator("listen")
     @classmethod

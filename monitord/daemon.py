@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from starlette.routing import BaseRoute
+
 from exporters.prometheus import DeviceLabels, RoundInfo, SchoolLabels, build_registry
 from monitord import __version__
 from monitord.config import Config, ConfigError, Device, load_config, parse_listen
@@ -854,7 +856,7 @@ class Daemon:
 
         registry = build_registry(self)
         self.http = HttpServer(build_app(registry, self.health, self.status_data,
-                                         self._ticket_for_web), sock)
+                                         self._ticket_for_web, web_routes(self)), sock)
         await self.http.start()
         h, p = self.http.address
         base = f"http://{h if ':' not in h else f'[{h}]'}:{p}"
@@ -895,6 +897,15 @@ class Daemon:
             loop.remove_signal_handler(sig)
         log.info("stopped")
         return 0
+
+
+def web_routes(daemon: Daemon) -> list[BaseRoute]:
+    """Pages and APIs that read the running daemon (each module owns its routes)."""
+    from monitord.api import routes as api_routes
+    from monitord.reports.web import routes as report_routes
+    from monitord.wall import routes as wall_routes
+
+    return [*wall_routes(daemon), *api_routes(daemon), *report_routes(daemon)]
 
 
 def _short_reason(text: str, limit: int = 160) -> str:

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from typing import Any
 
 import uvicorn
@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from exporters.prometheus import CONTENT_TYPE, render
 from monitord.status import StatusSource, render_status
@@ -51,7 +51,8 @@ TicketSource = Callable[[int], Awaitable[dict[str, Any] | None]]
 
 def build_app(registry: CollectorRegistry, health: Callable[[], Mapping[str, Any]],
               status: StatusSource | None = None,
-              ticket: TicketSource | None = None) -> Starlette:
+              ticket: TicketSource | None = None,
+              extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     async def metrics(_: Request) -> Response:
         body = await asyncio.to_thread(render, registry)
         return Response(body, media_type=CONTENT_TYPE, headers=SECURITY_HEADERS)
@@ -102,6 +103,7 @@ def build_app(registry: CollectorRegistry, health: Callable[[], Mapping[str, Any
         Route("/status", status_page), Route("/status/{smis}", status_page),
         Route("/tickets/{tid:int}", ticket_report),
         Route("/tickets/{tid:int}/report.pdf", ticket_report),
+        *extra_routes,
     ])
 
 

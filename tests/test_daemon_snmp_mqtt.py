@@ -124,7 +124,7 @@ def test_snmp_through_the_daemon(tmp_path: Path, agent: Snmpd,
     except AssertionError:
         print(d.log()[-5000:])
         print("\n".join(line for line in d.metrics_text().splitlines()
-                        if "snmp" in line or "device_state" in line and line.endswith("1.0")))
+                        if "snmp" in line or ("device_state" in line and line.endswith("1.0"))))
         raise
     # counters are Prometheus counters and grow with real traffic (the polls themselves)
     first = m("monitord_interface_receive_bytes_total", device="core", interface="lo")
