@@ -66,37 +66,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from monitord.daemon import Daemon, DaemonOptions
-    from monitord.demo import DEAD_BLOCK, DeadBlock, build_lab, write_config
+    from monitord.demo import run_demo
 
     _setup_logging(args.log_level)
-    log = logging.getLogger("monitord.demo")
     data_dir: Path = args.data_dir or default_data_dir() / "demo"
-    db: Path = args.db or data_dir / "demo.db"
-    lab = build_lab(args.schools)
-    config_path = data_dir / "demo.yaml"
-    write_config(lab, config_path, db)
-    block = DeadBlock()
-    if block.install():
-        log.info("demo: %d of %d devices are dead (iptables DROP on %s, removed on exit)",
-                 len(lab.dead_devices), lab.device_count, DEAD_BLOCK)
-    else:
-        log.warning("demo: %s — cannot make devices dead, so all %d devices will be alive",
-                    block.why_not, lab.device_count)
-    banner = [
-        f"demo: config {config_path} ({len(lab.config['schools'])} schools, "
-        f"{lab.device_count} devices); reload it with kill -HUP",
-        "demo: open {base}/status for the schools' status page (Thai), {base}/metrics for "
-        "the metrics, {base}/healthz for health",
-        f"demo: device states: {_self_command()} status --db {db}",
-    ]
-    try:
-        daemon = Daemon(DaemonOptions(config_path, db, args.listen, banner, args.notify))
-        return asyncio.run(daemon.run())
-    finally:
-        if block.active:
-            block.remove()
-            log.info("demo: iptables rule removed")
+    return run_demo(data_dir, db=args.db, listen=args.listen, schools=args.schools,
+                    notify=args.notify, self_command=_self_command())
 
 
 def with_store(db: Path | None, readonly: bool,
@@ -344,8 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     daemon_opts(p_demo)
     p_demo.add_argument("--data-dir", type=Path, metavar="DIR",
                         help="where the demo writes its config and database")
-    p_demo.add_argument("--schools", type=int, default=36, choices=range(30, 300),
-                        metavar="N", help="number of schools (30–299, default 36)")
+    p_demo.add_argument("--schools", type=int, default=36, choices=range(1, 301),
+                        metavar="N", help="number of schools (1–300, default 36)")
     p_demo.set_defaults(func=cmd_demo)
 
     p_status = sub.add_parser("status", help="print device states from the database")

@@ -6,19 +6,51 @@ servers — 368 devices on 127.64.0.0/16.  A known share lives on 127.66.0.0/16,
 made dead with one iptables rule (as root) that is removed on exit: two whole schools
 whose router is down, and three single devices.  Without root (or without iptables) the
 demo says so and runs with every device alive.
+
+Besides ping, the lab exercises the other probes with no outside service:
+
+* SNMP — routers, the office switch, access point, servers and UPS are answered by
+  simulated v2c agents (:mod:`monitord.demo_snmp`) running in the daemon's event loop,
+  one socket per device address on :data:`~monitord.demo_snmp.SNMP_PORT`; the community
+  is passed by reference (``MONITORD_DEMO_SNMP_COMMUNITY``).  The office UPS loses mains
+  power for two minutes every five, one school router reboots every ten minutes.
+* MQTT — the demo starts its own mosquitto on a free loopback port and publishes for
+  every DLTV receiver and TV (:mod:`monitord.demo_agents`); those devices are watched
+  over MQTT only.  Without mosquitto the demo says so and pings them instead.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import ctypes
 import logging
 import os
 import shutil
+import signal
+import socket
 import subprocess
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+from monitord.demo_agents import DOWN_BEHAVIOURS, Agent, mqtt_params, plan, run_agents
+from monitord.demo_snmp import (
+    COMMUNITY_ENV,
+    DEFAULT_COMMUNITY,
+    SNMP_PORT,
+    SimAgent,
+    SnmpLab,
+    agent_for,
+)
+
+if TYPE_CHECKING:
+    from monitord.daemon import Daemon
 
 log = logging.getLogger(__name__)
 
@@ -55,24 +87,77 @@ SCHOOL_DEVICES: list[tuple[str, str, str, str, str | None]] = [
 DEAD_SCHOOLS = (5, 17)  # whole school unreachable: its router is down
 DEAD_DEVICES = ((9, "tv2"), (22, "prj"), (30, "ap"))
 
+#: kinds answered by simulated SNMP agents (school switches are unmanaged TP-Links)
+SNMP_OFFICE = ("office-rtr", "office-web", "office-eoffice", "office-hotspot", "office-ups",
+               "office-ap", "office-sw")
+SNMP_INTERVAL = "30s"
+#: the school router that reboots every REBOOT_EVERY seconds (sysUpTime restarts)
+REBOOTING_ROUTER = 3
+REBOOT_EVERY = 600.0
+#: the office UPS: on battery for UPS_ON_BATTERY seconds at the end of every UPS_CYCLE,
+#: the first time UPS_FIRST_OUTAGE seconds after the start
+UPS_CYCLE = 300.0
+UPS_ON_BATTERY = 120.0
+UPS_FIRST_OUTAGE = 30.0
+MQTT_PERIOD = 10.0
+MOSQUITTO = "/usr/sbin/mosquitto"
+
 
 @dataclass(frozen=True)
 class DemoLab:
     config: dict[str, Any]
     dead_devices: frozenset[str]
+    #: devices polled over SNMP (the dead ones among them do not answer)
+    snmp_devices: frozenset[str] = frozenset()
+    #: MQTT agents of the DLTV receivers and TVs (empty: they are pinged instead)
+    agents: tuple[Agent, ...] = field(default=())
+
+    @property
+    def faulty_devices(self) -> frozenset[str]:
+        """Alive devices whose MQTT agent reports a fault: DOWN, each a root cause."""
+        return frozenset(a.device_id for a in self.agents if a.behaviour in DOWN_BEHAVIOURS
+                         and a.device_id not in self.dead_devices)
+
+    @property
+    def degraded_devices(self) -> frozenset[str]:
+        """Devices whose agent reports weak signal: DEGRADED (still up)."""
+        return frozenset(a.device_id for a in self.agents if a.behaviour == "weak")
+
+    @property
+    def down_devices(self) -> frozenset[str]:
+        """Every device that ends up DOWN or UNREACHABLE."""
+        return self.dead_devices | self.faulty_devices
 
     @property
     def root_causes(self) -> list[str]:
-        """Dead devices whose parent is alive: one ticket each."""
+        """Down devices whose parent is up: one ticket each."""
         parents = {d["id"]: d.get("parent") for d in self.config["devices"]}
-        return sorted(d for d in self.dead_devices if parents.get(d) not in self.dead_devices)
+        down = self.down_devices
+        return sorted(d for d in down if parents.get(d) not in down)
 
     @property
     def device_count(self) -> int:
         return len(self.config["devices"])
 
+    def snmp_agents(self) -> list[SimAgent]:
+        """Simulated agents for the SNMP devices that are alive."""
+        out = []
+        for d in self.config["devices"]:
+            if d["id"] not in self.snmp_devices or d["id"] in self.dead_devices:
+                continue
+            kw: dict[str, float] = {}
+            if d["id"] == f"{self.config['office']['area_code']}{REBOOTING_ROUTER:04d}-rtr":
+                kw["reboot_every"] = REBOOT_EVERY
+            if d["kind"] == "ups":
+                kw.update(battery_cycle=UPS_CYCLE, battery_seconds=UPS_ON_BATTERY,
+                          battery_offset=UPS_CYCLE - UPS_ON_BATTERY - UPS_FIRST_OUTAGE)
+            out.append(agent_for(d, **kw))
+        return out
 
-def build_lab(schools: int = 36) -> DemoLab:
+
+def build_lab(schools: int = 36, mqtt_port: int | None = None) -> DemoLab:
+    """The lab's config.  With ``mqtt_port`` (the demo's broker), DLTV receivers and TVs
+    are watched over MQTT; without, they are pinged like everything else."""
     area = "6202"
     cfg: dict[str, Any] = {
         "office": {
@@ -86,13 +171,17 @@ def build_lab(schools: int = 36) -> DemoLab:
             "success_threshold": 2,
             "ticket_delay": "30s",  # short, so a newcomer sees tickets within two minutes
             "icmp": {"count": 3, "timeout": "1s", "period": "100ms"},
+            "snmp": {"community": {"env": COMMUNITY_ENV}, "port": SNMP_PORT,
+                     "interval": SNMP_INTERVAL, "timeout": 1.0, "retries": 1},
         },
+        "kinds": {"router": {"snmp": {"uplink": "wan"}}},
         "tickets": {"relapse_window": "1h", "auto_close_after": "1h"},
         "notify": {"group_window": "10s"},  # `monitord demo --notify URL`: first message <2 min
         "schools": {},
         "devices": [],
     }
     dead: set[str] = set()
+    snmp: set[str] = set()
     office_devices = [
         ("office-rtr", "router", "เราเตอร์หลักสำนักงาน", "Cisco ISR 4331", None, "กลุ่ม DLICT"),
         ("office-web", "server", "เครื่องแม่ข่ายเว็บไซต์", "Dell PowerEdge R450", "office-rtr",
@@ -118,6 +207,12 @@ def build_lab(schools: int = 36) -> DemoLab:
         }
         if parent:
             entry["parent"] = parent
+        if dev_id in SNMP_OFFICE:
+            # ICMP decides reachability, SNMP adds interfaces, load, the UPS's battery
+            entry["probes"] = {"icmp": None, "snmp": None}
+            if dev_id == "office-rtr":
+                entry["probes"]["snmp"] = {"uplink": "Gi0/0/0"}
+            snmp.add(dev_id)
         cfg["devices"].append(entry)
     for s in range(1, schools + 1):
         smis = f"{area}{s:04d}"
@@ -138,10 +233,22 @@ def build_lab(schools: int = 36) -> DemoLab:
             }
             if parent:
                 entry["parent"] = f"{smis}-{parent}"
+            if kind == "router":
+                entry["probes"] = {"icmp": None, "snmp": None}
+                snmp.add(dev_id)
+            elif kind in ("dltv_receiver", "tv") and mqtt_port is not None:
+                # no ping: the agent's reports (or their absence) decide reachability
+                entry["probes"] = {"mqtt": mqtt_params(MQTT_PERIOD)}
             cfg["devices"].append(entry)
             if is_dead:
                 dead.add(dev_id)
-    return DemoLab(cfg, frozenset(dead))
+    agents: tuple[Agent, ...] = ()
+    if mqtt_port is not None:
+        broker = {"host": "127.0.0.1", "port": mqtt_port, "client_id": "monitord-demo"}
+        cfg = {**{k: v for k, v in cfg.items() if k != "defaults"}, "mqtt": broker,
+               "defaults": cfg["defaults"]}   # the broker next to the other top-level blocks
+        agents = tuple(plan(cfg["devices"], dead=dead))
+    return DemoLab(cfg, frozenset(dead), frozenset(snmp), agents)
 
 
 def write_config(lab: DemoLab, path: Path, db: Path) -> None:
@@ -151,6 +258,8 @@ def write_config(lab: DemoLab, path: Path, db: Path) -> None:
     header = (
         "# monitord demo lab — generated by `monitord demo`; edit a copy, not this file.\n"
         f"# Devices on {DEAD_BLOCK} are made dead by an iptables rule while the demo runs.\n"
+        f"# SNMP agents are simulated on udp port {SNMP_PORT} (community in ${COMMUNITY_ENV});\n"
+        "# the MQTT broker and the agents publishing to it exist only while the demo runs.\n"
     )
     path.write_text(header + yaml.safe_dump(data, allow_unicode=True, sort_keys=False),
                     encoding="utf-8")
@@ -189,3 +298,236 @@ class DeadBlock:
             if self._iptables("-D").returncode != 0:
                 break
         self.active = False
+
+
+# ---------------------------------------------------------------------------- the MQTT broker
+
+
+def _free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _die_with_parent_hook() -> Callable[[], None] | None:
+    """A preexec_fn that makes the child get SIGTERM when the demo dies (even kill -9).
+
+    libc is loaded here, before fork, so the child only makes one system call.
+    """
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+
+    def hook() -> None:
+        prctl(pr_set_pdeathsig, int(signal.SIGTERM))
+    return hook
+
+
+class DemoBroker:
+    """The demo's own mosquitto on a free loopback port; never a system broker."""
+
+    def __init__(self, workdir: Path, executable: str | None = None) -> None:
+        self.workdir = workdir
+        self.executable = executable or (MOSQUITTO if Path(MOSQUITTO).exists()
+                                         else shutil.which("mosquitto") or MOSQUITTO)
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.why_not = ""
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "mosquitto.log"
+
+    def start(self, timeout: float = 10.0) -> bool:
+        """Start mosquitto and wait until it listens; False (with ``why_not``) if not."""
+        if not Path(self.executable).exists():
+            self.why_not = (f"mosquitto is not installed ({self.executable}; Debian package "
+                            "'mosquitto')")
+            return False
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = _free_port()
+        conf = self.workdir / "mosquitto.conf"
+        conf.write_text(
+            "# generated by `monitord demo`\n"
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence false\n"
+            "max_queued_messages 10000\n"
+            "log_dest stderr\n"
+            "log_type error\nlog_type warning\nlog_type notice\n",
+            encoding="utf-8",
+        )
+        # mosquitto started as root drops to its own user, which clears the parent-death
+        # signal; a small shell that keeps root holds it and takes the broker down with it
+        # (the trap is set first: $! is empty until the broker is forked, so a TERM that
+        # comes before only ends the shell)
+        script = ('trap \'[ -n "$!" ] && kill "$!"; wait; exit 0\' TERM; '
+                  '"$0" -c "$1" & wait "$!"')
+        with self.log_path.open("ab") as out:
+            self.proc = subprocess.Popen(
+                ["/bin/sh", "-c", script, self.executable, str(conf)],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                start_new_session=True,                # Ctrl-C reaches us, not the broker
+                preexec_fn=_die_with_parent_hook())    # noqa: PLW1509 - one syscall
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.why_not = (f"mosquitto exited with {self.proc.returncode} "
+                                f"(see {self.log_path})")
+                self.proc = None
+                return False
+            if _listening(self.port):
+                return True
+            time.sleep(0.05)
+        self.why_not = f"mosquitto did not listen on 127.0.0.1:{self.port} within {timeout}s"
+        self.stop()
+        return False
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+# ---------------------------------------------------------------------------- running it
+
+
+async def serve_lab(lab: DemoLab, mqtt_port: int | None, stop: asyncio.Event) -> None:
+    """Run the lab's simulated SNMP agents and MQTT publishers until ``stop``.
+
+    Meant as a task next to the daemon in the same event loop; a failure here (port in
+    use …) is logged and leaves those devices "SNMP failing" / stale, never the daemon.
+    """
+    community = os.environ.get(COMMUNITY_ENV, DEFAULT_COMMUNITY)
+    snmp = SnmpLab(lab.snmp_agents(), community)
+    try:
+        await snmp.start()
+    except OSError as exc:
+        log.warning("demo: simulated SNMP agents cannot listen on udp port %d: %s",
+                    SNMP_PORT, exc)
+    try:
+        if mqtt_port is not None and lab.agents:
+            await run_agents(list(lab.agents), "127.0.0.1", mqtt_port, stop, MQTT_PERIOD)
+        else:
+            await stop.wait()
+    finally:
+        snmp.close()
+
+
+async def _run_daemon(daemon: Daemon, lab: DemoLab, mqtt_port: int | None) -> int:
+    stop = asyncio.Event()
+    lab_task = asyncio.create_task(serve_lab(lab, mqtt_port, stop), name="demo-lab")
+    try:
+        return int(await daemon.run())
+    finally:
+        stop.set()
+        try:
+            await asyncio.wait_for(lab_task, 10)
+        except TimeoutError:
+            log.warning("demo: the simulated agents did not stop within 10 s")
+        except Exception as exc:
+            log.warning("demo: simulated agents failed: %r", exc)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def run_demo(data_dir: Path, *, db: Path | None = None, listen: str | None = None,
+             schools: int = 36, notify: Sequence[str] = (),
+             self_command: str = "monitord") -> int:
+    """``monitord demo``: set the lab up, run the daemon on it, tear everything down.
+
+    The broker, the iptables rule, the simulated SNMP agents and MQTT publishers are
+    removed on every way out: a normal stop (SIGTERM/SIGINT), an exception, or SIGTERM
+    while still starting.  Returns the daemon's exit code.
+    """
+    from monitord.daemon import Daemon, DaemonOptions
+
+    os.environ.setdefault(COMMUNITY_ENV, DEFAULT_COMMUNITY)
+    db = db or data_dir / "demo.db"
+    config_path = data_dir / "demo.yaml"
+    # until the daemon installs its own handlers: SIGTERM unwinds through the finally
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    broker = DemoBroker(data_dir)
+    block = DeadBlock()
+    try:
+        mqtt_port = broker.port if broker.start() else None
+        lab = build_lab(schools, mqtt_port)
+        write_config(lab, config_path, db)
+        if mqtt_port is None:
+            log.warning("demo: %s — DLTV receivers and TVs are pinged instead of watched "
+                        "over MQTT", broker.why_not)
+        else:
+            log.info("demo: MQTT broker (mosquitto) on 127.0.0.1:%d, %d agents publishing "
+                     "(%d of them faulty)", mqtt_port, len(lab.agents),
+                     len(lab.faulty_devices) + len(lab.degraded_devices))
+        if block.install():
+            log.info("demo: %d of %d devices are dead (iptables DROP on %s, removed on exit)",
+                     len(lab.dead_devices), lab.device_count, DEAD_BLOCK)
+        else:
+            log.warning("demo: %s — cannot make devices dead, so all %d devices will be "
+                        "alive", block.why_not, lab.device_count)
+        banner = [
+            f"demo: config {config_path} ({len(lab.config['schools'])} schools, "
+            f"{lab.device_count} devices); reload it with kill -HUP",
+            "demo: open {base}/status for the schools' status page (Thai), {base}/wall for "
+            "the NOC wall screen, {base}/metrics for the metrics, {base}/healthz for health",
+            f"demo: device states: {self_command} status --db {db}",
+            f"demo: SNMP polled on {len(lab.snmp_devices)} devices, answered by simulated "
+            f"agents on udp port {SNMP_PORT} (community: ${COMMUNITY_ENV}); the office UPS "
+            f"goes on battery {UPS_FIRST_OUTAGE:g} s after the start, then every "
+            f"{UPS_CYCLE / 60:g} min",
+        ]
+        daemon = Daemon(DaemonOptions(config_path, db, listen, banner, list(notify)))
+        return asyncio.run(_run_daemon(daemon, lab, mqtt_port))
+    finally:
+        with contextlib.suppress(Exception):
+            broker.stop()
+        if block.active:
+            block.remove()
+            log.info("demo: iptables rule removed")
+        signal.signal(signal.SIGTERM, previous)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m monitord.demo``: the demo with the options of ``monitord demo``
+    (any number of schools, for quick looks and tests)."""
+    import argparse
+    import sys
+
+    from monitord.storage import default_data_dir
+
+    p = argparse.ArgumentParser(prog="python -m monitord.demo", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--listen", metavar="HOST:PORT")
+    p.add_argument("--db", type=Path, metavar="PATH")
+    p.add_argument("--data-dir", type=Path, metavar="DIR")
+    p.add_argument("--schools", type=int, default=36, choices=range(1, 300), metavar="N")
+    p.add_argument("--notify", action="append", default=[], metavar="URL")
+    p.add_argument("--log-level", default="info")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    data_dir: Path = args.data_dir or default_data_dir() / "demo"
+    return run_demo(data_dir, db=args.db, listen=args.listen, schools=args.schools,
+                    notify=args.notify, self_command="python -m monitord.demo")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,15 +1,383 @@
-"""The NOC wall screen (``/wall``): issue 7 — being built."""
+"""The NOC wall screen (``/wall``): one 1920×1080 TV in the office, read from 5 m away.
+
+Routes:
+
+* ``/wall`` — server-rendered HTML (Thai; ``?lang=en``), dark theme, huge figures, no
+  interaction and no scrolling.  Works without JavaScript (``<meta refresh>`` every
+  minute); with it, the page follows the live stream below and updates in place.
+* ``/wall/events`` — server-sent events: a full JSON snapshot on connect, then whenever
+  something changed (checked every second) and at least every ``HEARTBEAT_SECONDS`` as a
+  heartbeat (durations move on).  The stream ends when the client goes away or the
+  daemon stops.
+* ``/wall/data.json`` — the same snapshot, for the script's polling fallback.
+
+What it shows is read from the running daemon (states, incidents, tickets) and from the
+database (the last state transitions and ticket status changes, read-only SQL).  Devices
+appear by their display names only, never by address; every string from the config is
+escaped (Jinja2 autoescape in the page, ``textContent`` in the script).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+import contextlib
+import hashlib
+import ipaddress
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from starlette.routing import BaseRoute
+import jinja2
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+
+from monitord.state import State
+from monitord.status import KIND_TEXT, STATE_TEXT
+from monitord.thaidate import BANGKOK, format_date, format_duration, month_name
+from monitord.web import PAGE_HEADERS, SECURITY_HEADERS
 
 if TYPE_CHECKING:
+    from monitord.config import Config, Device
     from monitord.daemon import Daemon
+
+log = logging.getLogger(__name__)
+
+TEMPLATES = Path(__file__).parent / "templates"
+HEARTBEAT_SECONDS = 5.0
+CHECK_SECONDS = 1.0
+CACHE_SECONDS = 0.9
+EVENT_ROWS = 10
+DOWN_ROWS = 8  # rows of down schools that fit at 1920×1080 (the rest: "and N more")
+
+WALL_HEADERS = {
+    **PAGE_HEADERS,
+    "Content-Security-Policy": PAGE_HEADERS["Content-Security-Policy"] + "; connect-src 'self'",
+}
+STREAM_HEADERS = {**SECURITY_HEADERS, "X-Accel-Buffering": "no"}
+
+LABELS: dict[str, dict[str, str]] = {
+    "th": {
+        "title": "ศูนย์เฝ้าระวังเครือข่าย", "online": "โรงเรียนออนไลน์",
+        "offline": "โรงเรียนออฟไลน์", "of": "จาก", "schools": "แห่ง",
+        "devices_down": "อุปกรณ์ขัดข้อง (ต้นเหตุ)", "unreachable": "เข้าถึงไม่ได้",
+        "devices": "เครื่อง", "dltv": "เครื่องรับ DLTV ไม่มีสัญญาณ",
+        "tickets": "ใบแจ้งซ่อมที่ยังเปิด", "upstream": "ผู้ให้บริการขัดข้อง",
+        "upstream_schools": "กระทบ", "down_list": "โรงเรียนที่ออฟไลน์ (นานที่สุดก่อน)",
+        "none_down": "ทุกโรงเรียนออนไลน์", "more": "และอีก {n} แห่ง", "events": "เหตุการณ์ล่าสุด",
+        "no_events": "ยังไม่มีเหตุการณ์", "updated": "ปรับปรุงล่าสุด",
+        "stale": "ขาดการเชื่อมต่อกับเซิร์ฟเวอร์ — ข้อมูลอาจไม่เป็นปัจจุบัน",
+        "isp_outage": "ผู้ให้บริการขัดข้อง", "ticket": "ใบแจ้งซ่อม", "ticket_unit": "ใบ",
+        "office": "สำนักงาน",
+        "isp": "ผู้ให้บริการ", "district": "อำเภอ", "district_short": "อ.",
+        "outage_word": "ขัดข้อง",
+    },
+    "en": {
+        "title": "Network operations", "online": "Schools online",
+        "offline": "Schools offline", "of": "of", "schools": "schools",
+        "devices_down": "Devices down (root causes)", "unreachable": "unreachable",
+        "devices": "devices", "dltv": "DLTV receivers without signal",
+        "tickets": "Open repair tickets", "upstream": "ISP (upstream) outages",
+        "upstream_schools": "affecting", "down_list": "Schools offline (longest first)",
+        "none_down": "All schools online", "more": "and {n} more", "events": "Latest events",
+        "no_events": "No events yet", "updated": "Updated",
+        "stale": "Lost contact with the server — data may be out of date",
+        "isp_outage": "ISP outage", "ticket": "Ticket", "ticket_unit": "tickets",
+        "office": "Office",
+        "isp": "ISP", "district": "District", "district_short": "",
+        "outage_word": "outage",
+    },
+}
+TICKET_STATUS = {
+    "th": {"open": "เปิด", "scheduled": "นัดหมายแล้ว", "in_repair": "กำลังซ่อม",
+           "repaired": "ซ่อมเสร็จ", "closed": "ปิด"},
+    "en": {"open": "opened", "scheduled": "scheduled", "in_repair": "in repair",
+           "repaired": "repaired", "closed": "closed"},
+}
+SEVERITY = {State.DOWN: "bad", State.UNREACHABLE: "bad", State.UP: "good",
+            State.DEGRADED: "warn", State.MAINTENANCE: "info", State.UNKNOWN: "info"}
+TICKET_SEVERITY = {"open": "bad", "repaired": "good", "closed": "good"}
+
+# The last transitions (first sightings UNKNOWN → UP at start-up are noise on a wall) and
+# the last real status changes of tickets (an officer's edit repeats the current status).
+TRANSITIONS_SQL = (
+    "SELECT id, device_id, old_state, new_state, ts FROM state_transition "
+    "WHERE NOT (old_state = 'unknown' AND new_state = 'up') ORDER BY id DESC LIMIT ?")
+TICKET_EVENTS_SQL = (
+    "SELECT id, ticket_id, ts, status, root FROM ("
+    " SELECT e.id, e.ticket_id, e.ts, e.status, t.root,"
+    "  LAG(e.status) OVER (PARTITION BY e.ticket_id ORDER BY e.id) AS prev"
+    " FROM ticket_event e JOIN ticket t ON t.id = e.ticket_id)"
+    " WHERE prev IS NULL OR prev <> status ORDER BY id DESC LIMIT ?")
+
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
+                              autoescape=jinja2.select_autoescape(["html"]),
+                              undefined=jinja2.StrictUndefined)
+
+
+_ENV = _env()
+
+
+def _lang(request: Request) -> str:
+    return "en" if request.query_params.get("lang") == "en" else "th"
+
+
+def duration_text(seconds: float, lang: str) -> str:
+    seconds = max(0.0, seconds)
+    if lang == "th":
+        return format_duration(seconds)
+    secs = int(seconds)
+    if secs < 60:
+        return f"{secs} s"
+    days, rest = divmod(secs, 86400)
+    hours, rest = divmod(rest, 3600)
+    parts = [f"{n} {u}" for n, u in ((days, "d"), (hours, "h"), (rest // 60, "min")) if n]
+    return " ".join(parts)
+
+
+def short_duration(seconds: float, lang: str) -> str:
+    """The two largest units, for the wall's narrow column: "3 วัน 23 ชม.", "2 ชม. 5 นาที"."""
+    secs = int(max(0.0, seconds))
+    if secs >= 86400:
+        secs -= secs % 3600
+    elif secs >= 3600:
+        secs -= secs % 60
+    text = duration_text(secs, lang)
+    return text.replace("ชั่วโมง", "ชม.") if lang == "th" else text
+
+
+def short_school_name(name: str, lang: str) -> str:
+    """The wall lists only schools: "โรงเรียนบ้านหนองน้ำใส" → "บ้านหนองน้ำใส"."""
+    prefix = "โรงเรียน"
+    if lang == "th" and name.startswith(prefix) and len(name) > len(prefix) + 1:
+        return name[len(prefix):].strip()
+    return name
+
+
+def _local(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC).astimezone(BANGKOK)
+
+
+def time_text(ts: float, now: float, lang: str) -> str:
+    """"14:05" today, "23 พ.ย. 14:05" on another day (Bangkok time)."""
+    when, today = _local(ts), _local(now)
+    clock = f"{when:%H:%M}"
+    if when.date() == today.date():
+        return clock
+    if lang == "th":
+        return f"{when.day} {month_name(when.month, abbreviated=True)} {clock}"
+    return f"{when:%d %b} {clock}"
+
+
+def updated_text(now: float, lang: str) -> str:
+    when = _local(now)
+    if lang == "th":
+        return f"{format_date(when, abbreviated=True)} เวลา {when:%H:%M:%S} น."
+    return f"{when:%d %b %Y} (B.E. {when.year + 543}) {when:%H:%M:%S}"
+
+
+def _looks_like_address(text: str, dev: Device) -> bool:
+    if text in (dev.address, dev.hostname):
+        return True
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def device_label(dev: Device, lang: str) -> str:
+    """The device's display name, never its address (a bare-IP id becomes its kind)."""
+    name = dev.display_name
+    if _looks_like_address(name, dev):
+        return KIND_TEXT[lang].get(dev.kind.value, dev.kind.value)
+    return name
+
+
+def upstream_label(root: str, lang: str) -> str:
+    group, _, name = root.partition(":")
+    if group == "district":
+        return f"{LABELS[lang]['district']} {name}"
+    return f"{LABELS[lang]['isp']} {name}"
+
+
+def _where(cfg: Config, dev: Device, lang: str) -> str:
+    if dev.school is not None and (school := cfg.schools.get(dev.school)) is not None:
+        return school.name
+    return dev.unit or LABELS[lang]["office"]
+
+
+class Wall:
+    """Builds snapshots of the daemon's view (cached briefly: many screens, one query)."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._lock = asyncio.Lock()
+
+    async def snapshot(self, lang: str) -> dict[str, Any]:
+        async with self._lock:
+            hit = self._cache.get(lang)
+            if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
+                return hit[1]
+            data = await self._build(lang, time.time())
+            self._cache[lang] = (time.monotonic(), data)
+            return data
+
+    async def _build(self, lang: str, now: float) -> dict[str, Any]:
+        d = self.daemon
+        cfg = d.config
+        states = STATE_TEXT[lang]
+        upstream = [inc for inc in d.engine.open_incidents() if inc.kind == "upstream"]
+        in_upstream = {dev for inc in upstream for dev in inc.affected}
+        status = d.status_data()
+        online = offline = 0
+        down: list[dict[str, Any]] = []
+        gateways = {s.school: s.gateways for s in d.school_labels()}
+        for row in status.schools:
+            if row.state in (State.UP, State.DEGRADED):
+                online += 1
+            elif row.state in (State.DOWN, State.UNREACHABLE):
+                offline += 1
+                down.append({
+                    "smis": row.smis, "name": row.name,
+                    "short_name": short_school_name(row.name, lang), "district": row.district,
+                    "isp": row.isp, "state": row.state.value, "state_text": states[row.state],
+                    "since": row.since, "since_text": time_text(row.since, now, lang),
+                    "duration_text": duration_text(now - row.since, lang),
+                    "duration_short": short_duration(now - row.since, lang),
+                    "isp_outage": any(g in in_upstream for g in gateways.get(row.smis, ())),
+                })
+        down.sort(key=lambda r: (r["since"], r["name"]))
+        roots = unreachable = dltv_total = dltv_no_signal = 0
+        school_of = {dev.id: dev.school for dev in cfg.devices} if cfg is not None else {}
+        for dev in cfg.devices if cfg is not None else []:
+            eff = d.engine.effective_state(dev.id, now)
+            roots += eff == State.DOWN
+            unreachable += eff == State.UNREACHABLE
+            if dev.kind.value == "dltv_receiver":
+                dltv_total += 1
+                st = d.tracker.status(dev.id)
+                obs = st.latest.get("mqtt") if st is not None else None
+                if obs is not None and (obs.values.get("signal_lock") == 0
+                                        or obs.reason == "no_signal_lock"):
+                    dltv_no_signal += 1
+        figures = {
+            "schools_total": len(status.schools), "schools_online": online,
+            "schools_offline": offline,
+            "schools_other": len(status.schools) - online - offline,
+            "devices_down": roots, "devices_unreachable": unreachable,
+            "dltv_total": dltv_total, "dltv_no_signal": dltv_no_signal,
+            "tickets_open": sum(d.ticket_counts().values()),
+            "upstream_outages": len(upstream),
+            "upstream_schools": len({school_of.get(dev_id) or dev_id for inc in upstream
+                                     for dev_id in inc.affected}),
+        }
+        outages: list[dict[str, Any]] = [
+            {"group": inc.root, "label": upstream_label(inc.root, lang),
+             "schools": len(inc.affected), "since": inc.opened_at,
+             "duration_text": duration_text(now - inc.opened_at, lang)}
+            for inc in sorted(upstream, key=lambda i: i.opened_at)]
+        events = await self._events(cfg, lang, now)
+        stable = json.dumps([figures, [(r["smis"], r["state"], r["isp_outage"]) for r in down],
+                             [o["group"] for o in outages], [e["key"] for e in events]])
+        return {
+            "version": 1, "lang": lang, "office": cfg.office.name if cfg else "",
+            "generated_at": now, "updated_text": updated_text(now, lang),
+            "today_text": format_date(_local(now)) if lang == "th"
+            else f"{_local(now):%A %d %B %Y}",
+            "digest": hashlib.sha256(stable.encode()).hexdigest()[:16],
+            "figures": figures, "down_schools": down, "upstream": outages, "events": events,
+        }
+
+    async def _events(self, cfg: Config | None, lang: str, now: float) -> list[dict[str, Any]]:
+        storage = self.daemon.storage
+        if storage is None or cfg is None:
+            return []
+        devices = cfg.device_map()
+        states = STATE_TEXT[lang]
+        out: list[dict[str, Any]] = []
+        try:
+            db = storage.connection
+            async with db.execute(TRANSITIONS_SQL, (EVENT_ROWS * 3,)) as cur:
+                transitions = list(await cur.fetchall())
+            async with db.execute(TICKET_EVENTS_SQL, (EVENT_ROWS,)) as cur:
+                ticket_rows = list(await cur.fetchall())
+        except Exception as exc:  # the wall must keep running when the database hiccups
+            log.warning("wall: reading events failed: %s", exc)
+            return []
+        for r in transitions:
+            dev = devices.get(r["device_id"])
+            if dev is None:
+                continue  # removed from the config: no name to show
+            try:
+                new = State(r["new_state"])
+            except ValueError:
+                continue
+            out.append({"key": f"t{r['id']}", "ts": r["ts"], "kind": "state",
+                        "time_text": time_text(r["ts"], now, lang),
+                        "severity": SEVERITY[new], "badge": states[new],
+                        "text": f"{device_label(dev, lang)} · {_where(cfg, dev, lang)}"})
+        for r in ticket_rows:
+            root = str(r["root"])
+            if (dev := devices.get(root)) is not None:
+                subject = f"{device_label(dev, lang)} · {_where(cfg, dev, lang)}"
+            elif ":" in root:
+                subject = upstream_label(root, lang)
+            else:
+                continue
+            status = str(r["status"])
+            out.append({"key": f"k{r['id']}", "ts": r["ts"], "kind": "ticket",
+                        "time_text": time_text(r["ts"], now, lang),
+                        "severity": TICKET_SEVERITY.get(status, "info"),
+                        "badge": f"{LABELS[lang]['ticket']} #{r['ticket_id']} "
+                                 f"{TICKET_STATUS[lang].get(status, status)}",
+                        "text": subject})
+        out.sort(key=lambda e: e["ts"], reverse=True)
+        return out[:EVENT_ROWS]
+
+
+def _dump(data: Mapping[str, Any]) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 def routes(daemon: Daemon) -> list[BaseRoute]:
-    """The routes this module serves from the running daemon (none yet)."""
-    return []
+    wall = Wall(daemon)
+
+    async def page(request: Request) -> Response:
+        lang = _lang(request)
+        data = await wall.snapshot(lang)
+        html = _ENV.get_template("wall.html").render(
+            lang=lang, L=LABELS[lang], data=data, f=data["figures"],
+            down_rows=DOWN_ROWS, clock=f"{_local(data['generated_at']):%H:%M}")
+        return HTMLResponse(html, headers=WALL_HEADERS)
+
+    async def data_json(request: Request) -> Response:
+        return JSONResponse(await wall.snapshot(_lang(request)), headers=SECURITY_HEADERS)
+
+    async def stream(lang: str) -> AsyncIterator[str]:
+        yield "retry: 3000\n\n"
+        last_digest = ""
+        last_sent = 0.0
+        stop = daemon.stop_event
+        while not stop.is_set():
+            data = await wall.snapshot(lang)
+            mono = time.monotonic()
+            if data["digest"] != last_digest or mono - last_sent >= HEARTBEAT_SECONDS:
+                yield f"data: {_dump(data)}\n\n"
+                last_digest, last_sent = data["digest"], mono
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=CHECK_SECONDS)
+
+    async def events(request: Request) -> Response:
+        return StreamingResponse(stream(_lang(request)), media_type="text/event-stream",
+                                 headers=STREAM_HEADERS)
+
+    return [Route("/wall", page), Route("/wall/data.json", data_json),
+            Route("/wall/events", events)]

@@ -7,7 +7,9 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from monitord.demo import RULE_COMMENT, build_lab
+import yaml
+
+from monitord.demo import RULE_COMMENT, DemoLab, build_lab
 from tests.conftest import (
     MONITORD,
     ROOT,
@@ -31,26 +33,39 @@ def test_lab_shape() -> None:
     assert len(schools) >= 30 and lab.device_count >= 300
     assert all(d["address"].startswith("127.") for d in lab.config["devices"])
     assert len(lab.dead_devices) == 23
+    assert lab.down_devices == lab.dead_devices and not lab.agents   # no broker: no MQTT
+    with_mqtt = build_lab(mqtt_port=18830)
+    assert with_mqtt.dead_devices == lab.dead_devices
+    assert with_mqtt.down_devices == lab.dead_devices | with_mqtt.faulty_devices
+    assert len(with_mqtt.faulty_devices) >= 5 and with_mqtt.degraded_devices
+
+
+def lab_of(data_dir: Path) -> DemoLab:
+    """The lab as the running demo built it: with MQTT when it found mosquitto."""
+    cfg = yaml.safe_load((data_dir / "demo.yaml").read_text(encoding="utf-8"))
+    return build_lab(len(cfg["schools"]), cfg["mqtt"]["port"] if "mqtt" in cfg else None)
 
 
 def test_demo_runs_and_cleans_up(tmp_path: Path,
                                  daemon_factory: Callable[..., DaemonProcess]) -> None:
     require_root()
-    lab = build_lab()
     d = daemon_factory("demo", "--data-dir", str(tmp_path / "demo"))
     d.wait_ready(timeout=60)
     assert rule_present()
+    lab = lab_of(tmp_path / "demo")
 
     def states() -> tuple[int, int] | None:
         ups = d.metrics().by_label("monitord_device_up", "device")
         down = {dev for dev, v in ups.items() if v == 0}
         up = sum(1 for v in ups.values() if v == 1)
-        if down == set(lab.dead_devices) and up == lab.device_count - len(lab.dead_devices):
+        if down == set(lab.down_devices) and up == lab.device_count - len(lab.down_devices):
             return len(down), up
         return None
 
+    # DOWN: the dead block, and (with MQTT) the devices whose agent reports a fault
     down, up = wait_for(states, 90, "demo devices settle: the dead block DOWN, the rest UP")
-    assert (down, up) == (23, lab.device_count - 23)
+    assert (down, up) == (len(lab.down_devices), lab.device_count - len(lab.down_devices))
+    assert len(lab.dead_devices) == 23
     # The public status page: two schools offline, the rest online; no addresses.
     status, page = http_get(d.url + "/status")
     assert status == 200
@@ -68,7 +83,8 @@ def test_demo_runs_and_cleans_up(tmp_path: Path,
     roots = wait_value(tickets, lambda r: len(r) >= len(lab.root_causes), 120,
                        "demo tickets")
     assert roots == lab.root_causes
-    assert len(roots) == 5  # two dead schools (their routers) and three single devices
+    # two dead schools (their routers), three single devices, each faulty MQTT agent
+    assert len(roots) == 5 + len(lab.faulty_devices)
     log = d.log()
     assert "/status" in log and "/metrics" in log and "/healthz" in log
     assert "23 of 368 devices are dead" in log
