@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -19,7 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from monitord import __version__
-from monitord.config import ConfigError, load_config
+from monitord.config import Config, ConfigError, load_config
 from monitord.schedule import parse_days, parse_hours
 from monitord.storage import Storage, StorageError, default_data_dir
 
@@ -268,6 +269,107 @@ def cmd_report_repair(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_inputs(args: argparse.Namespace) -> tuple[Config, Path] | int:
+    """The config (school names, ISPs, districts, schedules) and the database it uses
+    (``--db``, else the config's ``storage``, as ``monitord run`` resolves it)."""
+    from monitord.daemon import resolve_db_path
+
+    try:
+        cfg = load_config(args.config).config
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"monitord: {exc}", file=sys.stderr)
+        return 2
+    return cfg, resolve_db_path(cfg, args.db)
+
+
+def _write_output(data: bytes, output: str, what: str) -> None:
+    if output == "-":
+        sys.stdout.buffer.write(data)
+    else:
+        Path(output).write_bytes(data)
+        print(f"{what} written to {output}", file=sys.stderr)
+
+
+def cmd_report_daily(args: argparse.Namespace) -> int:
+    from monitord.availability import open_readonly
+    from monitord.reports import daily
+
+    got = _report_inputs(args)
+    if isinstance(got, int):
+        return got
+    cfg, db = got
+    try:
+        day = datetime.strptime(args.date, "%Y-%m-%d").date() if args.date else None
+    except ValueError:
+        print(f"monitord: expected --date YYYY-MM-DD, got {args.date!r}", file=sys.stderr)
+        return 2
+    try:
+        conn = open_readonly(db)
+    except (OSError, sqlite3.Error) as exc:
+        print(f"monitord: cannot open database {db}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        report = daily.build_daily(cfg, conn, day)
+    except ValueError as exc:
+        print(f"monitord: {exc}", file=sys.stderr)
+        return 2
+    except sqlite3.Error as exc:
+        print(f"monitord: cannot read database {db}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        conn.close()
+    _write_output(daily.render_daily(report, args.format, args.lang), args.output,
+                  f"daily report for {report.day.isoformat()}")
+    return 0
+
+
+def cmd_report_availability(args: argparse.Namespace) -> int:
+    from monitord.availability import open_readonly
+    from monitord.reports import monthly
+
+    got = _report_inputs(args)
+    if isinstance(got, int):
+        return got
+    cfg, db = got
+    try:
+        if args.fiscal_year is not None:
+            if args.first or args.last:
+                raise ValueError("give either --fiscal-year or --from/--to")
+            if not 2400 < args.fiscal_year < 2700:
+                raise ValueError("--fiscal-year is a Buddhist-era year such as 2569")
+            first, last = monthly.fiscal_months(args.fiscal_year)
+        elif args.first:
+            first = monthly.parse_month(args.first)
+            now = datetime.now(cfg.tz)
+            last = monthly.parse_month(args.last) if args.last else (now.year, now.month)
+        else:
+            raise ValueError("give --from YYYY-MM [--to YYYY-MM] or --fiscal-year YYYY (BE)")
+        monthly.months_between(first, last)
+    except ValueError as exc:
+        print(f"monitord: {exc}", file=sys.stderr)
+        return 2
+    try:
+        conn = open_readonly(db)
+    except (OSError, sqlite3.Error) as exc:
+        print(f"monitord: cannot open database {db}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        report = monthly.build_monthly(cfg, conn, first, last, fiscal_year=args.fiscal_year,
+                                       lang=args.lang)
+    except sqlite3.Error as exc:
+        print(f"monitord: cannot read database {db}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        conn.close()
+    _write_output(monthly.render_monthly(report, args.format, args.lang), args.output,
+                  "availability report")
+    return 0
+
+
 def cmd_notify_test(args: argparse.Namespace) -> int:
     """Send one test message now; exit 0 when the channel acknowledged it."""
     from monitord.notify import send
@@ -417,6 +519,31 @@ def build_parser() -> argparse.ArgumentParser:
     r_rep.add_argument("--lang", choices=["th", "en"], default="th")
     r_rep.add_argument("--thai-digits", action="store_true", help="print ๐–๙ digits")
     r_rep.set_defaults(func=cmd_report_repair)
+
+    def report_common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", required=True, metavar="FILE",
+                       help="the daemon's config (schools, ISPs, districts, schedules)")
+        p.add_argument("--db", type=Path, metavar="PATH",
+                       help="SQLite database (default: as `monitord run` with this config)")
+        p.add_argument("--format", choices=["html", "csv", "pdf"], default="html")
+        p.add_argument("-o", "--output", required=True, metavar="FILE", help="'-' for stdout")
+        p.add_argument("--lang", choices=["th", "en"], default="th")
+
+    r_daily = r_sub.add_parser("daily", help="per-school online/offline for one day, with "
+                                             "ISP and district (HTML, CSV, PDF)")
+    r_daily.add_argument("--date", metavar="YYYY-MM-DD",
+                         help="the day (default: today in the office's time zone)")
+    report_common(r_daily)
+    r_daily.set_defaults(func=cmd_report_daily)
+    r_av = r_sub.add_parser("availability", help="monthly availability per school and "
+                                                 "device kind, in school hours only")
+    r_av.add_argument("--from", dest="first", metavar="YYYY-MM", help="first month")
+    r_av.add_argument("--to", dest="last", metavar="YYYY-MM",
+                      help="last month (default: this month)")
+    r_av.add_argument("--fiscal-year", type=int, metavar="YYYY",
+                      help="Thai fiscal year in the Buddhist era: 2569 = Oct 2025 – Sep 2026")
+    report_common(r_av)
+    r_av.set_defaults(func=cmd_report_availability)
     return parser
 
 

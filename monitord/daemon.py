@@ -28,6 +28,7 @@ from starlette.routing import BaseRoute
 
 from exporters.prometheus import DeviceLabels, RoundInfo, SchoolLabels, build_registry
 from monitord import __version__
+from monitord.availability import AvailabilityCache
 from monitord.config import Config, ConfigError, Device, load_config, parse_listen
 from monitord.incidents import (
     Change,
@@ -348,6 +349,8 @@ class Daemon:
         self._last_timed = 0.0
         self._reload_lock = asyncio.Lock()
         self.mqtt: MqttSource | None = None
+        #: 30-day availability for the status page, refreshed in a thread every few minutes
+        self._availability: AvailabilityCache | None = None
         self._tasks: set[asyncio.Future[None]] = set()
         self._broker_alerted_since: float | None = None
 
@@ -365,6 +368,11 @@ class Daemon:
         if cfg is None:
             return StatusData("", [])
         now = time.time()
+        if self._availability is None:
+            self._availability = AvailabilityCache()
+        # Figures from the database, recomputed in a thread at most every 5 minutes.
+        snap = self._availability.current(cfg, self.storage.path if self.storage else None,
+                                          now)
         by_school: dict[str, list[Device]] = {}
         for dev in cfg.devices:
             if dev.school is not None:
@@ -377,13 +385,14 @@ class Daemon:
                 st = self.tracker.status(dev.id)
                 device_rows.append(DeviceRow(
                     dev.kind.value, dev.name or f"{KIND_TEXT['th'][dev.kind.value]} {n}",
-                    self.engine.effective_state(dev.id, now), st.since if st else now))
+                    self.engine.effective_state(dev.id, now), st.since if st else now,
+                    snap.devices.get(dev.id) if snap else None))
             link_states = [self.engine.effective_state(g, now) for g in sch.gateways]
             state = school_state(link_states) if link_states else State.UNKNOWN
             gateway_status = [st for g in sch.gateways if (st := self.tracker.status(g))]
             since = max((st.since for st in gateway_status), default=now)
             rows.append(SchoolRow(sch.school, sch.name, sch.district, sch.isp, state, since,
-                                  device_rows))
+                                  device_rows, snap.schools.get(sch.school) if snap else None))
         return StatusData(cfg.office.name, rows)
 
     async def _ticket_for_web(self, ticket_id: int) -> dict[str, Any] | None:

@@ -26,6 +26,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -57,9 +58,12 @@ log = logging.getLogger(__name__)
 LIVE_NET = "127.64"
 DEAD_NET = "127.66"
 DEAD_BLOCK = f"{DEAD_NET}.0.0/16"
-RULE_COMMENT = "monitord-demo"
-RULE = ["INPUT", "-d", DEAD_BLOCK, "-p", "icmp", "-m", "comment", "--comment", RULE_COMMENT,
-        "-j", "DROP"]
+RULE_COMMENT = "monitord-demo"  # + "-<pid>": each demo removes only its own rule
+
+
+def _rule(comment: str) -> list[str]:
+    return ["INPUT", "-d", DEAD_BLOCK, "-p", "icmp", "-m", "comment", "--comment", comment,
+            "-j", "DROP"]
 
 DISTRICTS = ["คลองขลุง", "ขาณุวรลักษบุรี", "คลองลาน", "ปางศิลาทอง", "บึงสามัคคี", "ทรายทองวัฒนา"]
 ISPS = ["NT", "TRUE", "AIS Fibre", "3BB"]
@@ -266,16 +270,22 @@ def write_config(lab: DemoLab, path: Path, db: Path) -> None:
 
 
 class DeadBlock:
-    """The iptables rule that makes the demo's dead block stop answering ping."""
+    """The iptables rule that makes the demo's dead block stop answering ping.
+
+    The rule's comment carries this process's id, so two demos on one machine never
+    remove each other's rule; rules left by demos that were killed are cleaned up.
+    """
 
     def __init__(self) -> None:
         self.active = False
         self.why_not = ""
+        self.comment = f"{RULE_COMMENT}-{os.getpid()}"
 
-    def _iptables(self, action: str) -> subprocess.CompletedProcess[str]:
+    @staticmethod
+    def _iptables(action: str, comment: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["iptables", "-w", "5", action, *RULE], capture_output=True, text=True, timeout=30,
-            check=False,
+            ["iptables", "-w", "5", action, *_rule(comment)], capture_output=True, text=True,
+            timeout=30, check=False,
         )
 
     def install(self) -> bool:
@@ -285,8 +295,8 @@ class DeadBlock:
             self.why_not = "iptables is not installed"
         if self.why_not:
             return False
-        self.remove()  # a rule left by a demo that was killed
-        res = self._iptables("-I")
+        self._remove_stale()
+        res = self._iptables("-I", self.comment)
         if res.returncode != 0:
             self.why_not = f"iptables failed: {res.stderr.strip()}"
             return False
@@ -294,10 +304,23 @@ class DeadBlock:
         return True
 
     def remove(self) -> None:
-        for _ in range(20):  # bounded: one rule per earlier run at most
-            if self._iptables("-D").returncode != 0:
+        for _ in range(20):  # bounded: our own rule, inserted once
+            if self._iptables("-D", self.comment).returncode != 0:
                 break
         self.active = False
+
+    def _remove_stale(self) -> None:
+        """Rules of demos that are gone (killed with -9): their process no longer exists."""
+        res = subprocess.run(["iptables", "-w", "5", "-S", "INPUT"], capture_output=True,
+                             text=True, timeout=30, check=False)
+        stale = set(re.findall(rf"--comment \"?({re.escape(RULE_COMMENT)}(?:-(\d+))?)\"?",
+                               res.stdout))
+        for comment, pid in stale:
+            if pid and Path(f"/proc/{pid}").exists():
+                continue  # another demo that is running
+            for _ in range(20):
+                if self._iptables("-D", comment).returncode != 0:
+                    break
 
 
 # ---------------------------------------------------------------------------- the MQTT broker

@@ -9,15 +9,20 @@ from exactly those fields and nothing else.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jinja2
 
 from monitord.state import State
-from monitord.thaidate import format_datetime, format_duration
+from monitord.thaidate import BANGKOK, format_date, format_datetime, format_duration
+
+if TYPE_CHECKING:
+    from monitord.availability import Bar, DayCell
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -44,13 +49,31 @@ LABELS = {
            "all_isps": "ทุกผู้ให้บริการ", "district": "อำเภอ", "since": "ตั้งแต่",
            "updated": "ปรับปรุงล่าสุด", "devices": "อุปกรณ์", "back": "กลับหน้ารวม",
            "go": "ค้นหา", "none": "ไม่พบโรงเรียน", "other_lang": "English",
-           "schools": "โรงเรียน", "for": "เป็นเวลา"},
+           "schools": "โรงเรียน", "for": "เป็นเวลา",
+           "avail": "ใช้งานได้", "avail_period": "ใน 30 วัน (เฉพาะเวลาเรียน)",
+           "avail_title": "อัตราการใช้งานได้ 30 วัน เฉพาะเวลาเรียน",
+           "no_hours": "ไม่มีเวลาเรียน", "no_data": "ไม่มีข้อมูล", "today": "วันนี้ถึงขณะนี้",
+           "offline_time": "ออฟไลน์", "days_offline": "วันที่มีช่วงออฟไลน์",
+           "legend": "แถบ 30 วัน (เฉพาะเวลาเรียน)", "l_full": "ใช้งานได้ ≥ 99.5%",
+           "l_mid": "95–99.5%", "l_low": "ต่ำกว่า 95% (แท่งยิ่งเตี้ยยิ่งขัดข้องนาน)",
+           "day": "วันที่", "by_day": "อัตราการใช้งานได้รายวัน",
+           "pending": "กำลังคำนวณอัตราการใช้งานได้", "days": "วัน", "in_30": "ใน 30 วัน",
+           "off_day": "หยุด"},
     "en": {"title": "Schools' connectivity status", "online": "online", "offline": "offline",
            "search": "Search school name or SMIS code", "isp": "ISP", "all_isps": "All ISPs",
            "district": "District", "since": "since", "updated": "Updated",
            "devices": "Devices", "back": "All schools", "go": "Search",
            "none": "No school found", "other_lang": "ภาษาไทย", "schools": "schools",
-           "for": "for"},
+           "for": "for",
+           "avail": "Available", "avail_period": "over 30 days (school hours only)",
+           "avail_title": "30-day availability, school hours only",
+           "no_hours": "no school hours", "no_data": "no data", "today": "today so far",
+           "offline_time": "offline", "days_offline": "days with offline time",
+           "legend": "30-day bar (school hours only)", "l_full": "available ≥ 99.5%",
+           "l_mid": "95–99.5%", "l_low": "below 95% (the lower, the longer down)",
+           "day": "Date", "by_day": "Availability by day",
+           "pending": "availability being computed", "days": "days", "in_30": "over 30 days",
+           "off_day": "no school"},
 }
 
 
@@ -60,6 +83,7 @@ class DeviceRow:
     name: str  # the device's display name from config — never its address
     state: State
     since: float
+    availability: float | None = None  # the last 30 days, in the device's active hours
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +95,7 @@ class SchoolRow:
     state: State
     since: float
     devices: Sequence[DeviceRow] = field(default_factory=tuple)
+    availability: Bar | None = None  # 30 days of school hours (None: not computed yet)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,11 +123,85 @@ def school_state(states: Sequence[State]) -> State:
     return State.UNKNOWN
 
 
+def percent(ratio: float | None, lang: str = "th") -> str:
+    """"98.7%", rounded down so that anything short of 100 % never reads 100 %."""
+    if ratio is None:
+        return LABELS["en" if lang == "en" else "th"]["no_data"]
+    if ratio >= 1.0:
+        return "100%"
+    return f"{math.floor(ratio * 1000) / 10:.1f}%"
+
+
+def duration_text(seconds: float, lang: str) -> str:
+    if lang != "en":
+        return format_duration(max(seconds, 0.0))
+    minutes = int(max(seconds, 0.0) // 60)
+    if minutes < 1:
+        return f"{int(max(seconds, 0.0))} s"
+    h, m = divmod(minutes, 60)
+    return f"{h} h {m} min" if h and m else f"{h} h" if h else f"{m} min"
+
+
+def day_text(day: date, lang: str, *, year: bool = False) -> str:
+    if lang == "en":
+        return day.strftime("%a %d %b %Y" if year else "%a %d %b")
+    text = format_date(day, abbreviated=True)
+    return text if year else text.rsplit(" ", 1)[0]
+
+
+def cell_class(cell: DayCell) -> str:
+    """CSS class of one day: height and colour both tell the availability."""
+    if not cell.has_hours:
+        return "nh"
+    r = cell.ratio
+    if r is None:
+        return "nd"
+    for limit, name in ((0.995, "a4"), (0.95, "a3"), (0.80, "a2"), (0.50, "a1")):
+        if r >= limit:
+            return name
+    return "a0"
+
+
+def cell_text(cell: DayCell, lang: str, today: date | None = None) -> str:
+    """The words for one day (its title and, on a school's page, its table row)."""
+    L = LABELS["en" if lang == "en" else "th"]
+    head = day_text(cell.day, lang)
+    if cell.day == today:
+        head += f" ({L['today']})"
+    if not cell.has_hours:
+        return f"{head}: {L['no_hours']}"
+    if cell.ratio is None:
+        return f"{head}: {L['no_data']}"
+    text = f"{head}: {percent(cell.ratio)}"
+    if cell.down > 0:
+        text += f" ({L['offline_time']} {duration_text(cell.down, lang)})"
+    return text
+
+
+def cell_title(cell: DayCell, lang: str) -> str:
+    """The short words for one day on the overview ("23/11 98.9%"): 300 schools × 30
+    days must stay light on a slow link; a school's own page has the full text."""
+    L = LABELS["en" if lang == "en" else "th"]
+    head = f"{cell.day.day}/{cell.day.month}"
+    if not cell.has_hours:
+        return f"{head} {L['off_day']}"
+    return f"{head} {percent(cell.ratio, lang)}"
+
+
+def bar_summary(bar: Bar, lang: str) -> str:
+    L = LABELS["en" if lang == "en" else "th"]
+    no_hours = sum(1 for c in bar.cells if not c.has_hours)
+    offline = sum(1 for c in bar.cells if c.down > 0)
+    return (f"{L['avail']} {percent(bar.ratio, lang)} {L['avail_period']}, "
+            f"{L['days_offline']} {offline} {L['days']}, {L['off_day']} {no_hours} {L['days']}")
+
+
 def render_status(data: StatusData, *, lang: str, now: float, q: str = "", isp: str = "",
                   smis: str | None = None) -> str | None:
     """The overview page, or one school's page; None when ``smis`` is unknown."""
     lang = "en" if lang == "en" else "th"
     texts = STATE_TEXT[lang]
+    today = datetime.fromtimestamp(now, BANGKOK).date()
 
     def since_text(ts: float) -> str:
         when = datetime.fromtimestamp(ts, UTC)
@@ -112,6 +211,12 @@ def render_status(data: StatusData, *, lang: str, now: float, q: str = "", isp: 
 
     common = {"lang": lang, "L": LABELS[lang], "office": data.office, "texts": texts,
               "kinds": KIND_TEXT[lang], "since_text": since_text,
+              "percent": lambda r: percent(r, lang), "cell_class": cell_class,
+              "cell_text": lambda c: cell_text(c, lang, today),
+              "cell_title": lambda c: cell_title(c, lang),
+              "bar_summary": lambda b: bar_summary(b, lang),
+              "duration_text": lambda secs: duration_text(secs, lang),
+              "day_label": lambda d: day_text(d, lang, year=True),
               "updated": format_datetime(datetime.fromtimestamp(now, UTC), abbreviated=True)
               if lang == "th" else datetime.fromtimestamp(now, UTC).astimezone().isoformat(
                   timespec="minutes")}

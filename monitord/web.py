@@ -3,14 +3,16 @@
 Routes: ``/metrics`` (Prometheus), ``/healthz``, ``/status`` and ``/status/<smis>`` (the
 public schools' status page, :mod:`monitord.status`), ``/tickets/<id>`` and
 ``/tickets/<id>/report.pdf`` (a ticket as the office's repair report form).  The wall
-screen and API mount here later.  We bind the listening socket ourselves so that a port in use is
-a clear error instead of uvicorn's ``sys.exit``.
+screen (:mod:`monitord.wall`), the API and the report pages come from
+:func:`monitord.daemon.web_routes`.  We bind the listening socket ourselves so that a port
+in use is a clear error instead of uvicorn's ``sys.exit``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import logging
 import socket
 import time
@@ -73,7 +75,13 @@ def build_app(registry: CollectorRegistry, health: Callable[[], Mapping[str, Any
         if html is None:
             return HTMLResponse("<!doctype html><title>404</title><p>ไม่พบโรงเรียน / "
                                 "school not found</p>", status_code=404, headers=PAGE_HEADERS)
-        return HTMLResponse(html, headers=PAGE_HEADERS)
+        body = html.encode("utf-8")
+        headers = {**PAGE_HEADERS, "Vary": "Accept-Encoding"}
+        # Slow school links: the page (300 schools × 30 day cells) compresses ~10×.
+        if len(body) > 1400 and "gzip" in request.headers.get("accept-encoding", ""):
+            body = gzip.compress(body, compresslevel=6)
+            headers["Content-Encoding"] = "gzip"
+        return Response(body, media_type="text/html; charset=utf-8", headers=headers)
 
     async def root(_: Request) -> Response:
         return RedirectResponse("/status")

@@ -1,15 +1,171 @@
-"""Reports over HTTP (``/reports/...``): issue 7 — being built."""
+"""Reports over HTTP, from the running daemon's config and database.
+
+* ``/reports`` — a small page with a form for each report (works without JavaScript);
+* ``/reports/daily?date=YYYY-MM-DD&format=html|csv|pdf&lang=th|en`` — the daily
+  connectivity report (default: today in the office's time zone, HTML, Thai);
+* ``/reports/availability?from=YYYY-MM&to=YYYY-MM`` or ``?fy=2569`` (Thai fiscal year,
+  Buddhist era), same ``format``/``lang`` — monthly availability per school and kind.
+
+The reports show what the public status page shows (school names, districts, ISPs,
+states) and nothing more: no addresses, host names or people.  Building one reads the
+database through its own read-only connection in a worker thread; at most one report is
+rendered at a time (PDF layout is CPU-heavy on a 2-core office server).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from starlette.routing import BaseRoute
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from monitord import availability as av
+from monitord.reports import common, daily, monthly
+from monitord.reports.common import Format, Lang
+from monitord.web import PAGE_HEADERS, SECURITY_HEADERS
 
 if TYPE_CHECKING:
+    from monitord.config import Config
     from monitord.daemon import Daemon
+
+INDEX_TEXT: dict[Lang, dict[str, str]] = {
+    "th": {"title": "รายงาน", "daily": "รายงานสถานะการเชื่อมต่ออินเทอร์เน็ตของโรงเรียนประจำวัน",
+           "monthly": "รายงานอัตราการใช้งานได้รายเดือน", "date": "วันที่", "from": "ตั้งแต่เดือน",
+           "to": "ถึงเดือน", "fy": "หรือปีงบประมาณ (พ.ศ.)", "format": "รูปแบบ", "go": "สร้างรายงาน",
+           "status": "หน้าสถานะโรงเรียน"},
+    "en": {"title": "Reports", "daily": "Daily report: schools' internet connectivity",
+           "monthly": "Monthly availability report", "date": "Date", "from": "From month",
+           "to": "To month", "fy": "or Thai fiscal year (Buddhist era)", "format": "Format",
+           "go": "Create report", "status": "Schools' status page"},
+}
+
+
+class BadRequest(ValueError):
+    pass
+
+
+def _problem(status: int, message: str) -> Response:
+    return HTMLResponse(f"<!doctype html><meta charset=utf-8><title>{status}</title>"
+                        f"<p>{_esc(message)}</p>", status_code=status, headers=PAGE_HEADERS)
+
+
+def _esc(text: str) -> str:
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;"))
+
+
+def _format(request: Request) -> Format:
+    value = request.query_params.get("format", "html")
+    for fmt in common.FORMATS:
+        if value == fmt:
+            return fmt
+    raise BadRequest("format: html, csv or pdf")
+
+
+def _respond(body: bytes, fmt: Format, name: str) -> Response:
+    if fmt == "html":
+        return Response(body, media_type=common.MEDIA_TYPES["html"], headers=PAGE_HEADERS)
+    disposition = "attachment" if fmt == "csv" else "inline"
+    return Response(body, media_type=common.MEDIA_TYPES[fmt], headers={
+        **SECURITY_HEADERS, "Content-Disposition": f'{disposition}; filename="{name}"'})
 
 
 def routes(daemon: Daemon) -> list[BaseRoute]:
-    """The routes this module serves from the running daemon (none yet)."""
-    return []
+    """``/reports``, ``/reports/daily`` and ``/reports/availability``."""
+    one_at_a_time = asyncio.Semaphore(1)
+
+    async def run(build: Callable[[Config, sqlite3.Connection], tuple[bytes, str]]
+                  ) -> tuple[bytes, str]:
+        cfg, storage = daemon.config, daemon.storage
+        if cfg is None or storage is None:
+            raise RuntimeError("not ready")
+        path = storage.path
+
+        def work() -> tuple[bytes, str]:
+            conn = av.open_readonly(path)
+            try:
+                return build(cfg, conn)
+            finally:
+                conn.close()
+
+        async with one_at_a_time:
+            return await asyncio.to_thread(work)
+
+    async def handle(request: Request,
+                     build: Callable[[Config, sqlite3.Connection], tuple[bytes, str]],
+                     fmt: Format) -> Response:
+        try:
+            body, name = await run(build)
+        except BadRequest as exc:
+            return _problem(400, str(exc))
+        except ValueError as exc:  # e.g. a date in the future
+            return _problem(400, str(exc))
+        except (RuntimeError, OSError, sqlite3.Error):
+            return _problem(503, "ยังไม่พร้อม / not ready")
+        return _respond(body, fmt, name)
+
+    async def daily_report(request: Request) -> Response:
+        params = request.query_params
+        try:
+            fmt = _format(request)
+            text = params.get("date", "").strip()
+            day: date | None = None
+            if text:
+                try:
+                    day = datetime.strptime(text, "%Y-%m-%d").date()
+                except ValueError:
+                    raise BadRequest("date: YYYY-MM-DD") from None
+        except BadRequest as exc:
+            return _problem(400, str(exc))
+        lang = common.lang_of(params.get("lang"))
+
+        def build(cfg: Config, conn: sqlite3.Connection) -> tuple[bytes, str]:
+            report = daily.build_daily(cfg, conn, day)
+            return daily.render_daily(report, fmt, lang), daily.filename(report, fmt)
+
+        return await handle(request, build, fmt)
+
+    async def availability_report(request: Request) -> Response:
+        params = request.query_params
+        lang = common.lang_of(params.get("lang"))
+        try:
+            fmt = _format(request)
+            fy_text = (params.get("fy") or params.get("fiscal_year") or "").strip()
+            fy: int | None = None
+            if fy_text:
+                if not fy_text.isdigit() or not 2400 < int(fy_text) < 2700:
+                    raise BadRequest("fy: a Buddhist-era year such as 2569")
+                fy = int(fy_text)
+                first, last = monthly.fiscal_months(fy)
+            else:
+                today = datetime.now(daemon.config.tz if daemon.config else None).date()
+                first = monthly.parse_month(params.get("from") or f"{today.year}-{today.month}")
+                last = monthly.parse_month(params.get("to") or f"{today.year}-{today.month}")
+            monthly.months_between(first, last)
+        except ValueError as exc:
+            return _problem(400, str(exc))
+
+        def build(cfg: Config, conn: sqlite3.Connection) -> tuple[bytes, str]:
+            report = monthly.build_monthly(cfg, conn, first, last, fiscal_year=fy, lang=lang)
+            return monthly.render_monthly(report, fmt, lang), monthly.filename(report, fmt)
+
+        return await handle(request, build, fmt)
+
+    async def index(request: Request) -> Response:
+        lang = common.lang_of(request.query_params.get("lang"))
+        cfg = daemon.config
+        tz = cfg.tz if cfg is not None else None
+        today = datetime.now(tz).date()
+        html = common.render_template("index.html", {
+            "lang": lang, "T": INDEX_TEXT[lang], "office": cfg.office.name if cfg else "",
+            "today": today.isoformat(), "month": f"{today.year}-{today.month:02d}",
+            "fy": today.year + 543 + (1 if today.month >= 10 else 0)})
+        return HTMLResponse(html, headers=PAGE_HEADERS)
+
+    return [Route("/reports", index), Route("/reports/daily", daily_report),
+            Route("/reports/availability", availability_report)]
