@@ -16,7 +16,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from monitord import __version__
@@ -24,6 +24,7 @@ from monitord.config import Config, ConfigError, load_config
 from monitord.schedule import parse_days, parse_hours
 from monitord.storage import Storage, StorageError, default_data_dir
 
+T = TypeVar("T")
 BANGKOK = ZoneInfo("Asia/Bangkok")
 
 
@@ -294,8 +295,29 @@ def _write_output(data: bytes, output: str, what: str) -> None:
         print(f"{what} written to {output}", file=sys.stderr)
 
 
-def cmd_report_daily(args: argparse.Namespace) -> int:
+def _read_report(db: Path, build: Callable[[sqlite3.Connection], T]) -> T | int:
+    """Build a report from a read-only connection; an exit code when that fails
+    (1: the database cannot be opened or read, 2: the request cannot be answered)."""
     from monitord.availability import open_readonly
+
+    try:
+        conn = open_readonly(db)
+    except (OSError, sqlite3.Error) as exc:
+        print(f"monitord: cannot open database {db}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return build(conn)
+    except ValueError as exc:
+        print(f"monitord: {exc}", file=sys.stderr)
+        return 2
+    except sqlite3.Error as exc:
+        print(f"monitord: cannot read database {db}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        conn.close()
+
+
+def cmd_report_daily(args: argparse.Namespace) -> int:
     from monitord.reports import daily
 
     got = _report_inputs(args)
@@ -307,28 +329,15 @@ def cmd_report_daily(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"monitord: expected --date YYYY-MM-DD, got {args.date!r}", file=sys.stderr)
         return 2
-    try:
-        conn = open_readonly(db)
-    except (OSError, sqlite3.Error) as exc:
-        print(f"monitord: cannot open database {db}: {exc}", file=sys.stderr)
-        return 1
-    try:
-        report = daily.build_daily(cfg, conn, day)
-    except ValueError as exc:
-        print(f"monitord: {exc}", file=sys.stderr)
-        return 2
-    except sqlite3.Error as exc:
-        print(f"monitord: cannot read database {db}: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        conn.close()
+    report = _read_report(db, lambda conn: daily.build_daily(cfg, conn, day))
+    if isinstance(report, int):
+        return report
     _write_output(daily.render_daily(report, args.format, args.lang), args.output,
                   f"daily report for {report.day.isoformat()}")
     return 0
 
 
 def cmd_report_availability(args: argparse.Namespace) -> int:
-    from monitord.availability import open_readonly
     from monitord.reports import monthly
 
     got = _report_inputs(args)
@@ -352,19 +361,10 @@ def cmd_report_availability(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"monitord: {exc}", file=sys.stderr)
         return 2
-    try:
-        conn = open_readonly(db)
-    except (OSError, sqlite3.Error) as exc:
-        print(f"monitord: cannot open database {db}: {exc}", file=sys.stderr)
-        return 1
-    try:
-        report = monthly.build_monthly(cfg, conn, first, last, fiscal_year=args.fiscal_year,
-                                       lang=args.lang)
-    except sqlite3.Error as exc:
-        print(f"monitord: cannot read database {db}: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        conn.close()
+    report = _read_report(db, lambda conn: monthly.build_monthly(
+        cfg, conn, first, last, fiscal_year=args.fiscal_year, lang=args.lang))
+    if isinstance(report, int):
+        return report
     _write_output(monthly.render_monthly(report, args.format, args.lang), args.output,
                   "availability report")
     return 0

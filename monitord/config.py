@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeAlias
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import (
@@ -41,7 +41,7 @@ from monitord.schedule import (
     parse_days,
     parse_hours,
 )
-from monitord.values import Duration, SecretRef, code_string, parse_duration
+from monitord.values import Duration, SecretRef, TimeZoneName, code_string, parse_duration
 from probes.mqtt import MqttDeviceParams, MqttSettings
 from probes.snmp import SnmpParams, profile_for_kind
 
@@ -228,16 +228,7 @@ class Office(_Strict):
     short_name: str = ""
     area_code: Annotated[str, BeforeValidator(code_string)] = Field(pattern=r"^\d{4}$")
     group_name: str = "กลุ่มส่งเสริมการศึกษาทางไกล เทคโนโลยีสารสนเทศและการสื่อสาร"
-    timezone: str = "Asia/Bangkok"
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r}") from None
-        return v
+    timezone: TimeZoneName = "Asia/Bangkok"
 
 
 class Location(_Strict):

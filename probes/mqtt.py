@@ -46,12 +46,12 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import aiomqtt
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from monitord.values import Duration, SecretRef
+from monitord.values import Duration, SecretRef, TimeZoneName
 from probes.base import Observation
 from probes.mqtt_decode import (
     BOOL_FIELDS,
@@ -154,18 +154,10 @@ class MqttSettings(_Strict):
     check_interval: Duration = Field(1.0, description="how often staleness is checked")
     rejected_log_per_minute: int = Field(10, ge=0, le=10000,
                                          description="rejected-message log lines per minute")
-    timezone: str = Field("Asia/Bangkok", description="for ISO timestamps without offset")
+    timezone: TimeZoneName = Field("Asia/Bangkok",
+                                   description="for ISO timestamps without offset")
     alert_after: Duration = Field(120.0, description="the broker unreachable this long → "
                                   "one 'broker_unreachable' notification")
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r}") from None
-        return v
 
     @field_validator("base_topic")
     @classmethod
