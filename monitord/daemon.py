@@ -867,6 +867,7 @@ class Daemon:
         self.http = HttpServer(build_app(registry, self.health, self.status_data,
                                          self._ticket_for_web, web_routes(self)), sock)
         await self.http.start()
+        self.status_data()  # starts computing the status page's availability figures
         h, p = self.http.address
         base = f"http://{h if ':' not in h else f'[{h}]'}:{p}"
         log.info("monitord %s: %d schools, %d devices; database %s", self.version,
