@@ -18,7 +18,7 @@ import signal
 import time
 from collections import Counter, defaultdict
 from collections.abc import Coroutine, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,14 @@ from monitord.notify import (
     event_key,
     timed_events,
 )
-from monitord.schedule import MaintenanceWindow, WeeklyWindow, parse_days, parse_hours
+from monitord.schedule import (
+    Calendar,
+    MaintenanceWindow,
+    Schedule,
+    WeeklyWindow,
+    parse_days,
+    parse_hours,
+)
 from monitord.scheduler import Job, Scheduler
 from monitord.state import DeviceSpec, DeviceStatus, State, StateTracker, Transition
 from monitord.status import KIND_TEXT, DeviceRow, SchoolRow, StatusData, school_state
@@ -349,6 +356,7 @@ class Daemon:
         self._last_timed = 0.0
         self._reload_lock = asyncio.Lock()
         self.mqtt: MqttSource | None = None
+        self._active_hours: dict[str, tuple[Schedule, Calendar]] = {}
         #: 30-day availability for the status page, refreshed in a thread every few minutes
         self._availability: AvailabilityCache | None = None
         self._tasks: set[asyncio.Future[None]] = set()
@@ -535,6 +543,10 @@ class Daemon:
             DeviceLabels(d.id, d.school or "office", d.kind.value) for d in cfg.devices
         ]
         self._school_of = {d.id: d.school or "office" for d in cfg.devices}
+        schedules, calendar = cfg.schedule_map(), cfg.calendar()
+        self._active_hours = {d.id: (schedules[cfg.effective(d).schedule], calendar)
+                              for d in cfg.devices
+                              if "mqtt" in d.probe_names}
         gateways: dict[str, list[str]] = {}
         for d in cfg.devices:
             if d.school is not None and d.parent is None:
@@ -581,7 +593,12 @@ class Daemon:
         snmp_events = self._counters["monitord_device_events_total"]
         transitions: list[Transition] = []
         changes: list[Change] = []
-        for obs in observations:
+        for raw in observations:
+            obs = raw
+            if raw.reason == "powered_off" and not self._in_active_hours(raw.device_id, raw.ts):
+                # A classroom TV switched off at night or on a holiday is no fault.
+                obs = replace(raw, ok=True, reason="",
+                              info={**raw.info, "note": "powered off outside active hours"})
             result = "ok" if obs.ok else "fail" if obs.complete else "incomplete"
             obs_counter[(obs.probe, result)] += 1
             for event in obs.events:
@@ -618,6 +635,13 @@ class Daemon:
         notes = [n for ch in changes if (n := self._notification(ch, contexts)) is not None]
         if self.writer is not None:
             self.writer.enqueue(transitions, changes, contexts, notes)
+
+    def _in_active_hours(self, device_id: str, ts: float) -> bool:
+        entry = self._active_hours.get(device_id)
+        if entry is None or self.config is None:
+            return True
+        schedule, calendar = entry
+        return schedule.active(datetime.fromtimestamp(ts, self.config.tz), calendar)
 
     def _background(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)

@@ -8,8 +8,10 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -199,7 +201,15 @@ def test_mqtt_through_the_daemon(tmp_path: Path, broker: Broker,  # noqa: F811
          "probes": {"mqtt": mq}},
         {"id": "rx3", "kind": "dltv_receiver", "school": "62020001", "address": "127.0.0.1",
          "probes": {"mqtt": mq}},
+        # switched off: a fault in lesson hours, nothing outside them (night, holiday)
+        {"id": "tv-lesson", "kind": "tv", "school": "62020001", "address": "127.0.0.1",
+         "probes": {"mqtt": mq}},
+        {"id": "tv-evening", "kind": "tv", "school": "62020001", "address": "127.0.0.1",
+         "probes": {"mqtt": mq}, "schedule": "tomorrow_only"},
     ])
+    tomorrow = (datetime.now(ZoneInfo("Asia/Bangkok")) + timedelta(days=1)).strftime("%a")
+    cfg["schedules"] = {"tomorrow_only": {"days": [tomorrow.lower()],
+                                          "hours": ["00:00-24:00"]}}
     cfg["mqtt"] = {"host": "127.0.0.1", "port": broker.port, "client_id": "monitord-test",
                    "reconnect_min": "200ms", "reconnect_max": "1s", "alert_after": "1s"}
     cfg["notify"] = {"group_window": "200ms", "backoff_initial": "200ms"}
@@ -214,8 +224,12 @@ def test_mqtt_through_the_daemon(tmp_path: Path, broker: Broker,  # noqa: F811
             publish_report(broker, "rx1", signal_lock=True, signal_quality_db=11.5,
                            channel=3)
             publish_report(broker, "rx2", receiver_power=True, signal_lock=False)
+            publish_report(broker, "tv-lesson", tv_power=False)
+            publish_report(broker, "tv-evening", tv_power=False)
             m = d.metrics()
-            return state_of(m, "rx1") == "up" and state_of(m, "rx2") == "down"
+            return (state_of(m, "rx1") == "up" and state_of(m, "rx2") == "down"
+                    and state_of(m, "tv-lesson") == "down"
+                    and state_of(m, "tv-evening") == "up")
 
         wait_for(reports_applied, 20, "rx1 UP and rx2 DOWN (no lock)", interval=0.3)
         m = d.metrics()
@@ -224,6 +238,8 @@ def test_mqtt_through_the_daemon(tmp_path: Path, broker: Broker,  # noqa: F811
         assert m("monitord_dltv_signal_lock", device="rx2") == 0
         rows = status_rows(d)
         assert "no_signal_lock" in rows["rx2"]["reason"]
+        assert "powered_off" in rows["tv-lesson"]["reason"]
+        assert m("monitord_tv_power", device="tv-evening") == 0
         # rx3 only ever had the hour-old retained report: stale, never UP
         wait_for(lambda: state_of(d.metrics(), "rx3") == "down", 20, "rx3 DOWN (stale)")
         assert "stale" in status_rows(d)["rx3"]["reason"]
