@@ -71,29 +71,10 @@ class Request:
 
 def _read_tlv(data: bytes, i: int, end: int) -> tuple[int, int, int]:
     """TLV at ``data[i]`` → (tag, content start, content end); bounded by ``end``."""
-    if i + 1 >= end:
+    if i >= end:
         raise MalformedReply("truncated TLV")
-    tag = data[i]
-    first = data[i + 1]
-    j = i + 2
-    if first < 0x80:
-        n = first
-    else:
-        k = first & 0x7F
-        if k == 0 or k > 4 or j + k > end:
-            raise MalformedReply("bad length form")
-        n = int.from_bytes(data[j:j + k], "big")
-        j += k
-    if j + n > end:
-        raise MalformedReply("length beyond message")
-    return tag, j, j + n
-
-
-def _read_integer(data: bytes, i: int, end: int) -> tuple[int, int]:
-    tag, s, e = _read_tlv(data, i, end)
-    if tag != w.INTEGER or s == e:
-        raise MalformedReply("expected INTEGER")
-    return int.from_bytes(data[s:e], "big", signed=True), e
+    n, j = w.read_len(data, i + 1, end)
+    return data[i], j, j + n
 
 
 def decode_request(data: bytes) -> Request:
@@ -101,16 +82,16 @@ def decode_request(data: bytes) -> Request:
     tag, s, e = _read_tlv(data, 0, len(data))
     if tag != w.SEQUENCE:
         raise MalformedReply("message is not a SEQUENCE")
-    version, i = _read_integer(data, s, e)
+    version, i = w.read_int(data, s, e)
     tag, cs, ce = _read_tlv(data, i, e)
     if tag != w.OCTET_STRING:
         raise MalformedReply("community is not an OCTET STRING")
     pdu_type, ps, pe = _read_tlv(data, ce, e)
     if pdu_type not in (w.PDU_GET, w.PDU_GETNEXT, w.PDU_GETBULK):
         raise MalformedReply(f"unsupported PDU 0x{pdu_type:02x}")
-    rid, i = _read_integer(data, ps, pe)
-    f1, i = _read_integer(data, i, pe)
-    f2, i = _read_integer(data, i, pe)
+    rid, i = w.read_int(data, ps, pe)
+    f1, i = w.read_int(data, i, pe)
+    f2, i = w.read_int(data, i, pe)
     tag, vs, ve = _read_tlv(data, i, pe)
     if tag != w.SEQUENCE:
         raise MalformedReply("varbind list is not a SEQUENCE")

@@ -124,7 +124,7 @@ def encode_request(version: int, community: bytes, pdu_type: int, request_id: in
 # ---------------------------------------------------------------------------- decoding
 
 
-def _read_len(data: bytes, i: int, end: int) -> tuple[int, int]:
+def read_len(data: bytes, i: int, end: int) -> tuple[int, int]:
     """Length at ``data[i]`` → (length, index of the content); bounded by ``end``."""
     if i >= end:
         raise MalformedReply("truncated length")
@@ -148,11 +148,11 @@ def _expect(data: bytes, i: int, end: int, tag: int) -> tuple[int, int]:
     if i >= end or data[i] != tag:
         got = f"0x{data[i]:02x}" if i < end else "end"
         raise MalformedReply(f"expected tag 0x{tag:02x}, got {got}")
-    n, i = _read_len(data, i + 1, end)
+    n, i = read_len(data, i + 1, end)
     return i, i + n
 
 
-def _read_int(data: bytes, i: int, end: int) -> tuple[int, int]:
+def read_int(data: bytes, i: int, end: int) -> tuple[int, int]:
     s, e = _expect(data, i, end, INTEGER)
     if s == e:
         raise MalformedReply("empty INTEGER")
@@ -167,18 +167,10 @@ def decode_oid(raw: bytes) -> Oid:
         first = raw[0]
         head = (first // 40, first % 40) if first < 80 else (2, first - 80)
         return head + tuple(raw[1:])
-    subs: list[int] = []
-    acc = 0
-    for b in raw:
-        acc = (acc << 7) | (b & 0x7F)
-        if not b & 0x80:
-            subs.append(acc)
-            acc = 0
-    if raw[-1] & 0x80:
-        raise MalformedReply("OID ends inside a sub-identifier")
+    subs = decode_subids(raw)
     first = subs[0]
     head = (first // 40, first % 40) if first < 80 else (2, first - 80)
-    return head + tuple(subs[1:])
+    return head + subs[1:]
 
 
 def decode_subids(raw: bytes) -> Oid:
@@ -193,7 +185,7 @@ def decode_subids(raw: bytes) -> Oid:
             subs.append(acc)
             acc = 0
     if raw[-1] & 0x80:
-        raise MalformedReply("index ends inside a sub-identifier")
+        raise MalformedReply("OID ends inside a sub-identifier")
     return tuple(subs)
 
 
@@ -230,12 +222,12 @@ def peek_request_id(data: bytes) -> int:
     """The request-id of a v1/v2c message, cheaply, to route it before full decoding."""
     end = len(data)
     s, e = _expect(data, 0, end, SEQUENCE)
-    _, i = _read_int(data, s, e)
+    _, i = read_int(data, s, e)
     _, i = _expect(data, i, e, OCTET_STRING)
     if i >= e or data[i] != PDU_RESPONSE:
         raise MalformedReply("not a Response-PDU")
-    _, ps = _read_len(data, i + 1, e)
-    rid, _ = _read_int(data, ps, e)
+    _, ps = read_len(data, i + 1, e)
+    rid, _ = read_int(data, ps, e)
     return rid
 
 
@@ -243,13 +235,13 @@ def decode_response(data: bytes) -> Response:
     """Decode a whole v1/v2c Response message; raise :class:`MalformedReply` if bad."""
     end = len(data)
     s, e = _expect(data, 0, end, SEQUENCE)
-    version, i = _read_int(data, s, e)
+    version, i = read_int(data, s, e)
     cs, ce = _expect(data, i, e, OCTET_STRING)
     community = data[cs:ce]
     ps, pe = _expect(data, ce, e, PDU_RESPONSE)
-    rid, i = _read_int(data, ps, pe)
-    status, i = _read_int(data, i, pe)
-    index, i = _read_int(data, i, pe)
+    rid, i = read_int(data, ps, pe)
+    status, i = read_int(data, i, pe)
+    index, i = read_int(data, i, pe)
     vs, ve = _expect(data, i, pe, SEQUENCE)
     return Response(version, community, rid, status, index, _decode_varbinds(data, vs, ve))
 
@@ -275,7 +267,7 @@ def _decode_varbinds(data: bytes, i: int, end: int) -> list[VarBind]:
         if n < 0x80:
             os_, oe = vs + 2, vs + 2 + n
         else:
-            n, os_ = _read_len(data, vs + 1, ve)
+            n, os_ = read_len(data, vs + 1, ve)
             oe = os_ + n
         if oe >= ve or n == 0:
             raise MalformedReply("bad OID in varbind")
@@ -289,7 +281,7 @@ def _decode_varbinds(data: bytes, i: int, end: int) -> list[VarBind]:
             if e != ve:
                 raise MalformedReply("value does not fill its varbind")
         else:
-            n, s = _read_len(data, oe + 1, ve)
+            n, s = read_len(data, oe + 1, ve)
             e = s + n
         if tag in unsigned and e > s:
             append((oid, tag, int.from_bytes(data[s:e], "big")))
