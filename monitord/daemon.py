@@ -51,14 +51,7 @@ from monitord.notify import (
     event_key,
     timed_events,
 )
-from monitord.schedule import (
-    Calendar,
-    MaintenanceWindow,
-    Schedule,
-    WeeklyWindow,
-    parse_days,
-    parse_hours,
-)
+from monitord.schedule import MaintenanceWindow, WeeklyWindow, parse_days, parse_hours
 from monitord.scheduler import Job, Scheduler
 from monitord.state import DeviceSpec, DeviceStatus, State, StateTracker, Transition
 from monitord.status import KIND_TEXT, DeviceRow, SchoolRow, StatusData, school_state
@@ -356,7 +349,6 @@ class Daemon:
         self._last_timed = 0.0
         self._reload_lock = asyncio.Lock()
         self.mqtt: MqttSource | None = None
-        self._active_hours: dict[str, tuple[Schedule, Calendar]] = {}
         #: 30-day availability for the status page, refreshed in a thread every few minutes
         self._availability: AvailabilityCache | None = None
         self._tasks: set[asyncio.Future[None]] = set()
@@ -543,10 +535,6 @@ class Daemon:
             DeviceLabels(d.id, d.school or "office", d.kind.value) for d in cfg.devices
         ]
         self._school_of = {d.id: d.school or "office" for d in cfg.devices}
-        schedules, calendar = cfg.schedule_map(), cfg.calendar()
-        self._active_hours = {d.id: (schedules[cfg.effective(d).schedule], calendar)
-                              for d in cfg.devices
-                              if "mqtt" in d.probe_names}
         gateways: dict[str, list[str]] = {}
         for d in cfg.devices:
             if d.school is not None and d.parent is None:
@@ -595,7 +583,7 @@ class Daemon:
         changes: list[Change] = []
         for raw in observations:
             obs = raw
-            if raw.reason == "powered_off" and not self._in_active_hours(raw.device_id, raw.ts):
+            if raw.reason == "powered_off" and not self.engine.active(raw.device_id, raw.ts):
                 # A classroom TV switched off at night or on a holiday is no fault.
                 obs = replace(raw, ok=True, reason="",
                               info={**raw.info, "note": "powered off outside active hours"})
@@ -635,13 +623,6 @@ class Daemon:
         notes = [n for ch in changes if (n := self._notification(ch, contexts)) is not None]
         if self.writer is not None:
             self.writer.enqueue(transitions, changes, contexts, notes)
-
-    def _in_active_hours(self, device_id: str, ts: float) -> bool:
-        entry = self._active_hours.get(device_id)
-        if entry is None or self.config is None:
-            return True
-        schedule, calendar = entry
-        return schedule.active(datetime.fromtimestamp(ts, self.config.tz), calendar)
 
     def _background(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -877,7 +858,8 @@ class Daemon:
                 log.error("probe %s cannot start: %s — its devices stay UNKNOWN", name, exc)
 
         self.scheduler = Scheduler(self.probers, self._on_results)
-        if mqtt_devices(cfg) or cfg.mqtt is not None:
+        mqtt_count = len(mqtt_devices(cfg))
+        if mqtt_count or cfg.mqtt is not None:
             self.mqtt = MqttSource(mqtt_settings(cfg), self._on_mqtt)
         self._adopt(cfg)
         stored = await self.storage.load_states()
@@ -910,8 +892,7 @@ class Daemon:
         ]
         if self.mqtt is not None:
             s = self.mqtt.settings
-            log.info("mqtt: %d devices from broker %s:%d", len(mqtt_devices(cfg)), s.host,
-                     s.port)
+            log.info("mqtt: %d devices from broker %s:%d", mqtt_count, s.host, s.port)
             tasks.append(asyncio.create_task(self.mqtt.run(self.stop_event), name="mqtt"))
         await self.stop_event.wait()
         log.info("stopping")

@@ -247,7 +247,7 @@ class StateTracker:
                 new, reason = State.DOWN, "; ".join(f"{p}: {c}" for p, c in fatal)
             elif active and new is State.UP:
                 new, reason = State.DEGRADED, "; ".join(f"{p}: {c}" for p, c in active)
-        if new is status.state or (new is State.UNKNOWN and status.state is State.UNKNOWN):
+        if new is status.state:
             return None
         return self._move(status, new, ts, reason)
 
