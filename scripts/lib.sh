@@ -26,3 +26,20 @@ apt_install() {
     $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
   fi
 }
+
+# Like apt_install, but a package that ships a system-wide daemon (snmpd on udp/161,
+# mosquitto on 1883) is installed without starting it: monitord's tests and demo run
+# their own instances.  Usage: apt_install_no_start TAG pkg...
+apt_install_no_start() {
+  local tag=$1; shift
+  local policy=/usr/sbin/policy-rc.d made=0
+  if [[ ! -e $policy ]] && [[ $(id -u) -eq 0 ]]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy"
+    chmod +x "$policy"
+    made=1
+  fi
+  local rc=0
+  apt_install "$tag" "$@" || rc=$?
+  (( made )) && rm -f "$policy"
+  return $rc
+}
