@@ -350,7 +350,7 @@ class Daemon:
         self._reload_lock = asyncio.Lock()
         self.mqtt: MqttSource | None = None
         #: 30-day availability for the status page, refreshed in a thread every few minutes
-        self._availability: AvailabilityCache | None = None
+        self._availability = AvailabilityCache()
         self._tasks: set[asyncio.Future[None]] = set()
         self._broker_alerted_since: float | None = None
 
@@ -368,8 +368,6 @@ class Daemon:
         if cfg is None:
             return StatusData("", [])
         now = time.time()
-        if self._availability is None:
-            self._availability = AvailabilityCache()
         # Figures from the database, recomputed in a thread at most every 5 minutes.
         snap = self._availability.current(cfg, self.storage.path if self.storage else None,
                                           now)
