@@ -230,8 +230,7 @@ def render_line(event: NotificationEvent, policy: NotifyPolicy) -> str:
     if template is None:
         return f"monitord: {d.get('message', event.kind)}"
     tid = d.get("ticket_id")
-    base = policy.base_url.rstrip("/")
-    link = f" {base}/tickets/{tid}" if policy.base_url and tid else ""
+    link = f" {policy.base_url.rstrip('/')}/tickets/{tid}" if policy.base_url and tid else ""
     return template.format(
         tid=tid, where=d.get("served_unit") or d.get("school") or "",
         what=d.get("root_name") or d.get("root") or "",

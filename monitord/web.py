@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gzip
 import logging
 import socket
 import time
@@ -22,6 +21,8 @@ from typing import Any
 import uvicorn
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -75,16 +76,13 @@ def build_app(registry: CollectorRegistry, health: Callable[[], Mapping[str, Any
         if html is None:
             return HTMLResponse("<!doctype html><title>404</title><p>ไม่พบโรงเรียน / "
                                 "school not found</p>", status_code=404, headers=PAGE_HEADERS)
-        body = html.encode("utf-8")
-        headers = {**PAGE_HEADERS, "Vary": "Accept-Encoding"}
-        # Slow school links: the page (300 schools × 30 day cells) compresses ~10×.
-        if len(body) > 1400 and "gzip" in request.headers.get("accept-encoding", ""):
-            body = gzip.compress(body, compresslevel=6)
-            headers["Content-Encoding"] = "gzip"
-        return Response(body, media_type="text/html; charset=utf-8", headers=headers)
+        return HTMLResponse(html, headers=PAGE_HEADERS)
 
     async def root(_: Request) -> Response:
         return RedirectResponse("/status")
+
+    # Slow school links: the status page (300 schools × 30 day cells) compresses ~10×.
+    gzip = [Middleware(GZipMiddleware, minimum_size=1400)]
 
     async def ticket_report(request: Request) -> Response:
         """A ticket as the office's repair report form (the links in notifications):
@@ -108,7 +106,8 @@ def build_app(registry: CollectorRegistry, health: Callable[[], Mapping[str, Any
 
     return Starlette(routes=[
         Route("/", root), Route("/metrics", metrics), Route("/healthz", healthz),
-        Route("/status", status_page), Route("/status/{smis}", status_page),
+        Route("/status", status_page, middleware=gzip),
+        Route("/status/{smis}", status_page, middleware=gzip),
         Route("/tickets/{tid:int}", ticket_report),
         Route("/tickets/{tid:int}/report.pdf", ticket_report),
         *extra_routes,
