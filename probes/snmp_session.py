@@ -13,8 +13,9 @@ what ends up in ``Observation.reason`` and ``monitord_snmp_errors_total{reason}`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -72,6 +73,18 @@ class RequestCounters:
     in_flight: int = 0
     max_in_flight_seen: int = 0
 
+    @contextlib.asynccontextmanager
+    async def slot(self, limiter: asyncio.Semaphore) -> AsyncIterator[None]:
+        """One request in flight: wait for the engine-wide limit, count it."""
+        async with limiter:
+            self.requests += 1
+            self.in_flight += 1
+            self.max_in_flight_seen = max(self.max_in_flight_seen, self.in_flight)
+            try:
+                yield
+            finally:
+                self.in_flight -= 1
+
 
 class CommunitySession:
     """SNMPv1/v2c to one agent over the shared :class:`~probes.snmp_wire.SnmpSocket`."""
@@ -93,22 +106,16 @@ class CommunitySession:
         return f"CommunitySession({self.addr[0]}:{self.addr[1]}, v{self.version + 1})"
 
     async def _exchange(self, build: w.Builder) -> w.Response:
-        c = self.counters
-        async with self.limiter:
-            c.requests += 1
-            c.in_flight += 1
-            c.max_in_flight_seen = max(c.max_in_flight_seen, c.in_flight)
+        async with self.counters.slot(self.limiter):
             try:
                 raw = await self.sock.request(self.addr, self.family, build,
                                               self.timeout, self.retries)
             except w.RequestTimeout:
-                c.retries_exhausted += 1
+                self.counters.retries_exhausted += 1
                 raise SnmpError("timeout", f"no reply from {self.addr[0]}:{self.addr[1]}"
                                 f" in {self.timeout}s × {self.retries + 1}") from None
             except OSError as exc:
                 raise SnmpError("local_error", f"socket: {exc.strerror}") from None
-            finally:
-                c.in_flight -= 1
         try:
             resp = w.decode_response(raw)
         except w.MalformedReply as exc:
@@ -249,11 +256,7 @@ class UsmSession:
             cls = hl.Udp6TransportTarget if ":" in self.address else hl.UdpTransportTarget
             self._target = await cls.create((self.address, self.port), timeout=self.timeout,
                                             retries=self.retries)
-        c = self.counters
-        async with self.limiter:
-            c.requests += 1
-            c.in_flight += 1
-            c.max_in_flight_seen = max(c.max_in_flight_seen, c.in_flight)
+        async with self.counters.slot(self.limiter):
             try:
                 ind, status, index, vbs = await fn(self.engine, self._auth, self._target,
                                                    self._context, *args, lookupMib=False)
@@ -261,8 +264,6 @@ class UsmSession:
                 raise
             except Exception as exc:  # pysnmp raises a zoo of errors on bad input
                 raise SnmpError("malformed", type(exc).__name__) from None
-            finally:
-                c.in_flight -= 1
         if ind:
             raise _map_indication(ind)
         if int(status):
