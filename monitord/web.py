@@ -76,6 +76,10 @@ def error_page(status: int, thai: str, english: str,
     return HTMLResponse(body, status_code=status, headers={**PAGE_HEADERS, **(headers or {})})
 
 
+async def not_found(_: Request, __: Exception) -> Response:
+    return error_page(404, "ไม่พบหน้านี้", "page not found")
+
+
 async def server_error(_: Request, __: Exception) -> Response:
     return error_page(500, "เกิดข้อผิดพลาดภายในระบบ โปรดลองใหม่หรือแจ้งผู้ดูแลระบบ",
                       "internal error; see the daemon's log")
@@ -142,7 +146,7 @@ def build_app(registry: CollectorRegistry, health: Callable[[], Mapping[str, Any
         page = await asyncio.to_thread(render_repair_html, report)
         return HTMLResponse(page, headers=PAGE_HEADERS)
 
-    return Starlette(exception_handlers={500: server_error}, routes=[
+    return Starlette(exception_handlers={404: not_found, 500: server_error}, routes=[
         Route("/", root), Route("/metrics", metrics), Route("/healthz", healthz),
         Route("/status", status_page, middleware=gzip),
         Route("/status/{smis}", status_page, middleware=gzip),

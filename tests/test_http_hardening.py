@@ -220,7 +220,8 @@ def test_out_of_range_ids_and_dates_are_400_or_404(
         ("/reports/availability?from=0001-01&to=0001-02", False, 400),
         ("/reports/availability?from=9999-11&to=9999-12&format=pdf", False, 400),
         ("/reports/availability?fy=2543", False, 400),
-        (f"/status/{HUGE_ID}", False, 404),
+        (f"/status/{HUGE_ID}", False, 404), ("/tickets/-1", False, 404),
+        ("/no/such/page", False, 404),
     ]
     for path, token, status in pages:
         r = web.get(path, headers=auth if token else {})
@@ -234,7 +235,7 @@ def test_out_of_range_ids_and_dates_are_400_or_404(
         ("GET", f"/api/v1/maintenance/{HUGE_ID}", 404),
         ("DELETE", f"/api/v1/maintenance/{HUGE_ID}", 404),
         ("GET", f"/api/v1/incidents?all=true&limit={HUGE_ID}", 400),
-        ("GET", f"/api/v1/schools/{HUGE_ID}", 404),
+        ("GET", f"/api/v1/schools/{HUGE_ID}", 404), ("GET", "/api/v1/no/such", 404),
     ]
     for method, path, status in api:
         r = web.request(method, path, headers=auth, json={"note": "x"}
