@@ -324,7 +324,8 @@ class HttpConfig(_Strict):
     link_secret: SecretRef | None = Field(None, description="key of the signed ticket "
                                           "links in notifications ({env|file}, >= 32 "
                                           "chars); default: generated into the data dir")
-    link_ttl: Duration = Field(7 * 86400.0, description="how long a signed link is valid")
+    link_ttl: Duration = Field(7 * 86400.0, le=366 * 86400.0,
+                               description="how long a signed ticket link is valid")
     max_sse_clients: int = Field(100, ge=1, le=10_000, description="open /wall/events "
                                  "streams at most; more get 429")
     limit_concurrency: int | None = Field(None, ge=8, le=1_000_000, description="HTTP "
