@@ -101,6 +101,9 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "monitord_config_reloads_total": ("Configuration reloads by result.", ("result",)),
     "monitord_storage_errors_total": ("Database writes that failed (will be retried).", ()),
+    "monitord_http_requests_rejected_total": (
+        "HTTP requests refused, by reason (unauthorized, bad_request, sse_limit).",
+        ("reason",)),
     "monitord_notifications_total": (
         "Notification messages by channel and result (success, retry, failed).",
         ("channel", "result"),

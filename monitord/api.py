@@ -232,6 +232,42 @@ class Op:
     public: bool = False  # no auth at all (the OpenAPI document)
 
 
+def usable_tokens(cfg: Config | None, warn: Callable[[str, str], None] | None = None
+                  ) -> list[tuple[str, bytes]]:
+    """(name, secret) of the ``http.api_tokens`` that can be read and are long enough."""
+    out = []
+    for tok in cfg.http.api_tokens if cfg is not None else []:
+        try:
+            secret = tok.token.reveal()
+        except (LookupError, OSError) as exc:
+            if warn is not None:
+                warn(tok.name, f"API token {tok.name} unusable: {exc}")
+            continue
+        if len(secret) < MIN_TOKEN_LENGTH:
+            if warn is not None:
+                warn(tok.name, f"API token {tok.name} ignored: shorter than "
+                     f"{MIN_TOKEN_LENGTH} characters")
+            continue
+        out.append((tok.name, secret.encode("utf-8")))
+    return out
+
+
+def token_holder(header: str | None, tokens: Sequence[tuple[str, bytes]]) -> str | None:
+    """The name of the token an ``Authorization: Bearer …`` header carries, if valid
+    (constant-time comparison with every token)."""
+    if header is None:
+        return None
+    scheme, _, credential = header.strip().partition(" ")
+    credential = credential.strip()
+    found: str | None = None
+    if scheme.lower() == "bearer" and credential:
+        given = credential.encode("utf-8", "surrogateescape")
+        for name, secret in tokens:
+            if hmac.compare_digest(given, secret) and found is None:
+                found = name
+    return found
+
+
 class Api:
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
@@ -243,20 +279,7 @@ class Api:
     # -- auth --------------------------------------------------------------------
 
     def _tokens(self) -> list[tuple[str, bytes]]:
-        cfg = self.daemon.config
-        out = []
-        for tok in cfg.http.api_tokens if cfg is not None else []:
-            try:
-                secret = tok.token.reveal()
-            except (LookupError, OSError) as exc:
-                self._warn(tok.name, f"API token {tok.name} unusable: {exc}")
-                continue
-            if len(secret) < MIN_TOKEN_LENGTH:
-                self._warn(tok.name, f"API token {tok.name} ignored: shorter than "
-                           f"{MIN_TOKEN_LENGTH} characters")
-                continue
-            out.append((tok.name, secret.encode("utf-8")))
-        return out
+        return usable_tokens(self.daemon.config, self._warn)
 
     def _warn(self, key: str, message: str) -> None:
         if key not in self._warned:
@@ -277,14 +300,7 @@ class Api:
                 raise ApiError(401, "this request needs 'Authorization: Bearer <token>'",
                                headers={"WWW-Authenticate": 'Bearer realm="monitord"'})
             return None
-        scheme, _, credential = header.strip().partition(" ")
-        credential = credential.strip()
-        found: str | None = None
-        if scheme.lower() == "bearer" and credential:
-            given = credential.encode("utf-8", "surrogateescape")
-            for name, secret in tokens:
-                if hmac.compare_digest(given, secret) and found is None:
-                    found = name
+        found = token_holder(header, tokens)
         if found is None:
             raise ApiError(401, "invalid bearer token", headers={
                 "WWW-Authenticate": 'Bearer realm="monitord", error="invalid_token"'})

@@ -321,6 +321,16 @@ class HttpConfig(_Strict):
     listen: str = "127.0.0.1:9847"
     api_tokens: list[ApiToken] = Field(default_factory=list, description="bearer tokens "
                                        "for /api/v1 writes; none: the API is read-only")
+    link_secret: SecretRef | None = Field(None, description="key of the signed ticket "
+                                          "links in notifications ({env|file}, >= 32 "
+                                          "chars); default: generated into the data dir")
+    link_ttl: Duration = Field(7 * 86400.0, le=366 * 86400.0,
+                               description="how long a signed ticket link is valid")
+    max_sse_clients: int = Field(100, ge=1, le=10_000, description="open /wall/events "
+                                 "streams at most; more get 429")
+    limit_concurrency: int | None = Field(None, ge=8, le=1_000_000, description="HTTP "
+                                          "connections at most (503 beyond); default: "
+                                          "half the open-files limit")
 
     @field_validator("listen")
     @classmethod

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from starlette.requests import Request
 from starlette.routing import BaseRoute
 
 from exporters.prometheus import DeviceLabels, RoundInfo, SchoolLabels, build_registry
@@ -42,6 +43,7 @@ from monitord.incidents import (
     TicketRecovered,
     TicketRelapsed,
 )
+from monitord.links import LinkSecretError, LinkSigner, load_secret
 from monitord.notify import (
     Channel,
     Deliverer,
@@ -57,7 +59,13 @@ from monitord.state import DeviceSpec, DeviceStatus, State, StateTracker, Transi
 from monitord.status import KIND_TEXT, DeviceRow, SchoolRow, StatusData, school_state
 from monitord.storage import Storage, default_data_dir
 from monitord.tickets import Equipment, TicketContext, TicketError
-from monitord.web import HttpServer, bind, build_app
+from monitord.web import (
+    HttpServer,
+    bind,
+    build_app,
+    default_concurrency,
+    raise_open_files_limit,
+)
 from probes.base import Observation, Prober, ProbeSetupError, RoundStats, Target
 from probes.mqtt import MqttDevice, MqttSettings, MqttSource
 
@@ -192,10 +200,10 @@ def build_channels(cfg: Config, extra_urls: Iterable[str]) -> list[Channel]:
     return out
 
 
-def build_notify_policy(cfg: Config) -> NotifyPolicy:
+def build_notify_policy(cfg: Config, links: LinkSigner | None = None) -> NotifyPolicy:
     n = cfg.notify
     return NotifyPolicy(n.group_window, n.max_attempts, n.backoff_initial, n.backoff_max,
-                        n.base_url, n.lang)
+                        n.base_url, n.lang, links=links)
 
 
 def db_window(row: Mapping[str, Any]) -> MaintenanceWindow:
@@ -340,6 +348,8 @@ class Daemon:
         self.deliverer: Deliverer | None = None
         self._notify_store: Storage | None = None
         self.http: HttpServer | None = None
+        #: signs the ticket links in notifications (http.link_secret / the data dir's key)
+        self.links: LinkSigner | None = None
         self.stop_event = asyncio.Event()
         self._counters: defaultdict[str, Counter[tuple[str, ...]]] = defaultdict(Counter)
         self._labels: list[DeviceLabels] = []
@@ -392,6 +402,23 @@ class Daemon:
             rows.append(SchoolRow(sch.school, sch.name, sch.district, sch.isp, state, since,
                                   device_rows, snap.schools.get(sch.school) if snap else None))
         return StatusData(cfg.office.name, rows)
+
+    def _ticket_access(self, request: Request, ticket_id: int) -> bool:
+        """Ticket pages (personal data): a signed link from a notification or an API
+        bearer token; refusals are counted."""
+        from monitord.api import token_holder, usable_tokens
+
+        if self.links is not None and self.links.verify(ticket_id, request.query_params):
+            return True
+        header = request.headers.get("authorization")
+        if header is not None and token_holder(header, usable_tokens(self.config)):
+            return True
+        self.count_http_rejected("unauthorized")
+        return False
+
+    def count_http_rejected(self, reason: str) -> None:
+        """An HTTP request refused (unauthorized, bad_request, sse_limit)."""
+        self._counters["monitord_http_requests_rejected_total"][(reason,)] += 1
 
     async def _ticket_for_web(self, ticket_id: int) -> dict[str, Any] | None:
         if self.storage is None:
@@ -762,7 +789,8 @@ class Daemon:
             if self.deliverer is not None:
                 self.deliverer.configure(
                     build_channels(result.config, self.options.notify_urls),
-                    build_notify_policy(result.config), result.config.office.short_name
+                    build_notify_policy(result.config, self.links),
+                    result.config.office.short_name
                     or result.config.office.name)
                 self.deliverer.calendar = result.config.calendar()
             if removed and self.storage is not None:
@@ -811,6 +839,7 @@ class Daemon:
             log.warning("%s", warning)
 
         db_path = resolve_db_path(cfg, self.options.db_path)
+        open_files = raise_open_files_limit()
         listen = self.options.listen or cfg.http.listen
         try:
             host, port = parse_listen(listen)
@@ -824,13 +853,21 @@ class Daemon:
             sock.close()
             log.error("cannot open database %s: %s", db_path, exc)
             return 1
+        try:
+            self.links = LinkSigner(await asyncio.to_thread(
+                load_secret, cfg.http.link_secret, db_path.parent), cfg.http.link_ttl)
+        except LinkSecretError as exc:
+            sock.close()
+            await self.storage.close()
+            log.error("%s", exc)
+            return 1
         self.writer = StateWriter(self.storage)
         # The outbox worker gets its own connection: its transactions must not interleave
         # with the state writer's on one connection.
         self._notify_store = await Storage.open(db_path)
         self.deliverer = Deliverer(self._notify_store.connection,
                                    build_channels(cfg, self.options.notify_urls),
-                                   build_notify_policy(cfg),
+                                   build_notify_policy(cfg, self.links),
                                    cfg.office.short_name or cfg.office.name)
         self.deliverer.calendar = cfg.calendar()
 
@@ -868,8 +905,12 @@ class Daemon:
                             await self.storage.next_ticket_id())
 
         registry = build_registry(self)
+        connections = cfg.http.limit_concurrency or default_concurrency(open_files)
+        log.info("open files limit %d: HTTP connections at most %d", open_files, connections)
         self.http = HttpServer(build_app(registry, self.health, self.status_data,
-                                         self._ticket_for_web, web_routes(self)), sock)
+                                         self._ticket_for_web, web_routes(self),
+                                         ticket_access=self._ticket_access), sock,
+                               limit_concurrency=connections)
         await self.http.start()
         self.status_data()  # starts computing the status page's availability figures
         h, p = self.http.address

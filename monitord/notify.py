@@ -40,6 +40,7 @@ from zoneinfo import ZoneInfo
 import aiosqlite
 import apprise
 
+from monitord.links import LinkSigner, ticket_url
 from monitord.schedule import Calendar, Schedule
 from monitord.thaidate import format_datetime, format_duration
 
@@ -116,6 +117,7 @@ class NotifyPolicy:
     backoff_max: float = 1800.0
     base_url: str = ""
     lang: str = "th"
+    links: LinkSigner | None = None  # signs ticket links (monitord.links)
 
 
 # -- recording (inside the caller's transaction) ---------------------------------------
@@ -230,7 +232,7 @@ def render_line(event: NotificationEvent, policy: NotifyPolicy) -> str:
     if template is None:
         return f"monitord: {d.get('message', event.kind)}"
     tid = d.get("ticket_id")
-    link = f" {policy.base_url.rstrip('/')}/tickets/{tid}" if policy.base_url and tid else ""
+    link = f" {ticket_url(policy.base_url, tid, policy.links)}" if policy.base_url and tid else ""
     return template.format(
         tid=tid, where=d.get("served_unit") or d.get("school") or "",
         what=d.get("root_name") or d.get("root") or "",

@@ -8,7 +8,9 @@ Routes:
 * ``/wall/events`` — server-sent events: a full JSON snapshot on connect, then whenever
   something changed (checked every second) and at least every ``HEARTBEAT_SECONDS`` as a
   heartbeat (durations move on).  The stream ends when the client goes away or the
-  daemon stops.
+  daemon stops.  At most ``http.max_sse_clients`` streams are open at once (each holds a
+  connection and a file descriptor); beyond, 429 with ``Retry-After`` (the page then
+  falls back to polling ``/wall/data.json``).
 * ``/wall/data.json`` — the same snapshot, for the script's polling fallback.
 
 What it shows is read from the running daemon (states, incidents, tickets) and from the
@@ -35,6 +37,7 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from monitord.state import State
 from monitord.status import KIND_TEXT, STATE_TEXT
@@ -343,12 +346,44 @@ class Wall:
         return out[:EVENT_ROWS]
 
 
+class _Slots:
+    """Counts open event streams against a cap."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.open = 0
+
+    def take(self) -> bool:
+        if self.open >= self.cap:
+            return False
+        self.open += 1
+        return True
+
+    def give_back(self) -> None:
+        self.open -= 1
+
+
+class _SlotStream(StreamingResponse):
+    """A stream that gives its slot back however it ends (even if never started)."""
+
+    def __init__(self, slots: _Slots, body: AsyncIterator[str]) -> None:
+        super().__init__(body, media_type="text/event-stream", headers=STREAM_HEADERS)
+        self._slots = slots
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._slots.give_back()
+
+
 def _dump(data: Mapping[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 def routes(daemon: Daemon) -> list[BaseRoute]:
     wall = Wall(daemon)
+    slots = _Slots(daemon.config.http.max_sse_clients if daemon.config is not None else 100)
 
     async def page(request: Request) -> Response:
         lang = _lang(request)
@@ -376,8 +411,12 @@ def routes(daemon: Daemon) -> list[BaseRoute]:
                 await asyncio.wait_for(stop.wait(), timeout=CHECK_SECONDS)
 
     async def events(request: Request) -> Response:
-        return StreamingResponse(stream(_lang(request)), media_type="text/event-stream",
-                                 headers=STREAM_HEADERS)
+        if not slots.take():
+            daemon.count_http_rejected("sse_limit")
+            return Response("too many live wall screens; poll /wall/data.json\n",
+                            status_code=429, media_type="text/plain",
+                            headers={**SECURITY_HEADERS, "Retry-After": "60"})
+        return _SlotStream(slots, stream(_lang(request)))
 
     return [Route("/wall", page), Route("/wall/data.json", data_json),
             Route("/wall/events", events)]

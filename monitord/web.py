@@ -2,20 +2,29 @@
 
 Routes: ``/metrics`` (Prometheus), ``/healthz``, ``/status`` and ``/status/<smis>`` (the
 public schools' status page, :mod:`monitord.status`), ``/tickets/<id>`` and
-``/tickets/<id>/report.pdf`` (a ticket as the office's repair report form).  The wall
-screen (:mod:`monitord.wall`), the API and the report pages come from
-:func:`monitord.daemon.web_routes`.  We bind the listening socket ourselves so that a port
-in use is a clear error instead of uvicorn's ``sys.exit``.
+``/tickets/<id>/report.pdf`` (a ticket as the office's repair report form: people's names
+and serial numbers, so only with an API bearer token or a signed link from a notification,
+:mod:`monitord.links`).  The wall screen (:mod:`monitord.wall`), the API and the report
+pages come from :func:`monitord.daemon.web_routes`.  We bind the listening socket ourselves
+so that a port in use is a clear error instead of uvicorn's ``sys.exit``.
+
+Hostile clients: path ids are range-checked (1..2^63-1), unexpected errors get a Thai page
+without a traceback, the server holds at most ``limit_concurrency`` connections (503
+beyond) and the "accept() out of system resource" line asyncio logs when file descriptors
+run out is let through once a minute (:class:`AcceptErrorFilter`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
+import resource
 import socket
 import time
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from datetime import date
 from typing import Any
 
 import uvicorn
@@ -40,6 +49,8 @@ SECURITY_HEADERS = {
 }
 
 
+BACKLOG = 128  # also how many accepts asyncio tries (and logs) per wake-up
+
 PAGE_HEADERS = {
     **SECURITY_HEADERS,
     "Cache-Control": "no-cache",
@@ -49,13 +60,36 @@ PAGE_HEADERS = {
 }
 
 
+MAX_ID = 2**63 - 1  # SQLite INTEGER
+#: dates a request may name (reports): far outside, date arithmetic overflows
+FIRST_DATE, LAST_DATE = date(2000, 1, 1), date(2100, 12, 31)
 TicketSource = Callable[[int], Awaitable[dict[str, Any] | None]]
+#: May this request see ticket ``id``? (a bearer token or a signed link)
+TicketAccess = Callable[[Request, int], bool]
+
+
+def error_page(status: int, thai: str, english: str,
+               headers: Mapping[str, str] | None = None) -> HTMLResponse:
+    """A short Thai (and English) error page; never a traceback."""
+    body = (f"<!doctype html><html lang=th><meta charset=utf-8><title>{status}</title>"
+            f"<p>{html.escape(thai)}</p><p lang=en>{html.escape(english)}</p></html>")
+    return HTMLResponse(body, status_code=status, headers={**PAGE_HEADERS, **(headers or {})})
+
+
+async def not_found(_: Request, __: Exception) -> Response:
+    return error_page(404, "ไม่พบหน้านี้", "page not found")
+
+
+async def server_error(_: Request, __: Exception) -> Response:
+    return error_page(500, "เกิดข้อผิดพลาดภายในระบบ โปรดลองใหม่หรือแจ้งผู้ดูแลระบบ",
+                      "internal error; see the daemon's log")
 
 
 def build_app(registry: CollectorRegistry, health: Callable[[], Mapping[str, Any]],
               status: StatusSource | None = None,
               ticket: TicketSource | None = None,
-              extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
+              extra_routes: Sequence[BaseRoute] = (),
+              ticket_access: TicketAccess | None = None) -> Starlette:
     async def metrics(_: Request) -> Response:
         body = await asyncio.to_thread(render, registry)
         return Response(body, media_type=CONTENT_TYPE, headers=SECURITY_HEADERS)
@@ -70,13 +104,12 @@ def build_app(registry: CollectorRegistry, health: Callable[[], Mapping[str, Any
             return Response("status page not configured", status_code=404)
         params = request.query_params
         smis = request.path_params.get("smis")
-        html = render_status(status(), lang=params.get("lang", "th"), now=time.time(),
+        page = render_status(status(), lang=params.get("lang", "th"), now=time.time(),
                              q=params.get("q", "")[:100], isp=params.get("isp", "")[:100],
                              smis=smis)
-        if html is None:
-            return HTMLResponse("<!doctype html><title>404</title><p>ไม่พบโรงเรียน / "
-                                "school not found</p>", status_code=404, headers=PAGE_HEADERS)
-        return HTMLResponse(html, headers=PAGE_HEADERS)
+        if page is None:
+            return error_page(404, "ไม่พบโรงเรียน", "school not found")
+        return HTMLResponse(page, headers=PAGE_HEADERS)
 
     async def root(_: Request) -> Response:
         return RedirectResponse("/status")
@@ -86,14 +119,23 @@ def build_app(registry: CollectorRegistry, health: Callable[[], Mapping[str, Any
 
     async def ticket_report(request: Request) -> Response:
         """A ticket as the office's repair report form (the links in notifications):
-        ``/tickets/<id>`` HTML (``?lang=en``), ``/tickets/<id>/report.pdf`` to print."""
+        ``/tickets/<id>`` HTML (``?lang=en``), ``/tickets/<id>/report.pdf`` to print.
+        Only with a bearer token or a signed link; anyone else gets the same 401 whether
+        the ticket exists or not."""
         from monitord.reports import render_repair_html, render_repair_pdf
         from monitord.reports.from_ticket import report_from_ticket
 
-        data = await ticket(request.path_params["tid"]) if ticket is not None else None
+        tid: int = request.path_params["tid"]
+        if ticket_access is None or not ticket_access(request, tid):
+            return error_page(
+                401, "หน้านี้มีข้อมูลส่วนบุคคล: เปิดได้จากลิงก์ในข้อความแจ้งเตือน (ยังไม่หมดอายุ) "
+                "หรือด้วยโทเคนของเจ้าหน้าที่",
+                "this page holds personal data: open it from the link in a notification "
+                "(before it expires) or with an officer's bearer token",
+                {"WWW-Authenticate": 'Bearer realm="monitord"'})
+        data = await ticket(tid) if ticket is not None and 1 <= tid <= MAX_ID else None
         if data is None:
-            return HTMLResponse("<!doctype html><title>404</title><p>ไม่พบใบแจ้งซ่อม / "
-                                "ticket not found</p>", status_code=404, headers=PAGE_HEADERS)
+            return error_page(404, "ไม่พบใบแจ้งซ่อม", "ticket not found")
         lang = "en" if request.query_params.get("lang") == "en" else "th"
         report = report_from_ticket(data, lang=lang)
         if request.url.path.endswith(".pdf"):
@@ -101,10 +143,10 @@ def build_app(registry: CollectorRegistry, health: Callable[[], Mapping[str, Any
             return Response(pdf, media_type="application/pdf", headers={
                 **SECURITY_HEADERS,
                 "Content-Disposition": f'inline; filename="ticket-{data["id"]}.pdf"'})
-        html = await asyncio.to_thread(render_repair_html, report)
-        return HTMLResponse(html, headers=PAGE_HEADERS)
+        page = await asyncio.to_thread(render_repair_html, report)
+        return HTMLResponse(page, headers=PAGE_HEADERS)
 
-    return Starlette(routes=[
+    return Starlette(exception_handlers={404: not_found, 500: server_error}, routes=[
         Route("/", root), Route("/metrics", metrics), Route("/healthz", healthz),
         Route("/status", status_page, middleware=gzip),
         Route("/status/{smis}", status_page, middleware=gzip),
@@ -131,19 +173,75 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    sock.listen(128)
+    sock.listen(BACKLOG)
     sock.setblocking(False)
     return sock
 
 
+def raise_open_files_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit (an office server's default soft
+    limit of 1024 is a few hundred idle browsers away); return the soft limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft == resource.RLIM_INFINITY or soft >= target:
+        return soft if soft != resource.RLIM_INFINITY else target
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError) as exc:
+        log.warning("cannot raise the open files limit from %d to %d: %s", soft, target, exc)
+        return soft
+    return target
+
+
+def default_concurrency(open_files: int) -> int:
+    """HTTP connections at most: half the open-files limit, the rest for the database,
+    probes, MQTT and notifications."""
+    return max(8, open_files // 2)
+
+
+class AcceptErrorFilter(logging.Filter):
+    """One line per ``every`` seconds for asyncio's "socket.accept() out of system
+    resource" (logged with a traceback for every failed accept: 158 MB in 20 s when the
+    file descriptors run out), saying how many were suppressed."""
+
+    PREFIX = "socket.accept() out of system resource"
+
+    def __init__(self, every: float = 60.0) -> None:
+        super().__init__()
+        self.every = every
+        self._last = -float("inf")
+        self._suppressed = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith(self.PREFIX):
+            return True
+        now = time.monotonic()
+        if now - self._last < self.every:
+            self._suppressed += 1
+            return False
+        exc = record.exc_info[1] if record.exc_info else None
+        text = (f"{self.PREFIX}: {exc or 'unknown error'} — too many open connections "
+                "(see http.limit_concurrency and the unit's LimitNOFILE)")
+        if self._suppressed:
+            text += f" ({self._suppressed} more suppressed)"
+        record.msg, record.args = text, None
+        record.exc_info = record.exc_text = None
+        self._last, self._suppressed = now, 0
+        return True
+
+
 class HttpServer:
-    def __init__(self, app: Starlette, sock: socket.socket) -> None:
+    def __init__(self, app: Starlette, sock: socket.socket,
+                 limit_concurrency: int | None = None) -> None:
         self._sock = sock
         config = uvicorn.Config(
-            app, log_level="warning", lifespan="off", access_log=False, server_header=False
+            app, log_level="warning", lifespan="off", access_log=False, server_header=False,
+            limit_concurrency=limit_concurrency, backlog=BACKLOG,
         )
         self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None
+        self._accept_filter = AcceptErrorFilter()
+        logging.getLogger("asyncio").addFilter(self._accept_filter)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -166,3 +264,4 @@ class HttpServer:
             except TimeoutError:
                 self._task.cancel()
         self._sock.close()
+        logging.getLogger("asyncio").removeFilter(self._accept_filter)

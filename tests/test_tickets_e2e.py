@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from monitord.links import LinkSigner, load_secret
 from tests.conftest import (
     MONITORD,
     ROOT,
@@ -130,15 +131,23 @@ def test_tickets_one_per_root_cause_survive_kill9_and_relapse(
               "--by", "นายสมชาย ใจดี")
     assert res.returncode == 0, res.stderr
 
-    # The link in every ticket message: the ticket as the office's repair report form.
-    status, html = http_get(f"{d2.url}/tickets/{sid}")
+    # The link in every ticket message (signed with the installation's key in the data
+    # directory): the ticket as the office's repair report form.  Not without it (PDPA).
+    signer = LinkSigner(load_secret(None, d.db.parent), 600)
+
+    def signed(tid: str, suffix: str = "") -> str:
+        q = signer.query(int(tid))
+        return f"{d2.url}/tickets/{tid}{suffix}?exp={q['exp']}&sig={q['sig']}"
+
+    assert http_get(f"{d2.url}/tickets/{sid}")[0] == 401
+    status, html = http_get(signed(sid))
     assert status == 200
     assert "รายงานการซ่อมแซมแก้ไข" in html and "โรงเรียนบ้านหนองปลิง" in html
     assert "อะแดปเตอร์ไฟเราเตอร์เสีย" in html
-    with urllib.request.urlopen(f"{d2.url}/tickets/{sid}/report.pdf", timeout=60) as resp:
+    with urllib.request.urlopen(signed(sid, "/report.pdf"), timeout=60) as resp:
         assert resp.headers["Content-Type"] == "application/pdf"
         assert resp.read(5) == b"%PDF-"
-    assert http_get(f"{d2.url}/tickets/99999")[0] == 404
+    assert http_get(signed("99999"))[0] == 404
 
     # School A's router comes back: its ticket is repaired by the system, with the
     # officer's fields kept.

@@ -9,7 +9,9 @@
 The reports show what the public status page shows (school names, districts, ISPs,
 states) and nothing more: no addresses, host names or people.  Building one reads the
 database through its own read-only connection in a worker thread; at most one report is
-rendered at a time (PDF layout is CPU-heavy on a 2-core office server).
+rendered at a time (PDF layout is CPU-heavy on a 2-core office server).  Dates and months
+outside 2000-01-01..2100-12-31 are refused (400, a Thai error page), like every malformed
+parameter.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from starlette.routing import BaseRoute, Route
 from monitord import availability as av
 from monitord.reports import common, daily, monthly
 from monitord.reports.common import Format, Lang
-from monitord.web import PAGE_HEADERS, SECURITY_HEADERS
+from monitord.web import FIRST_DATE, LAST_DATE, PAGE_HEADERS, SECURITY_HEADERS, error_page
 
 if TYPE_CHECKING:
     from monitord.config import Config
@@ -49,14 +51,19 @@ class BadRequest(ValueError):
     pass
 
 
+WINDOW = f"{FIRST_DATE.isoformat()}..{LAST_DATE.isoformat()}"
+
+
 def _problem(status: int, message: str) -> Response:
-    return HTMLResponse(f"<!doctype html><meta charset=utf-8><title>{status}</title>"
-                        f"<p>{_esc(message)}</p>", status_code=status, headers=PAGE_HEADERS)
+    thai = {400: "คำขอรายงานไม่ถูกต้อง (วันที่ เดือน หรือรูปแบบ) โปรดตรวจสอบแล้วลองใหม่",
+            503: "ระบบยังไม่พร้อม โปรดลองใหม่ภายหลัง"}.get(status, "เกิดข้อผิดพลาด")
+    return error_page(status, thai, message)
 
 
-def _esc(text: str) -> str:
-    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace('"', "&quot;"))
+def _check_months(first: tuple[int, int], last: tuple[int, int]) -> None:
+    for year, month in (first, last):
+        if not FIRST_DATE <= date(year, month, 1) <= LAST_DATE:
+            raise BadRequest(f"months within {WINDOW}")
 
 
 def _format(request: Request) -> Format:
@@ -78,6 +85,11 @@ def _respond(body: bytes, fmt: Format, name: str) -> Response:
 def routes(daemon: Daemon) -> list[BaseRoute]:
     """``/reports``, ``/reports/daily`` and ``/reports/availability``."""
     one_at_a_time = asyncio.Semaphore(1)
+
+    def refuse(status: int, message: str) -> Response:
+        if status == 400:
+            daemon.count_http_rejected("bad_request")
+        return _problem(status, message)
 
     async def run(build: Callable[[Config, sqlite3.Connection], tuple[bytes, str]]
                   ) -> tuple[bytes, str]:
@@ -102,11 +114,11 @@ def routes(daemon: Daemon) -> list[BaseRoute]:
         try:
             body, name = await run(build)
         except BadRequest as exc:
-            return _problem(400, str(exc))
+            return refuse(400, str(exc))
         except ValueError as exc:  # e.g. a date in the future
-            return _problem(400, str(exc))
+            return refuse(400, str(exc))
         except (RuntimeError, OSError, sqlite3.Error):
-            return _problem(503, "ยังไม่พร้อม / not ready")
+            return refuse(503, "not ready")
         return _respond(body, fmt, name)
 
     async def daily_report(request: Request) -> Response:
@@ -120,8 +132,10 @@ def routes(daemon: Daemon) -> list[BaseRoute]:
                     day = datetime.strptime(text, "%Y-%m-%d").date()
                 except ValueError:
                     raise BadRequest("date: YYYY-MM-DD") from None
+                if not FIRST_DATE <= day <= LAST_DATE:
+                    raise BadRequest(f"date: within {WINDOW}")
         except BadRequest as exc:
-            return _problem(400, str(exc))
+            return refuse(400, str(exc))
         lang = common.lang_of(params.get("lang"))
 
         def build(cfg: Config, conn: sqlite3.Connection) -> tuple[bytes, str]:
@@ -146,9 +160,10 @@ def routes(daemon: Daemon) -> list[BaseRoute]:
                 today = datetime.now(daemon.config.tz if daemon.config else None).date()
                 first = monthly.parse_month(params.get("from") or f"{today.year}-{today.month}")
                 last = monthly.parse_month(params.get("to") or f"{today.year}-{today.month}")
+            _check_months(first, last)
             monthly.months_between(first, last)
         except ValueError as exc:
-            return _problem(400, str(exc))
+            return refuse(400, str(exc))
 
         def build(cfg: Config, conn: sqlite3.Connection) -> tuple[bytes, str]:
             report = monthly.build_monthly(cfg, conn, first, last, fiscal_year=fy, lang=lang)
