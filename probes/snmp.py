@@ -379,10 +379,8 @@ class SnmpProber:
     def _session(self, target: Target, st: _DeviceState) -> Session:
         if st.session is not None:
             return st.session
-        p = st.params
-        assert self._limiter is not None
         try:
-            st.session = self._new_session(target, p)
+            st.session = self._new_session(target, st.params)
         except (LookupError, OSError, UnicodeError) as exc:  # unreadable secret reference
             raise SnmpError("secret_unavailable", type(exc).__name__) from None
         return st.session

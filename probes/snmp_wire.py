@@ -55,13 +55,12 @@ PDU_GETBULK: Final = 0xA5
 
 #: varbind value tags that carry no value but say why (RFC 3416 §3)
 EXCEPTION_TAGS: Final = frozenset({NO_SUCH_OBJECT, NO_SUCH_INSTANCE, END_OF_MIB_VIEW})
-_UNSIGNED_TAGS: Final = frozenset({COUNTER32, GAUGE32, TIMETICKS, COUNTER64})
 #: most content octets per integer type: two's complement needs 5 octets for any 32-bit
 #: value (Integer32, or Counter32/Gauge32/TimeTicks with a leading 0x00) and 9 for a
-#: Counter64.  Longer numbers are rejected as malformed.
-MAX_INT_OCTETS: Final = {INTEGER: 5, COUNTER32: 5, GAUGE32: 5, TIMETICKS: 5, COUNTER64: 9}
-#: the unsigned types' content-octet limits (their value range is then 0 … 2^(8(n-1)) - 1)
-_UNSIGNED_OCTETS: Final = {t: n for t, n in MAX_INT_OCTETS.items() if t in _UNSIGNED_TAGS}
+#: Counter64.  Longer numbers (or a full-length unsigned one without the leading 0x00,
+#: which would exceed its type) are rejected as malformed.
+_UNSIGNED_OCTETS: Final = {COUNTER32: 5, GAUGE32: 5, TIMETICKS: 5, COUNTER64: 9}
+MAX_INT_OCTETS: Final = {INTEGER: 5, **_UNSIGNED_OCTETS}
 _MAX_SUBID: Final = 0xFFFFFFFF  # RFC 2578 §7.1.3: sub-identifiers are 0 … 2^32-1
 
 Oid: TypeAlias = tuple[int, ...]
