@@ -124,8 +124,10 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "monitord_snmp_requests_total": ("SNMP requests sent (retries included).", ()),
     "monitord_snmp_requests_unanswered_total": ("SNMP requests unanswered after all retries.",
                                                 ()),
-    "monitord_snmp_datagrams_dropped_total": ("SNMP datagrams dropped: unmatched (late, "
-                                              "duplicate, spoofed) or malformed.", ("reason",)),
+    "monitord_snmp_datagrams_dropped_total": ("SNMP datagrams dropped: malformed, unmatched "
+                                              "(late, duplicate, guessed request-id), "
+                                              "wrong_source, wrong_version, wrong_community "
+                                              "(spoofed).", ("reason",)),
     "monitord_mqtt_messages_received_total": ("MQTT messages received.", ()),
     "monitord_mqtt_messages_applied_total": ("MQTT messages that updated a device's state.", ()),
     "monitord_mqtt_messages_rejected_total": ("MQTT messages rejected as unusable, by reason.",

@@ -484,8 +484,8 @@ class Daemon:
             out.update(_snmp_counters(snmp_stats))
             snmp = self.probers["snmp"]
             out["monitord_snmp_datagrams_dropped_total"] = {
-                ("unmatched",): float(getattr(snmp, "unmatched_datagrams", 0)),
-                ("malformed",): float(getattr(snmp, "malformed_datagrams", 0))}
+                (reason,): float(n)
+                for reason, n in getattr(snmp, "dropped_datagrams", {}).items()}
         if self.mqtt is not None:
             out.update(_mqtt_counters(self.mqtt))
         if self.deliverer is not None:

@@ -23,11 +23,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from monitord.values import SecretRef
 from probes import snmp_wire as w
 from probes.base import Observation, ProbeSetupError, RoundStats, Target
+from probes.ratelog import RateLimitedLog
 from probes.snmp_session import (
     AUTH_PROTOCOLS,
     PRIV_PROTOCOLS,
@@ -268,6 +269,7 @@ class SnmpProber:
         self._devices: dict[str, _DeviceState] = {}
         self._v3_engine: Any = None
         self._closing = False
+        self._bug_log = RateLimitedLog(log, 5, "snmp: internal errors")
 
     # -- lifecycle
 
@@ -288,13 +290,18 @@ class SnmpProber:
             self._v3_engine = None
 
     @property
+    def dropped_datagrams(self) -> Mapping[str, int]:
+        """Datagrams dropped by reason (:data:`probes.snmp_wire.DROP_REASONS`)."""
+        return self._sock.dropped
+
+    @property
     def unmatched_datagrams(self) -> int:
-        """Replies that matched no pending request (late, duplicate or spoofed)."""
-        return self._sock.unmatched
+        """Replies that matched no pending request (late, duplicate or guessed)."""
+        return self._sock.dropped["unmatched"]
 
     @property
     def malformed_datagrams(self) -> int:
-        return self._sock.malformed
+        return self._sock.dropped["malformed"]
 
     def forget(self, device_id: str) -> None:
         """Drop a device's memory (it left the config)."""
@@ -312,6 +319,9 @@ class SnmpProber:
                                "" if complete else "local_error")
 
     async def _poll_one(self, target: Target) -> Observation:
+        """One device's poll.  Whatever goes wrong is this device's error, never the
+        batch's: an unexpected exception becomes ``internal_error`` (counted, logged with
+        its traceback at most 5 times a minute)."""
         t0 = time.monotonic()
         obs = Observation(device_id=target.device_id, probe=self.name, ok=False)
         self.stats.polls += 1
@@ -325,11 +335,15 @@ class SnmpProber:
             self._fail(obs, target.device_id, exc.reason, exc.detail)
         except TimeoutError:
             self._fail(obs, target.device_id, "timeout", "device poll deadline passed")
-        except (LookupError, OSError) as exc:  # unreadable secret reference
-            self._fail(obs, target.device_id, "secret_unavailable", type(exc).__name__)
-        except ValueError as exc:  # invalid params (pydantic ValidationError is one)
+        except ValidationError as exc:  # invalid params
             self._fail(obs, target.device_id, "local_error",
-                       f"bad snmp params: {exc.__class__.__name__}")
+                       f"bad snmp params: {exc.error_count()} errors")
+        except OSError as exc:  # our side: a socket that cannot be opened
+            self._fail(obs, target.device_id, "local_error", f"socket: {exc.strerror}")
+        except Exception as exc:  # a bug met this device's data: keep it to this device
+            self._bug_log.log(logging.ERROR, "snmp %s: internal error %s", target.device_id,
+                              type(exc).__name__, exc_info=True)
+            self._fail(obs, target.device_id, "internal_error", type(exc).__name__)
         if self._closing and not obs.ok:
             obs.complete = False
         obs.duration_seconds = time.monotonic() - t0
@@ -365,22 +379,25 @@ class SnmpProber:
     def _session(self, target: Target, st: _DeviceState) -> Session:
         if st.session is not None:
             return st.session
-        p = st.params
+        try:
+            st.session = self._new_session(target, st.params)
+        except (LookupError, OSError, UnicodeError) as exc:  # unreadable secret reference
+            raise SnmpError("secret_unavailable", type(exc).__name__) from None
+        return st.session
+
+    def _new_session(self, target: Target, p: SnmpParams) -> Session:
         assert self._limiter is not None
         counters = self.stats.requests
         if p.version == "3":
             assert p.v3 is not None
-            st.session = UsmSession(self._engine(), self._limiter, counters, target.address,
-                                    p.port, _usm_credentials(p.v3), p.timeout, p.retries)
-        else:
-            assert p.community is not None
-            community = (p.community.reveal() if isinstance(p.community, SecretRef)
-                         else p.community.get_secret_value())
-            st.session = CommunitySession(self._sock, self._limiter, counters,
-                                          target.address, p.port,
-                                          0 if p.version == "1" else 1,
-                                          community.encode(), p.timeout, p.retries)
-        return st.session
+            return UsmSession(self._engine(), self._limiter, counters, target.address,
+                              p.port, _usm_credentials(p.v3), p.timeout, p.retries)
+        assert p.community is not None
+        community = (p.community.reveal() if isinstance(p.community, SecretRef)
+                     else p.community.get_secret_value())
+        return CommunitySession(self._sock, self._limiter, counters, target.address, p.port,
+                                0 if p.version == "1" else 1, community.encode(),
+                                p.timeout, p.retries)
 
     def _engine(self) -> Any:
         if self._v3_engine is None:

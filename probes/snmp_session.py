@@ -35,6 +35,7 @@ REASONS: Final = (
     "agent_error",         # genErr, noAccess … in error-status
     "secret_unavailable",  # the community/key reference cannot be read
     "local_error",         # our side: socket error, engine shutting down
+    "internal_error",      # the probe failed on this device's data (a bug: logged)
 )
 
 
@@ -120,9 +121,7 @@ class CommunitySession:
             resp = w.decode_response(raw)
         except w.MalformedReply as exc:
             raise SnmpError("malformed", str(exc)) from None
-        if resp.version != self.version:
-            raise SnmpError("malformed", f"reply has SNMP version {resp.version}")
-        return resp
+        return resp  # (version, community and source were checked by the socket)
 
     async def get(self, oids: Sequence[bytes]) -> list[tuple[int, Value]]:
         """GET; under SNMPv1 a noSuchName drops that OID and retries the rest (RFC 2576)."""

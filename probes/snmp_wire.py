@@ -8,14 +8,24 @@ templates and decodes replies with index arithmetic over ``bytes``: ~20 µs per 
 SNMPv3 (USM authentication and privacy) stays with pysnmp (see ``snmp_v3.py``).
 
 Every decoding step validates lengths and tags; anything that does not parse raises
-:class:`MalformedReply` — a bad agent can cost a reason and a counter, never a crash.
+:class:`MalformedReply` (a :class:`ValueError`).  That is the **only** exception the decoding
+functions (:func:`peek_header`, :func:`decode_response`, :func:`read_int`, :func:`read_len`,
+:func:`decode_oid`, :func:`decode_subids`) raise for any input (fuzz-tested in
+tests/test_snmp_hardening.py): a bad agent can cost a reason and a counter, never a crash.
+Numbers are bounded by their ASN.1 type (:data:`MAX_INT_OCTETS`, sub-identifiers < 2³²),
+so no decoded value can overflow a float or a Prometheus sample downstream.
+
+Replies are only accepted from the request's target address and port, with the request's
+version and community, for a request-id that is random per request (31 bits, from the
+system's CSPRNG): see :class:`SnmpSocket`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
+import hmac
+import secrets
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,7 +55,13 @@ PDU_GETBULK: Final = 0xA5
 
 #: varbind value tags that carry no value but say why (RFC 3416 §3)
 EXCEPTION_TAGS: Final = frozenset({NO_SUCH_OBJECT, NO_SUCH_INSTANCE, END_OF_MIB_VIEW})
-_UNSIGNED_TAGS: Final = frozenset({COUNTER32, GAUGE32, TIMETICKS, COUNTER64})
+#: most content octets per integer type: two's complement needs 5 octets for any 32-bit
+#: value (Integer32, or Counter32/Gauge32/TimeTicks with a leading 0x00) and 9 for a
+#: Counter64.  Longer numbers (or a full-length unsigned one without the leading 0x00,
+#: which would exceed its type) are rejected as malformed.
+_UNSIGNED_OCTETS: Final = {COUNTER32: 5, GAUGE32: 5, TIMETICKS: 5, COUNTER64: 9}
+MAX_INT_OCTETS: Final = {INTEGER: 5, **_UNSIGNED_OCTETS}
+_MAX_SUBID: Final = 0xFFFFFFFF  # RFC 2578 §7.1.3: sub-identifiers are 0 … 2^32-1
 
 Oid: TypeAlias = tuple[int, ...]
 Value: TypeAlias = int | bytes | Oid | None
@@ -62,7 +78,11 @@ ERROR_STATUS: Final = {
 
 
 class MalformedReply(ValueError):
-    """A datagram that is not a well-formed SNMP response."""
+    """A datagram that is not a well-formed SNMP response.
+
+    The codec's one documented decode error: every decoding function raises this and
+    nothing else, whatever the bytes.
+    """
 
 
 # ---------------------------------------------------------------------------- encoding
@@ -153,9 +173,10 @@ def _expect(data: bytes, i: int, end: int, tag: int) -> tuple[int, int]:
 
 
 def read_int(data: bytes, i: int, end: int) -> tuple[int, int]:
+    """An INTEGER (Integer32: at most 5 content octets) → (value, index after it)."""
     s, e = _expect(data, i, end, INTEGER)
-    if s == e:
-        raise MalformedReply("empty INTEGER")
+    if not 0 < e - s <= 5:
+        raise MalformedReply(f"INTEGER of {e - s} octets")
     return int.from_bytes(data[s:e], "big", signed=True), e
 
 
@@ -181,6 +202,8 @@ def decode_subids(raw: bytes) -> Oid:
     acc = 0
     for b in raw:
         acc = (acc << 7) | (b & 0x7F)
+        if acc > _MAX_SUBID:  # checked per octet: a long run cannot grow a huge number
+            raise MalformedReply("OID sub-identifier beyond 2^32-1")
         if not b & 0x80:
             subs.append(acc)
             acc = 0
@@ -218,17 +241,18 @@ class Response:
     varbinds: list[VarBind]
 
 
-def peek_request_id(data: bytes) -> int:
-    """The request-id of a v1/v2c message, cheaply, to route it before full decoding."""
+def peek_header(data: bytes) -> tuple[int, bytes, int]:
+    """(version, community, request-id) of a v1/v2c Response, cheaply, to route it before
+    full decoding."""
     end = len(data)
     s, e = _expect(data, 0, end, SEQUENCE)
-    _, i = read_int(data, s, e)
-    _, i = _expect(data, i, e, OCTET_STRING)
-    if i >= e or data[i] != PDU_RESPONSE:
+    version, i = read_int(data, s, e)
+    cs, ce = _expect(data, i, e, OCTET_STRING)
+    if ce >= e or data[ce] != PDU_RESPONSE:
         raise MalformedReply("not a Response-PDU")
-    _, ps = read_len(data, i + 1, e)
+    _, ps = read_len(data, ce + 1, e)
     rid, _ = read_int(data, ps, e)
-    return rid
+    return version, data[cs:ce], rid
 
 
 def decode_response(data: bytes) -> Response:
@@ -250,7 +274,7 @@ def _decode_varbinds(data: bytes, i: int, end: int) -> list[VarBind]:
     """The hot loop: short-form lengths (all but huge strings) are read inline."""
     out: list[VarBind] = []
     append = out.append
-    unsigned = _UNSIGNED_TAGS
+    unsigned = _UNSIGNED_OCTETS
     while i < end:
         if data[i] != SEQUENCE or i + 1 >= end:
             raise MalformedReply("varbind is not a SEQUENCE")
@@ -283,7 +307,10 @@ def _decode_varbinds(data: bytes, i: int, end: int) -> list[VarBind]:
         else:
             n, s = read_len(data, oe + 1, ve)
             e = s + n
-        if tag in unsigned and e > s:
+            if e != ve:
+                raise MalformedReply("value does not fill its varbind")
+        lim = unsigned.get(tag)
+        if lim is not None and (0 < n < lim or (n == lim and data[s] == 0)):
             append((oid, tag, int.from_bytes(data[s:e], "big")))
         else:
             append((oid, tag, _decode_value(tag, data[s:e])))
@@ -292,14 +319,13 @@ def _decode_varbinds(data: bytes, i: int, end: int) -> list[VarBind]:
 
 
 def _decode_value(tag: int, raw: bytes) -> Value:
-    if tag in _UNSIGNED_TAGS:
+    lim = MAX_INT_OCTETS.get(tag)
+    if lim is not None:
         if not raw:
-            raise MalformedReply("empty number")
-        return int.from_bytes(raw, "big", signed=False)
-    if tag == INTEGER:
-        if not raw:
-            raise MalformedReply("empty INTEGER")
-        return int.from_bytes(raw, "big", signed=True)
+            raise MalformedReply(f"empty number (tag 0x{tag:02x})")
+        if len(raw) > lim or (len(raw) == lim and tag != INTEGER and raw[0]):
+            raise MalformedReply(f"number of {len(raw)} octets for tag 0x{tag:02x}")
+        return int.from_bytes(raw, "big", signed=tag == INTEGER)
     if tag in (OCTET_STRING, IP_ADDRESS, OPAQUE):
         return raw
     if tag == OBJECT_ID:
@@ -328,21 +354,42 @@ class _Protocol(asyncio.DatagramProtocol):
         self.owner.socket_errors += 1
 
 
+#: why a received datagram was dropped (``monitord_snmp_datagrams_dropped_total{reason}``)
+DROP_REASONS: Final = (
+    "malformed",        # not a v1/v2c Response message at all
+    "unmatched",        # no request waits for its request-id (late, duplicate, guessed)
+    "wrong_source",     # request-id of a pending request, but not from its address:port
+    "wrong_version",    # from the right agent, but not the request's SNMP version
+    "wrong_community",  # from the right agent, but not the request's community
+)
+
+
+@dataclass(slots=True)
+class _Pending:
+    """One outstanding request (shared by the request-ids of its retries)."""
+
+    addr: tuple[str, int]
+    version: int
+    community: bytes
+    fut: asyncio.Future[bytes]
+
+
 class SnmpSocket:
     """One UDP socket per address family, shared by every v1/v2c request.
 
-    Replies are routed to their waiting request by request-id *and* source address, so a
-    stray, late or spoofed datagram cannot complete the wrong request.  Datagrams that
-    match nothing are counted (``unmatched``) and dropped.
+    Every request gets a random 31-bit request-id (``secrets``: the system CSPRNG, never
+    one already in flight), so an off-path sender cannot guess it.  A reply completes its
+    request only if it comes from the request's target address *and* port and carries
+    the request's version and community; a stray, late or spoofed datagram is dropped
+    and counted in :attr:`dropped` by reason (:data:`DROP_REASONS`), and the genuine
+    reply is still accepted when it arrives.
     """
 
     def __init__(self, rcvbuf: int = 8 << 20) -> None:
         self.rcvbuf = rcvbuf
         self._transports: dict[int, asyncio.DatagramTransport] = {}
-        self._pending: dict[int, tuple[tuple[str, int], asyncio.Future[bytes]]] = {}
-        self._ids = itertools.count(1)
-        self.unmatched = 0
-        self.malformed = 0
+        self._pending: dict[int, _Pending] = {}
+        self.dropped: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
         self.socket_errors = 0
 
     async def _transport(self, family: int) -> asyncio.DatagramTransport:
@@ -367,11 +414,12 @@ class SnmpSocket:
         return tr
 
     def next_request_id(self) -> int:
-        rid = next(self._ids) & 0x7FFFFFFF
-        if rid == 0:
-            self._ids = itertools.count(2)
-            rid = 1
-        return rid
+        """A random request-id in 1 … 2^31-1 that no pending request uses."""
+        for _ in range(64):  # the chance of even one collision is in-flight / 2^31
+            rid = secrets.randbelow(0x7FFFFFFF) + 1
+            if rid not in self._pending:
+                return rid
+        raise RuntimeError("no free SNMP request-id")  # unreachable in practice
 
     async def request(self, addr: tuple[str, int], family: int, build: Builder,
                       timeout: float, retries: int) -> bytes:  # noqa: ASYNC109
@@ -382,21 +430,20 @@ class SnmpSocket:
         """
         tr = await self._transport(family)
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[bytes] = loop.create_future()
+        version, community, _ = build.head
+        pending = _Pending(addr, version, community, loop.create_future())
         rids: list[int] = []
         try:
             for _ in range(retries + 1):
                 rid = self.next_request_id()
                 rids.append(rid)
-                self._pending[rid] = (addr, fut)
+                self._pending[rid] = pending
                 tr.sendto(build(rid), addr)
-                handle = loop.call_later(timeout, _expire, fut)
+                handle = loop.call_later(timeout, _expire, pending.fut)
                 try:
-                    return await fut
+                    return await pending.fut
                 except _TryExpired:
-                    fut = loop.create_future()
-                    for r in rids:
-                        self._pending[r] = (addr, fut)
+                    pending.fut = loop.create_future()
                 finally:
                     handle.cancel()
             raise RequestTimeout()
@@ -406,27 +453,31 @@ class SnmpSocket:
 
     def _deliver(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         try:
-            rid = peek_request_id(data)
+            version, community, rid = peek_header(data)
         except MalformedReply:
-            self.malformed += 1
+            self.dropped["malformed"] += 1
             return
-        entry = self._pending.get(rid)
-        if entry is None or entry[1].done():
-            self.unmatched += 1
+        p = self._pending.get(rid)
+        if p is None or p.fut.done():
+            reason = "unmatched"
+        elif (addr[0], addr[1]) != p.addr and not _same_host(p.addr, addr):
+            reason = "wrong_source"
+        elif version != p.version:
+            reason = "wrong_version"
+        elif not hmac.compare_digest(community, p.community):
+            reason = "wrong_community"
+        else:
+            p.fut.set_result(data)
             return
-        want, fut = entry
-        if (addr[0], addr[1]) != want and not _same_host(want, addr):
-            self.unmatched += 1
-            return
-        fut.set_result(data)
+        self.dropped[reason] += 1
 
     def close(self) -> None:
         for tr in self._transports.values():
             tr.close()
         self._transports.clear()
-        for _, fut in list(self._pending.values()):
-            if not fut.done():
-                fut.cancel()
+        for p in list(self._pending.values()):
+            if not p.fut.done():
+                p.fut.cancel()
         self._pending.clear()
 
 

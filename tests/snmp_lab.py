@@ -12,11 +12,12 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from monitord.demo_snmp import Request, decode_request, encode_response
 from probes import snmp_wire as w
 from tests.conftest import free_port, wait_for
 
@@ -158,9 +159,13 @@ class BadAgent:
             except OSError:
                 return
             self.requests += 1
-            reply = self._reply(data)
-            if reply is not None:
-                self.sock.sendto(reply, addr)
+            for sock, reply in self._answers(data):
+                sock.sendto(reply, addr)
+
+    def _answers(self, data: bytes) -> list[tuple[socket.socket, bytes]]:
+        """The datagrams to send back for one request, each with the socket to send it."""
+        reply = self._reply(data)
+        return [] if reply is None else [(self.sock, reply)]
 
     def _reply(self, data: bytes) -> bytes | None:
         if self.mode == "silent":
@@ -188,6 +193,58 @@ class BadAgent:
             self.sock.close()
 
 
+#: (sender name, datagram); ``"agent"`` is the agent's own socket
+Answer = tuple[str, bytes]
+
+
+class ScriptedAgent(BadAgent):
+    """A UDP agent on 127.0.0.1 whose answers the test writes.
+
+    ``script(request)`` gets each decoded request (:class:`monitord.demo_snmp.Request`)
+    and returns the datagrams to send back to the requester, in order, each from a named
+    sender: ``"agent"`` (the agent's own address and port) or a sender added with
+    :meth:`add_sender` (another loopback address or port: a spoofer).
+    """
+
+    def __init__(self, script: Callable[[Request], list[Answer]]) -> None:
+        self.script = script
+        self.senders: dict[str, socket.socket] = {}
+        self.seen: list[Request] = []
+        super().__init__("scripted")
+        self.senders["agent"] = self.sock
+
+    def add_sender(self, name: str, host: str) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((host, 0))
+        self.senders[name] = sock
+        return sock
+
+    def _answers(self, data: bytes) -> list[tuple[socket.socket, bytes]]:
+        req = decode_request(data)
+        self.seen.append(req)
+        return [(self.senders[name], raw) for name, raw in self.script(req)]
+
+    def close(self) -> None:
+        super().close()
+        for sock in self.senders.values():
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+def get_reply(req: Request, varbinds: list[bytes], *, community: bytes | None = None,
+              version: int | None = None, request_id: int | None = None) -> bytes:
+    """A Response to ``req`` carrying ``varbinds`` (encoded); any header field can be
+    overridden to forge a reply."""
+    return encode_response(req.version if version is None else version,
+                           req.community if community is None else community,
+                           req.request_id if request_id is None else request_id, varbinds)
+
+
+def raw_varbind(oid: tuple[int, ...], tag: int, content: bytes) -> bytes:
+    """A varbind whose value has exactly the given content octets (hostile numbers)."""
+    return w._tlv(w.SEQUENCE, w._tlv(w.OBJECT_ID, w.encode_oid(oid)) + w._tlv(tag, content))
+
+
 def _response(version: int, community: bytes, rid: int,
               vbs: list[tuple[bytes, int, int]]) -> bytes:
     """A Response-PDU built with the codec's own helpers (tags and lengths by hand)."""
@@ -201,6 +258,23 @@ def _response(version: int, community: bytes, rid: int,
     pdu = tlv(w.PDU_RESPONSE, num(w.INTEGER, rid) + num(w.INTEGER, 0) + num(w.INTEGER, 0)
               + tlv(w.SEQUENCE, body))
     return tlv(w.SEQUENCE, num(w.INTEGER, version) + tlv(w.OCTET_STRING, community) + pdu)
+
+
+@pytest.fixture
+def scripted_agent() -> Iterator[Callable[[Callable[[Request], list[Answer]]], ScriptedAgent]]:
+    """Factory of :class:`ScriptedAgent`; all are closed after the test."""
+    made: list[ScriptedAgent] = []
+
+    def make(script: Callable[[Request], list[Answer]]) -> ScriptedAgent:
+        agent = ScriptedAgent(script)
+        made.append(agent)
+        return agent
+
+    try:
+        yield make
+    finally:
+        for agent in made:
+            agent.close()
 
 
 @pytest.fixture
