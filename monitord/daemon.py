@@ -29,14 +29,7 @@ from starlette.routing import BaseRoute
 from exporters.prometheus import DeviceLabels, RoundInfo, SchoolLabels, build_registry
 from monitord import __version__
 from monitord.availability import AvailabilityCache
-from monitord.config import (
-    Config,
-    ConfigError,
-    Device,
-    Problem,
-    load_config,
-    parse_listen,
-)
+from monitord.config import Config, ConfigError, Device, Problem, load_config, parse_listen
 from monitord.incidents import (
     Change,
     IncidentClosed,

@@ -153,6 +153,21 @@ def test_check_rejects_hostile_yaml(tmp_path: Path, case: Case) -> None:
     assert case.says in first.group(3), lines[0]
 
 
+@pytest.mark.parametrize("case", [c for c in HOSTILE if c.name in
+                                  ("alias_bomb", "impossible_date", "deep_flow_nesting")],
+                         ids=lambda c: c.name)
+def test_daemon_start_on_hostile_yaml_exits_2(tmp_path: Path, case: Case) -> None:
+    """Exit 2 (which the systemd unit does not restart), not a traceback and exit 1."""
+    path = tmp_path / "hostile.yaml"
+    path.write_bytes(case.content)
+    res = subprocess.run([*MONITORD, "run", "--config", str(path), "--db",
+                          str(tmp_path / "m.db"), "--listen", "127.0.0.1:0"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr
+    assert f"{path}:{case.line}: {case.where}" in res.stderr
+
+
 @pytest.mark.parametrize("device_id", ["10.1.2.3", "10-1-2-3", "10_1_2_3", "fe80::1",
                                        "2001:db8::7", "rtr-192.168.1.1", "rtr_fe80::1"])
 def test_check_rejects_ip_shaped_device_ids(tmp_path: Path, device_id: str) -> None:
