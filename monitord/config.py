@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import logging
 import os
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeAlias
+from typing import Annotated, Any, Literal, NoReturn, TypeAlias
 from zoneinfo import ZoneInfo
 
 import yaml
@@ -46,6 +47,7 @@ from probes.mqtt import MqttDeviceParams, MqttSettings
 from probes.snmp import SnmpParams, profile_for_kind
 
 UTC = dt.UTC
+log = logging.getLogger(__name__)
 KeyPath: TypeAlias = tuple[str | int, ...]
 
 
@@ -62,6 +64,15 @@ class DeviceKind(StrEnum):
 
 
 KNOWN_PROBES = ("icmp", "snmp", "mqtt")
+
+# Bounds on what the YAML loader accepts, so that a hostile or broken file (an alias
+# bomb, thousands of nested brackets, a huge file) is rejected in well under a second
+# instead of eating memory and CPU.  A real office (3,000 devices) needs ~60,000 nodes,
+# depth 7 and under 1 MiB.
+MAX_CONFIG_BYTES = 10 * 1024 * 1024
+MAX_YAML_DEPTH = 64
+MAX_YAML_NODES = 250_000  # counting every use of an alias with the size of what it names
+MAX_YAML_ALIASES = 20_000
 
 # ---------------------------------------------------------------------------- settings
 
@@ -272,8 +283,29 @@ def _default_probes() -> list[ProbeName]:
     return ["icmp"]
 
 
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4_IN_ID = re.compile(rf"(?<![0-9]){_OCTET}([._-]){_OCTET}\1{_OCTET}\1{_OCTET}(?![0-9])")
+
+
+def _validate_device_id(value: str) -> str:
+    """Device ids are public (status API, /metrics): they must not carry an IP address."""
+    looks_like_ip = _IPV4_IN_ID.search(value) is not None
+    if ":" in value:
+        for part in {value, *re.split(r"[_-]", value)}:
+            try:
+                ipaddress.ip_address(part)
+            except ValueError:
+                continue
+            looks_like_ip = True
+    if looks_like_ip:
+        raise ValueError(f"{value!r} looks like an IP address; device ids are shown "
+                         "publicly, so use a name like school-62020001-router")
+    return value
+
+
 class Device(Settings):
-    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$",
+                    description="shown publicly: a name, never an IP address")
     name: str = ""
     school: Annotated[str, BeforeValidator(code_string)] | None = Field(
         None, description="SMIS code; omit for office devices"
@@ -291,6 +323,11 @@ class Device(Settings):
     @classmethod
     def _address(cls, v: str) -> str:
         return _validate_address(v)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        return _validate_device_id(v)
 
     @property
     def probe_names(self) -> list[str]:
@@ -550,6 +587,14 @@ class Problem:
         prefix = "warning: " if self.warning else ""
         return f"{self.file}:{self.line}: {self.path}: {prefix}{self.message}"
 
+    def without_values(self) -> str:
+        """The problem with quoted values elided, for where anyone may read it
+        (``/healthz``): a message may quote an address or a host name."""
+        return str(replace(self, message=_QUOTED.sub("'…'", self.message)))
+
+
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
 
 class ConfigError(Exception):
     """The config is invalid; ``problems`` lists every error (not only the first)."""
@@ -573,11 +618,87 @@ def format_path(path: KeyPath) -> str:
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 booleans: only true/false are booleans.
+    """SafeLoader with YAML 1.2 booleans (only true/false) and bounds on the document.
 
     YAML 1.1 also reads yes/no/on/off/TRUE as booleans, which turns an ISP named
     ``TRUE`` into ``True`` (the "Norway problem").
+
+    The composer is bounded: nesting depth, the number of aliases, and the number of
+    nodes counting each alias as the size of the node it names (so an alias bomb, tiny
+    on disk but exponential once expanded, fails after a few levels); an alias inside
+    the node it names (a recursive structure) is refused.  Constructing a scalar that
+    Python refuses (``2024-02-30``, an integer of 5,000 digits) becomes a YAML error at
+    that node instead of a bare ``ValueError``.
     """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._path: list[str | int] = []
+        self._nodes = 0
+        self._aliases = 0
+        self._sizes: dict[int, int] = {}  # id(anchored node) → its expanded size
+        #: where the document broke a bound, or the node Python could not construct
+        self.refused_at: KeyPath | None = None
+        self.bad_node: yaml.Node | None = None
+
+    def _refuse(self, message: str, mark: Any) -> NoReturn:
+        self.refused_at = tuple(p for p in self._path if p != "")
+        raise yaml.composer.ComposerError(None, None, message, mark)
+
+    def _count(self, size: int, mark: Any) -> None:
+        self._nodes += size
+        if self._nodes > MAX_YAML_NODES:
+            self._refuse(f"more than {MAX_YAML_NODES} values (counting every use of an "
+                         "alias in full): an alias bomb or a runaway file", mark)
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(parent, yaml.MappingNode) and isinstance(index, yaml.ScalarNode):
+            self._path.append(str(index.value))
+        elif isinstance(parent, yaml.SequenceNode) and isinstance(index, int):
+            self._path.append(index)
+        else:  # the document root, or a mapping key (reported at its mapping)
+            self._path.append("")
+        try:
+            if isinstance(event, yaml.AliasEvent):
+                target = self.anchors.get(event.anchor)
+                if target is not None:  # an undefined alias is the composer's error
+                    size = self._sizes.get(id(target))
+                    if size is None:
+                        self._refuse(f"alias *{event.anchor} is used inside the node it "
+                                     "names (a recursive structure)", event.start_mark)
+                    self._aliases += 1
+                    if self._aliases > MAX_YAML_ALIASES:
+                        self._refuse(f"more than {MAX_YAML_ALIASES} aliases",
+                                     event.start_mark)
+                    self._count(size, event.start_mark)
+                return super().compose_node(parent, index)
+            if len(self._path) > MAX_YAML_DEPTH:
+                self._refuse(f"nested more than {MAX_YAML_DEPTH} levels deep",
+                             event.start_mark)
+            before = self._nodes
+            self._count(1, event.start_mark)
+            node = super().compose_node(parent, index)
+            if getattr(event, "anchor", None) is not None:
+                self._sizes[id(node)] = self._nodes - before
+            return node
+        finally:
+            self._path.pop()
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except yaml.YAMLError:
+            raise
+        except Exception as exc:  # ValueError of a date or a long integer, OverflowError
+            self.bad_node = node
+            what = node.tag.rsplit(":", 1)[-1]
+            value = node.value if isinstance(node, yaml.ScalarNode) else ""
+            shown = value if len(value) <= 40 else f"{value[:20]}… ({len(value)} characters)"
+            raise yaml.constructor.ConstructorError(
+                None, None, _one_line(f"cannot read {what} {shown}: "
+                                      + str(exc).split("; use sys.", 1)[0]), node.start_mark
+            ) from None
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -636,23 +757,62 @@ def _str_keys(data: Any) -> Any:
     return data
 
 
+def _one_line(text: str, limit: int = 300) -> str:
+    """An exception's text as one bounded line (some span lines, some are huge)."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _node_path(root: yaml.Node, target: yaml.Node) -> KeyPath | None:
+    """The key path of ``target`` in the composed tree (for errors found constructing)."""
+    seen: set[int] = set()
+    todo: list[tuple[yaml.Node, KeyPath]] = [(root, ())]
+    while todo:
+        node, path = todo.pop()
+        if node is target:
+            return path
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            todo += [(v, (*path, str(k.value))) for k, v in node.value]
+        elif isinstance(node, yaml.SequenceNode):
+            todo += [(v, (*path, i)) for i, v in enumerate(node.value)]
+    return None
+
+
 def _read_yaml(text: str, file: str) -> _Doc:
-    loader = _Loader(text)
+    """Parse within the loader's bounds; every failure is a ConfigError with a line."""
+    loader: _Loader | None = None
+    path: KeyPath | None = None
+    node: yaml.Node | None = None
     try:
+        loader = _Loader(text)  # checks the characters already
         node = loader.get_single_node()
         if node is None:
             raise ConfigError([Problem(file, 1, "(top)", "the file is empty")])
         data = loader.construct_document(node)
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        raise ConfigError(
+            [Problem(file, line, "(yaml)", _one_line(str(exc).splitlines()[0]))]
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
+        if loader is not None and loader.bad_node is not None and node is not None:
+            path = _node_path(node, loader.bad_node)
+        elif loader is not None:
+            path = loader.refused_at
+        where = "(yaml)" if not path else format_path(path[:12]) + ("…" if path[12:] else "")
         raise ConfigError(
-            [Problem(file, line, "(yaml)", f"{exc.problem or exc}".strip())]
+            [Problem(file, line, where, _one_line(f"{exc.problem or exc}"))]
         ) from None
     except yaml.YAMLError as exc:
-        raise ConfigError([Problem(file, 1, "(yaml)", str(exc))]) from None
+        raise ConfigError([Problem(file, 1, "(yaml)", _one_line(str(exc)))]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     doc = _Doc(file, _str_keys(data))
     dups: list[tuple[KeyPath, int]] = []
     _walk_marks(node, (), doc.marks, dups)
@@ -786,10 +946,12 @@ def _reference_problems(
     for i, win in enumerate(windows):
         if not isinstance(win, dict):
             continue
-        for j, dev in enumerate(win.get("devices") or []):
+        # Not a list: a type error that validation reports.
+        devices, smis_codes = win.get("devices"), win.get("schools")
+        for j, dev in enumerate(devices if isinstance(devices, list) else []):
             if str(dev) not in device_ids:
                 yield doc.problem(("maintenance", i, "devices", j), f"unknown device {str(dev)!r}")
-        for j, smis in enumerate(win.get("schools") or []):
+        for j, smis in enumerate(smis_codes if isinstance(smis_codes, list) else []):
             if str(smis) not in schools:
                 yield doc.problem(("maintenance", i, "schools", j), f"unknown school {str(smis)!r}")
 
@@ -885,15 +1047,35 @@ def parse_config(text: str, file: str = "<config>") -> LoadResult:
 
 
 def load_config(path: str | os.PathLike[str]) -> LoadResult:
-    """Read and fully validate a config file; raise ConfigError listing every problem."""
+    """Read and fully validate a config file; raise ConfigError listing every problem.
+
+    Nothing else escapes: whatever the file holds, the caller gets a ConfigError with
+    ``FILE:LINE: key.path: message`` lines (``monitord check`` exits 2, a reload is
+    rejected), never a traceback.
+    """
     file = os.fspath(path)
     try:
-        text = Path(file).read_text(encoding="utf-8")
+        with open(file, "rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError([Problem(file, 0, "(file)", exc.strerror or str(exc))]) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError([Problem(file, 1, "(file)", f"larger than {MAX_CONFIG_BYTES} "
+                                   "bytes: not a monitord config")])
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError([Problem(file, 1, "(file)", f"not UTF-8 text: {exc}")]) from None
-    return parse_config(text, file)
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError([Problem(file, line, "(file)", f"not UTF-8 text: {exc.reason} "
+                                   f"(byte {exc.start})")]) from None
+    try:
+        return parse_config(text, file)
+    except ConfigError:
+        raise
+    except Exception as exc:  # a gap in the checks must still read as a rejected file
+        log.debug("checking %s failed unexpectedly", file, exc_info=True)
+        raise ConfigError([Problem(file, 1, "(top)", "cannot be checked: "
+                                   + _one_line(f"{type(exc).__name__}: {exc}"))]) from None
 
 
 def devices_by_school(cfg: Config) -> Mapping[str | None, list[Device]]:

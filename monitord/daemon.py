@@ -30,7 +30,7 @@ from starlette.routing import BaseRoute
 from exporters.prometheus import DeviceLabels, RoundInfo, SchoolLabels, build_registry
 from monitord import __version__
 from monitord.availability import AvailabilityCache
-from monitord.config import Config, ConfigError, Device, load_config, parse_listen
+from monitord.config import Config, ConfigError, Device, Problem, load_config, parse_listen
 from monitord.incidents import (
     Change,
     IncidentClosed,
@@ -338,6 +338,9 @@ class Daemon:
         self.config: Config | None = None
         self.config_loaded_at = 0.0
         self.last_reload_ok = True
+        #: why the last reload was rejected (quoted values elided: /healthz is public)
+        self.last_reload_error = ""
+        self.last_reload_attempt_at = 0.0
         self.tracker = StateTracker()
         self.engine = IncidentEngine(ZoneInfo("Asia/Bangkok"))
         self.scheduler: Scheduler | None = None
@@ -544,7 +547,10 @@ class Daemon:
             "devices": len(self._labels),
             "states": {s.value: n for s, n in self.tracker.counts().items()},
             "probes": probes,
-            "config": {"loaded_at": self.config_loaded_at, "last_reload_ok": self.last_reload_ok},
+            "config": {"loaded_at": self.config_loaded_at, "last_reload_ok": self.last_reload_ok,
+                       "last_reload_at": self.last_reload_attempt_at or self.config_loaded_at,
+                       **({"last_reload_error": self.last_reload_error}
+                          if not self.last_reload_ok else {})},
             "storage": {
                 "pending_writes": self.writer.pending if self.writer else 0,
                 "errors": self.writer.errors if self.writer else 0,
@@ -759,24 +765,31 @@ class Daemon:
                 await asyncio.wait_for(self.stop_event.wait(), timeout=TICK_SECONDS)
 
     async def reload(self) -> bool:
+        """Load the config file again; on any failure keep the running config and say so
+        (log, ``/healthz``, ``monitord_config_last_reload_success 0``)."""
         async with self._reload_lock:
             path = self.options.config_path
             log.info("reloading configuration from %s", path)
+            self.last_reload_attempt_at = time.time()
             try:
                 result = await asyncio.to_thread(load_config, path)
             except ConfigError as exc:
-                self.last_reload_ok = False
-                self._counters["monitord_config_reloads_total"][("failure",)] += 1
-                log.error("new configuration rejected, keeping the running one:")
-                for problem in exc.problems:
-                    log.error("  %s", problem)
-                if self.storage is not None:
-                    await self._event("config_rejected", f"{len(exc.problems)} problems")
-                return False
+                return await self._reload_failed(exc.problems)
+            except Exception as exc:  # load_config maps everything; this is a last guard
+                log.exception("reading the new configuration failed")
+                return await self._reload_failed(
+                    [Problem(str(path), 1, "(top)", _short_reason(f"{exc!r}"))])
             for warning in result.warnings:
                 log.warning("%s", warning)
             old = self.config
-            removed = self._adopt(result.config)
+            try:
+                removed = self._adopt(result.config)
+            except Exception as exc:
+                log.exception("applying the new configuration failed")
+                if old is not None:
+                    self._adopt(old)
+                return await self._reload_failed(
+                    [Problem(str(path), 1, "(top)", _short_reason(f"cannot apply: {exc!r}"))])
             if old is not None and (old.storage != result.config.storage
                                     or old.http != result.config.http
                                     or old.engines != result.config.engines):
@@ -799,11 +812,24 @@ class Daemon:
                 except Exception as exc:
                     log.error("cannot forget removed devices: %s", exc)
             self.last_reload_ok = True
+            self.last_reload_error = ""
             self._counters["monitord_config_reloads_total"][("success",)] += 1
             log.info("configuration reloaded: %d schools, %d devices",
                      len(result.config.schools), len(result.config.devices))
             await self._event("config_reloaded", f"{len(result.config.devices)} devices")
             return True
+
+    async def _reload_failed(self, problems: list[Problem]) -> bool:
+        self.last_reload_ok = False
+        more = f" (and {len(problems) - 1} more; see the log)" if len(problems) > 1 else ""
+        self.last_reload_error = _short_reason(
+            (problems[0].without_values() if problems else "rejected") + more, 300)
+        self._counters["monitord_config_reloads_total"][("failure",)] += 1
+        log.error("new configuration rejected, keeping the running one:")
+        for problem in problems:
+            log.error("  %s", problem)
+        await self._event("config_rejected", f"{len(problems)} problems")
+        return False
 
     async def _event(self, kind: str, detail: str) -> None:
         if self.storage is None:

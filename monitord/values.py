@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+MAX_DURATION = 366 * 86400.0  # beyond this (or .inf/.nan) a timer would be nonsense
 
 
 def parse_duration(value: object) -> float:
@@ -28,8 +29,10 @@ def parse_duration(value: object) -> float:
         seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
     else:
         raise ValueError(f"expected a duration such as 30s, 5m or 250ms, got {value!r}")
-    if seconds <= 0:
+    if not seconds > 0:  # also NaN
         raise ValueError("duration must be greater than zero")
+    if seconds > MAX_DURATION:
+        raise ValueError("duration must be at most 366 days")
     return seconds
 
 
