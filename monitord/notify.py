@@ -41,6 +41,7 @@ from zoneinfo import ZoneInfo
 import aiosqlite
 import apprise
 
+from monitord.incidents import device_hypothesis, group_label, is_group_key, upstream_hypothesis
 from monitord.schedule import Calendar, Schedule
 from monitord.thaidate import format_duration, format_timestamp, from_timestamp
 
@@ -139,22 +140,25 @@ def event_key(*parts: object) -> str:
 
 LINES: dict[str, dict[str, str]] = {
     "th": {
-        "ticket_opened": "🔴 เปิดใบแจ้งซ่อม #{tid} {where}: {what} ขัดข้องตั้งแต่ {down_since}"
+        "ticket_opened": "🔴 เปิดใบแจ้งซ่อม #{tid} {subject} ขัดข้องตั้งแต่ {down_since}"
                          "{affected} — {hypothesis}{link}",
-        "ticket_repaired": "✅ ซ่อมเสร็จ/กลับมาใช้งานได้ #{tid} {where}: {what}{link}",
-        "ticket_reopened": "🔁 ขัดข้องซ้ำ เปิดใบแจ้งซ่อมเดิม #{tid} {where}: {what}{link}",
+        "ticket_opened_upstream": "🔴 เปิดใบแจ้งซ่อม #{tid} เหตุขัดข้องต้นทางตั้งแต่ "
+                                  "{down_since} — {hypothesis}{link}",
+        "ticket_repaired": "✅ ซ่อมเสร็จ/กลับมาใช้งานได้ #{tid} {subject}{link}",
+        "ticket_reopened": "🔁 ขัดข้องซ้ำ เปิดใบแจ้งซ่อมเดิม #{tid} {subject}{link}",
         "ticket_scheduled": "📅 นัดหมายซ่อม #{tid} {where}: {scheduled_for} โดย {actor}{link}",
         "ticket_closed": "☑️ ปิดใบแจ้งซ่อม #{tid} {where}{link}",
-        "ticket_reminder": "⏰ ใบแจ้งซ่อม #{tid} {where}: {what} ยังไม่ได้แก้ไข "
+        "ticket_reminder": "⏰ ใบแจ้งซ่อม #{tid} {subject} ยังไม่ได้แก้ไข "
                            "(เปิดมาแล้ว {age}){link}",
-        "ticket_escalated": "⏫ ใบแจ้งซ่อม #{tid} {where}: {what} เปิดค้างเกิน {age} — "
+        "ticket_escalated": "⏫ ใบแจ้งซ่อม #{tid} {subject} เปิดค้างเกิน {age} — "
                             "ขอให้ติดตาม{link}",
         "broker_unreachable": "⚠️ monitord ติดต่อ MQTT broker ไม่ได้: สถานะอุปกรณ์ที่รายงานผ่าน "
                               "MQTT ไม่ทราบ ({reason})",
         "broker_restored": "✅ monitord ติดต่อ MQTT broker ได้อีกครั้ง (ขาดการติดต่อ {age})",
-        "upstream_started": "⚠️ เหตุขัดข้องต้นทาง {group}: {hypothesis}",
-        "upstream_ended": "✅ เหตุขัดข้องต้นทาง {group} สิ้นสุดแล้ว",
+        "upstream_started": "⚠️ เหตุขัดข้องต้นทาง: {hypothesis}",
+        "upstream_ended": "✅ เหตุขัดข้องต้นทาง {where} สิ้นสุดแล้ว",
         "affected": " กระทบอุปกรณ์อื่น {n} รายการ",
+        "affected_one": " กระทบอุปกรณ์อื่น 1 รายการ",
         "summary": "📋 สรุปประจำวัน: โรงเรียนออฟไลน์ {offline} แห่ง, ใบแจ้งซ่อมที่ยังเปิด {open} ใบ",
         "summary_offline": "  • ออฟไลน์: {name}",
         "summary_ticket": "  • #{id} {unit} (เปิดเมื่อ {when})",
@@ -162,24 +166,27 @@ LINES: dict[str, dict[str, str]] = {
         "events": "{n} เหตุการณ์",
     },
     "en": {
-        "ticket_opened": "🔴 Repair ticket #{tid} opened, {where}: {what} down since "
+        "ticket_opened": "🔴 Repair ticket #{tid} opened, {subject} down since "
                          "{down_since}{affected} — {hypothesis}{link}",
-        "ticket_repaired": "✅ Repaired / back up #{tid}, {where}: {what}{link}",
-        "ticket_reopened": "🔁 Failed again, ticket #{tid} reopened, {where}: {what}{link}",
+        "ticket_opened_upstream": "🔴 Repair ticket #{tid} opened, upstream outage since "
+                                  "{down_since} — {hypothesis}{link}",
+        "ticket_repaired": "✅ Repaired / back up #{tid}, {subject}{link}",
+        "ticket_reopened": "🔁 Failed again, ticket #{tid} reopened, {subject}{link}",
         "ticket_scheduled": "📅 Repair #{tid} scheduled, {where}: {scheduled_for} by "
                             "{actor}{link}",
         "ticket_closed": "☑️ Ticket #{tid} closed, {where}{link}",
-        "ticket_reminder": "⏰ Ticket #{tid}, {where}: {what} still not fixed (open for "
+        "ticket_reminder": "⏰ Ticket #{tid}, {subject} still not fixed (open for "
                            "{age}){link}",
-        "ticket_escalated": "⏫ Ticket #{tid}, {where}: {what} open for more than {age} — "
+        "ticket_escalated": "⏫ Ticket #{tid}, {subject} open for more than {age} — "
                             "please follow up{link}",
         "broker_unreachable": "⚠️ monitord cannot reach the MQTT broker: devices reporting "
                               "over MQTT are in an unknown state ({reason})",
         "broker_restored": "✅ monitord reaches the MQTT broker again (it was unreachable for "
                            "{age})",
-        "upstream_started": "⚠️ Upstream outage {group}: {hypothesis}",
-        "upstream_ended": "✅ Upstream outage {group} is over",
+        "upstream_started": "⚠️ Upstream outage: {hypothesis}",
+        "upstream_ended": "✅ Upstream outage of {where} is over",
         "affected": ", {n} other devices affected",
+        "affected_one": ", 1 other device affected",
         "summary": "📋 Daily summary: {offline} schools offline, {open} tickets open",
         "summary_offline": "  • offline: {name}",
         "summary_ticket": "  • #{id} {unit} (opened {when})",
@@ -226,17 +233,38 @@ def render_line(event: NotificationEvent, policy: NotifyPolicy) -> str:
     template = t.get(event.kind)
     if template is None:
         return f"monitord: {d.get('message', event.kind)}"
+    # An upstream outage (root "isp:NT") is named in words ("ผู้ให้บริการ NT"), never by
+    # its internal key; a device ticket by its unit and device.
+    root = str(d.get("root") or "")
+    group = str(d.get("group") or (root if is_group_key(root) else ""))
+    if group:
+        where, what = group_label(group, lang), ""
+        if event.kind == "ticket_opened":
+            template = t["ticket_opened_upstream"]
+    else:
+        where = str(d.get("served_unit") or d.get("school") or "")
+        what = str(d.get("root_name") or root)
+    subject = f"{where}: {what}" if where and what else where or what
+    n = int(d.get("affected") or 0)
+    affected = "" if not n else t["affected_one"] if n == 1 else t["affected"].format(n=n)
     tid = d.get("ticket_id")
     link = f" {policy.base_url.rstrip('/')}/tickets/{tid}" if policy.base_url and tid else ""
     return template.format(
-        tid=tid, where=d.get("served_unit") or d.get("school") or "",
-        what=d.get("root_name") or d.get("root") or "",
+        tid=tid, where=where, subject=subject, affected=affected,
         down_since=_when_lang(d.get("down_since"), lang),
-        affected=t["affected"].format(n=d["affected"]) if d.get("affected") else "",
-        hypothesis=d.get("hypothesis", ""), link=link,
+        hypothesis=_hypothesis(d, group, lang), link=link,
         scheduled_for=_when_lang(d.get("scheduled_for"), lang), actor=d.get("actor", ""),
-        age=_age(float(d.get("age", 0)), lang), group=d.get("group", ""),
-        reason=d.get("reason", ""))
+        age=_age(float(d.get("age", 0)), lang), reason=d.get("reason", ""))
+
+
+def _hypothesis(d: Mapping[str, Any], group: str, lang: str) -> str:
+    """The likely cause in the message's language, from the facts the event carries;
+    events recorded before they carried facts keep their stored (Thai) text."""
+    if group and "schools" in d and "total" in d:
+        return upstream_hypothesis(group, int(d["schools"]), int(d["total"]), lang)
+    if "gateway" in d:
+        return device_hypothesis(bool(d["gateway"]), str(d.get("isp") or ""), lang)
+    return str(d.get("hypothesis", ""))
 
 
 def render_message(events: Sequence[NotificationEvent], policy: NotifyPolicy,
