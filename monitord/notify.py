@@ -14,6 +14,7 @@ Pipeline (after Alertmanager): **record → route → group → send/retry**, as
 * *Send/retry.*  apprise sends; a failure is retried with exponential backoff (and
   jitter) up to ``max_attempts``; the rows are marked sent in one transaction after the
   channel acknowledged.  Results are counted in ``monitord_notifications_total``.
+  At least once, with an idempotency key: see :class:`Deliverer`.
 
 Messages are Thai (English optional) and carry links to the ticket's repair report and
 the status page when ``notify.base_url`` is set.  Channel URLs may hold tokens: they are

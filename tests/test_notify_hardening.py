@@ -20,7 +20,7 @@ import sqlite3
 import subprocess
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,7 +29,7 @@ import httpx
 import pytest
 
 from monitord.notify import NotificationEvent, NotifyPolicy, render_message
-from monitord.thaidate import format_timestamp
+from monitord.thaidate import format_datetime
 from tests.conftest import (
     MONITORD,
     ROOT,
@@ -261,14 +261,14 @@ def test_messages_name_things_in_words_and_count_once(
     school, isp = t["62020001-rtr"], t["isp:NT"]
     assert [e["device_id"] for e in school["equipment"]] == [
         "62020001-rtr", "62020001-sw", "62020001-tv"]
-    assert isp["served_unit"] == "โรงเรียน 3 แห่ง (ผู้ให้บริการ NT)"
 
     def lines() -> list[str]:
         return [ln for m in webhook.messages() for ln in m.splitlines()]
 
     wait_for(lambda: sum(ln.startswith(("🔴", "⚠️")) for ln in lines()) == 3, 40,
              "three messages: two tickets and the upstream outage")
-    when = {k: format_timestamp(v["down_since"], abbreviated=True) for k, v in t.items()}
+    when = {k: format_datetime(datetime.fromtimestamp(v["down_since"], UTC), abbreviated=True)
+            for k, v in t.items()}
     expected = {
         f"🔴 เปิดใบแจ้งซ่อม #{school['id']} โรงเรียนบ้านหนองปลิง: เราเตอร์อินเทอร์เน็ต "
         f"ขัดข้องตั้งแต่ {when['62020001-rtr']} กระทบอุปกรณ์อื่น 2 รายการ — "
@@ -285,6 +285,7 @@ def test_messages_name_things_in_words_and_count_once(
     text = "\n".join(webhook.messages())
     assert "isp:" not in text and "ด้านล่าง" not in text
     assert "ทีวีห้อง ป.1" not in text  # the affected devices are counted, not listed twice
+    assert isp["served_unit"] == "โรงเรียน 3 แห่ง (ผู้ให้บริการ NT)"  # the report's unit
 
     # The NT schools come back: the outage's end and the ticket's repair, in words.
     iptables.undrop("127.132.2.0/24")
