@@ -390,3 +390,15 @@ def test_kill9_during_storm_every_message_once_per_key(
         opens = db.execute("SELECT COUNT(*), COUNT(DISTINCT ticket_id) FROM ticket_event"
                            " WHERE status = 'open'").fetchone()
     assert opens == (STORM, STORM)
+
+
+def test_thai_dates_of_impossible_times_render_as_question_mark() -> None:
+    """What the renderers fall back on: a stored time outside any calendar is "?"."""
+    from monitord.thaidate import format_timestamp, from_timestamp, to_bangkok
+
+    assert format_timestamp(YEAR_ONE) == "?" and from_timestamp(YEAR_ONE) is None
+    assert format_timestamp(float("nan")) == "?" and format_timestamp(1e300) == "?"
+    assert format_timestamp(None) == "-"
+    assert format_timestamp(1_795_400_000.0, abbreviated=True) == "23 พ.ย. 2569 เวลา 09:13 น."
+    last = datetime(9999, 12, 31, 23, 0, tzinfo=UTC)
+    assert to_bangkok(last) == last  # no Bangkok date after 9999-12-31: shown as it is
