@@ -11,14 +11,22 @@ names, serial numbers, people's names and officers' free texts are not public �
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 
 from monitord.config import DeviceKind
 from monitord.schedule import parse_days, parse_hours
 from monitord.state import State
+from monitord.thaidate import check_sane
 
 TicketStatus = Literal["open", "scheduled", "in_repair", "repaired", "closed"]
 TOKEN_ONLY = "only with a valid bearer token"
@@ -258,6 +266,12 @@ class MaintenanceQuery(_Query):
 _TEXT = 4000
 _NAME = 200
 
+# Officers' dates: a typo such as 0001-01-01 or 9999-12-31 is refused (422) here, before it
+# reaches a ticket, a notification or a form that would have to print it.
+SaneDateTime = Annotated[
+    dt.datetime, AfterValidator(check_sane),
+    Field(description="between 2000-01-01 and 2100-12-31 (naive: office local time)")]
+
 
 class TicketPatch(BaseModel):
     """An officer's change, as ``monitord tickets update/schedule/close`` allow.
@@ -269,7 +283,7 @@ class TicketPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
     status: TicketStatus | None = None
-    scheduled_for: dt.datetime | None = Field(None, description="นัดหมาย: inspection time")
+    scheduled_for: SaneDateTime | None = Field(None, description="นัดหมาย: inspection time")
     cause: str | None = Field(None, max_length=_TEXT)
     fix: str | None = Field(None, max_length=_TEXT)
     summary: str | None = Field(None, max_length=_TEXT)
@@ -277,8 +291,8 @@ class TicketPatch(BaseModel):
                                    description="overrides the observed problem text")
     repairer_name: str | None = Field(None, max_length=_NAME)
     repairer_position: str | None = Field(None, max_length=_NAME)
-    repair_started: dt.datetime | None = None
-    repair_finished: dt.datetime | None = None
+    repair_started: SaneDateTime | None = None
+    repair_finished: SaneDateTime | None = None
     note: str = Field("", max_length=_TEXT, description="for the ticket's history")
 
     @model_validator(mode="after")
@@ -319,8 +333,8 @@ class MaintenanceCreate(BaseModel):
     ]})
     name: str = Field(min_length=1, max_length=_NAME, pattern=r"^[^\x00-\x1f\x7f]+$",
                       description="no control characters")
-    start: dt.datetime | SkipJsonSchema[None] = None
-    end: dt.datetime | SkipJsonSchema[None] = None
+    start: SaneDateTime | SkipJsonSchema[None] = None
+    end: SaneDateTime | SkipJsonSchema[None] = None
     weekly: WeeklyIn | SkipJsonSchema[None] = None
     devices: list[str] = Field(default_factory=list, max_length=1000)
     schools: list[str] = Field(default_factory=list, max_length=1000)

@@ -23,6 +23,7 @@ from monitord import __version__
 from monitord.config import Config, ConfigError, load_config
 from monitord.schedule import parse_days, parse_hours
 from monitord.storage import Storage, StorageError, default_data_dir
+from monitord.thaidate import check_sane, from_timestamp
 
 T = TypeVar("T")
 BANGKOK = ZoneInfo("Asia/Bangkok")
@@ -125,21 +126,28 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _parse_when(text: str) -> float:
-    """``2026-11-24 09:00`` (Bangkok time unless an offset is given) → Unix time."""
+    """``2026-11-24 09:00`` (Bangkok time unless an offset is given) → Unix time; dates
+    outside 2000-01-01..2100-12-31 are refused (argparse: exit 2 with the message)."""
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected a date and time such as 2026-11-24 09:00, got {text!r}") from None
+            f"expected a date and time such as 2026-11-24 09:00, got {text[:64]!r}") from None
+    try:
+        check_sane(when)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=BANGKOK)
     return when.timestamp()
 
 
 def _fmt_ts(ts: float | None) -> str:
+    """A stored time in Bangkok; "?" for one no calendar can hold (old or corrupt data)."""
     if ts is None:
         return "-"
-    return datetime.fromtimestamp(ts, BANGKOK).strftime("%Y-%m-%d %H:%M")
+    when = from_timestamp(ts)
+    return "?" if when is None else when.strftime("%Y-%m-%d %H:%M")
 
 
 def cmd_tickets(args: argparse.Namespace) -> int:

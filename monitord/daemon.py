@@ -33,6 +33,7 @@ from monitord.availability import AvailabilityCache
 from monitord.config import Config, ConfigError, Device, Problem, load_config, parse_listen
 from monitord.incidents import (
     Change,
+    Incident,
     IncidentClosed,
     IncidentEngine,
     IncidentOpened,
@@ -42,6 +43,7 @@ from monitord.incidents import (
     TicketOpen,
     TicketRecovered,
     TicketRelapsed,
+    group_label,
 )
 from monitord.links import LinkSecretError, LinkSigner, load_secret
 from monitord.notify import (
@@ -235,8 +237,7 @@ def ticket_context(cfg: Config, change: TicketOpen) -> TicketContext:
             if (dev := devices.get(dev_id)) is not None:
                 school = cfg.schools.get(dev.school or "")
                 items.append(equipment(dev, school.name if school else ""))
-        _, _, name = inc.root.partition(":")
-        served = f"โรงเรียน {len(items)} แห่ง ({name})"
+        served = f"โรงเรียน {len(items)} แห่ง ({group_label(inc.root)})"
         return TicketContext("school", served, None, cfg.office.name, cfg.office.group_name,
                              cfg.tickets.reporter.name, cfg.tickets.reporter.position, items)
     root = devices.get(inc.root)
@@ -724,8 +725,8 @@ class Daemon:
             ctx = contexts.get(ch.ticket_id)
             if ctx is not None:
                 data["served_unit"] = ctx.served_unit
-            data.update(down_since=ch.incident.opened_at, hypothesis=ch.incident.hypothesis,
-                        affected=len(ch.incident.affected))
+            data.update(down_since=ch.incident.opened_at, hypothesis=ch.incident.hypothesis)
+            data.update(self._cause(ch.incident))
             return NotificationEvent(event_key("open", ch.ticket_id, ch.incident.id),
                                      "ticket_opened", ch.ts, data)
         if isinstance(ch, TicketRecovered | TicketRelapsed | TicketAutoClosed):
@@ -741,9 +742,20 @@ class Daemon:
             ts = ch.incident.opened_at if started else (ch.incident.closed_at or time.time())
             return NotificationEvent(
                 event_key(kind, ch.incident.id), kind, ts,
-                {"group": ch.incident.root, "hypothesis": live.hypothesis,
-                 "schools": len(live.affected)})
+                {"hypothesis": live.hypothesis, **self._cause(live)})
         return None
+
+    def _cause(self, inc: Incident) -> dict[str, Any]:
+        """The facts a message words its hypothesis from (in notify.lang), with one count
+        of what is affected: the incident's affected devices, which are also the ticket's
+        equipment list after its root (device tickets), or its schools (upstream)."""
+        if inc.kind == "upstream":
+            return {"group": inc.root, "schools": len(inc.affected),
+                    "total": self.engine.group_size(inc.root)}
+        node = self.engine.node(inc.root)
+        return {"affected": len(inc.affected),
+                "gateway": node.is_school_gateway if node is not None else False,
+                "isp": node.isp if node is not None else ""}
 
     async def _tick_loop(self) -> None:
         """Timers (ticket delays, active hours, auto-close) and officers' edits (tickets,

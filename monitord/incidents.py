@@ -227,6 +227,14 @@ class IncidentEngine:
     def tickets(self) -> list[TicketInfo]:
         return list(self._tickets.values())
 
+    def node(self, device_id: str) -> Node | None:
+        return self._nodes.get(device_id)
+
+    def group_size(self, key: str) -> int:
+        """How many school gateways an upstream group (``isp:NT``) has."""
+        return sum(1 for n in self._nodes.values()
+                   if n.is_school_gateway and self._group_key(n) == key)
+
     def in_maintenance(self, device_id: str, now: float) -> MaintenanceWindow | None:
         node = self._nodes.get(device_id)
         if node is None:
@@ -319,7 +327,7 @@ class IncidentEngine:
                            school=node.school)
             inc.affected = {d for d in self._descendants(device_id)
                             if self._observed.get(d) in DOWNISH}
-            inc.hypothesis = self._device_hypothesis(node, inc)
+            inc.hypothesis = device_hypothesis(node.is_school_gateway, node.isp)
             self._incidents[inc.id] = inc
             self._by_root[device_id] = inc
             changes.append(IncidentOpened(_snapshot(inc)))
@@ -425,7 +433,7 @@ class IncidentEngine:
             upstream.members.add(inc.id)
             upstream.affected.add(n.device_id)
             changes.append(IncidentUpdated(_snapshot(inc)))
-        upstream.hypothesis = self._upstream_hypothesis(key, len(upstream.affected), len(peers))
+        upstream.hypothesis = upstream_hypothesis(key, len(upstream.affected), len(peers))
         changes.append(IncidentUpdated(_snapshot(upstream)))
         return changes
 
@@ -469,20 +477,66 @@ class IncidentEngine:
     def _new_id(self, ts: float) -> str:
         return f"{int(ts)}-{next(self._ids)}"
 
-    def _device_hypothesis(self, node: Node, inc: Incident) -> str:
-        n = len(inc.affected)
-        below = f" อุปกรณ์ที่ต่ออยู่ด้านล่าง {n} รายการเข้าถึงไม่ได้ด้วย" if n else ""
-        if node.is_school_gateway:
-            return ("เราเตอร์/อุปกรณ์หลักของโรงเรียนไม่ตอบสนอง: ตรวจสอบไฟฟ้า อุปกรณ์ "
-                    "และสัญญาณอินเทอร์เน็ตจากผู้ให้บริการ" + (f" ({node.isp})" if node.isp else "")
-                    + below)
-        return "อุปกรณ์ไม่ตอบสนองขณะที่อุปกรณ์ต้นทางยังทำงานปกติ: ตรวจสอบไฟฟ้าและสายสัญญาณ" + below
 
-    def _upstream_hypothesis(self, key: str, down: int, total: int) -> str:
-        kind, _, name = key.partition(":")
-        if kind == "isp":
-            return (f"โรงเรียนที่ใช้ผู้ให้บริการอินเทอร์เน็ต {name} ขัดข้องพร้อมกัน {down} จาก "
-                    f"{total} แห่ง → น่าจะเป็นเหตุขัดข้องของผู้ให้บริการ {name} ไม่ใช่อุปกรณ์"
-                    "ของโรงเรียน: แจ้งผู้ให้บริการ")
-        return (f"โรงเรียนในอำเภอ{name} ขัดข้องพร้อมกัน {down} จาก {total} แห่ง → น่าจะเป็น"
-                "ไฟฟ้าดับหรือโครงข่ายในพื้นที่ขัดข้อง")
+# -- words ---------------------------------------------------------------------------
+# Hypotheses are stored in Thai (the repair report is a Thai form); notifications word
+# them again in their own language (``notify.lang``) from the same facts.  Each says one
+# thing once: how many devices are affected is said by the message or the report's
+# equipment list, never again here.
+
+_WORDS: dict[str, dict[str, str]] = {
+    "th": {
+        "isp": "ผู้ให้บริการ {name}",
+        "district": "อำเภอ{name}",
+        "gateway": "เราเตอร์/อุปกรณ์หลักของโรงเรียนไม่ตอบสนอง: ตรวจสอบไฟฟ้า อุปกรณ์ "
+                   "และสัญญาณอินเทอร์เน็ตจาก{isp}",
+        "any_isp": "ผู้ให้บริการ",
+        "device": "อุปกรณ์ไม่ตอบสนองขณะที่อุปกรณ์ต้นทางยังทำงานปกติ: ตรวจสอบไฟฟ้าและสายสัญญาณ",
+        "upstream_isp": "โรงเรียนที่ใช้{group} ขัดข้องพร้อมกัน {down} จาก {total} แห่ง → "
+                        "น่าจะเป็นเหตุขัดข้องของผู้ให้บริการ ไม่ใช่อุปกรณ์ของโรงเรียน: "
+                        "แจ้งผู้ให้บริการ",
+        "upstream_district": "โรงเรียนใน{group} ขัดข้องพร้อมกัน {down} จาก {total} แห่ง → "
+                             "น่าจะเป็นไฟฟ้าดับหรือโครงข่ายในพื้นที่ขัดข้อง",
+    },
+    "en": {
+        "isp": "provider {name}",
+        "district": "district {name}",
+        "gateway": "the school's router does not answer: check power, the equipment and "
+                   "the internet link from {isp}",
+        "any_isp": "the provider",
+        "device": "the device does not answer while the devices above it work: check power "
+                  "and cabling",
+        "upstream_isp": "{down} of {total} schools on {group} are down at once → most likely "
+                        "the provider's outage, not the schools' equipment: tell the provider",
+        "upstream_district": "{down} of {total} schools in {group} are down at once → most "
+                             "likely a power cut or a local network outage",
+    },
+}
+
+
+def _words(lang: str) -> dict[str, str]:
+    return _WORDS["en" if lang == "en" else "th"]
+
+
+def group_label(key: str, lang: str = "th") -> str:
+    """An upstream group in words: ``isp:NT`` → "ผู้ให้บริการ NT" / "provider NT"."""
+    kind, _, name = key.partition(":")
+    template = _words(lang).get(kind) if kind in ("isp", "district") else None
+    return template.format(name=name) if template else key
+
+
+def is_group_key(key: str) -> bool:
+    """True for an upstream incident's root (``isp:NT``, ``district:X``), not a device id."""
+    return key.partition(":")[0] in ("isp", "district") and ":" in key
+
+
+def device_hypothesis(school_gateway: bool, isp: str, lang: str = "th") -> str:
+    w = _words(lang)
+    if school_gateway:
+        return w["gateway"].format(isp=w["isp"].format(name=isp) if isp else w["any_isp"])
+    return w["device"]
+
+
+def upstream_hypothesis(key: str, down: int, total: int, lang: str = "th") -> str:
+    kind = "upstream_isp" if key.startswith("isp:") else "upstream_district"
+    return _words(lang)[kind].format(group=group_label(key, lang), down=down, total=total)

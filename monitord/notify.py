@@ -14,6 +14,7 @@ Pipeline (after Alertmanager): **record → route → group → send/retry**, as
 * *Send/retry.*  apprise sends; a failure is retried with exponential backoff (and
   jitter) up to ``max_attempts``; the rows are marked sent in one transaction after the
   channel acknowledged.  Results are counted in ``monitord_notifications_total``.
+  At least once, with an idempotency key: see :class:`Deliverer`.
 
 Messages are Thai (English optional) and carry links to the ticket's repair report and
 the status page when ``notify.base_url`` is set.  Channel URLs may hold tokens: they are
@@ -33,16 +34,18 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 import aiosqlite
 import apprise
 
+from monitord.incidents import device_hypothesis, group_label, is_group_key, upstream_hypothesis
 from monitord.links import LinkSigner, ticket_url
 from monitord.schedule import Calendar, Schedule
-from monitord.thaidate import format_datetime, format_duration
+from monitord.thaidate import format_duration, format_timestamp, from_timestamp
 
 BANGKOK = ZoneInfo("Asia/Bangkok")
 NO_HOLIDAYS = Calendar()
@@ -138,30 +141,27 @@ def event_key(*parts: object) -> str:
 # -- text ------------------------------------------------------------------------------
 
 
-def _when(ts: Any) -> str:
-    if not ts:
-        return "-"
-    return format_datetime(datetime.fromtimestamp(float(ts), UTC), abbreviated=True)
-
-
 LINES: dict[str, dict[str, str]] = {
     "th": {
-        "ticket_opened": "🔴 เปิดใบแจ้งซ่อม #{tid} {where}: {what} ขัดข้องตั้งแต่ {down_since}"
+        "ticket_opened": "🔴 เปิดใบแจ้งซ่อม #{tid} {subject} ขัดข้องตั้งแต่ {down_since}"
                          "{affected} — {hypothesis}{link}",
-        "ticket_repaired": "✅ ซ่อมเสร็จ/กลับมาใช้งานได้ #{tid} {where}: {what}{link}",
-        "ticket_reopened": "🔁 ขัดข้องซ้ำ เปิดใบแจ้งซ่อมเดิม #{tid} {where}: {what}{link}",
+        "ticket_opened_upstream": "🔴 เปิดใบแจ้งซ่อม #{tid} เหตุขัดข้องต้นทางตั้งแต่ "
+                                  "{down_since} — {hypothesis}{link}",
+        "ticket_repaired": "✅ ซ่อมเสร็จ/กลับมาใช้งานได้ #{tid} {subject}{link}",
+        "ticket_reopened": "🔁 ขัดข้องซ้ำ เปิดใบแจ้งซ่อมเดิม #{tid} {subject}{link}",
         "ticket_scheduled": "📅 นัดหมายซ่อม #{tid} {where}: {scheduled_for} โดย {actor}{link}",
         "ticket_closed": "☑️ ปิดใบแจ้งซ่อม #{tid} {where}{link}",
-        "ticket_reminder": "⏰ ใบแจ้งซ่อม #{tid} {where}: {what} ยังไม่ได้แก้ไข "
+        "ticket_reminder": "⏰ ใบแจ้งซ่อม #{tid} {subject} ยังไม่ได้แก้ไข "
                            "(เปิดมาแล้ว {age}){link}",
-        "ticket_escalated": "⏫ ใบแจ้งซ่อม #{tid} {where}: {what} เปิดค้างเกิน {age} — "
+        "ticket_escalated": "⏫ ใบแจ้งซ่อม #{tid} {subject} เปิดค้างเกิน {age} — "
                             "ขอให้ติดตาม{link}",
         "broker_unreachable": "⚠️ monitord ติดต่อ MQTT broker ไม่ได้: สถานะอุปกรณ์ที่รายงานผ่าน "
                               "MQTT ไม่ทราบ ({reason})",
         "broker_restored": "✅ monitord ติดต่อ MQTT broker ได้อีกครั้ง (ขาดการติดต่อ {age})",
-        "upstream_started": "⚠️ เหตุขัดข้องต้นทาง {group}: {hypothesis}",
-        "upstream_ended": "✅ เหตุขัดข้องต้นทาง {group} สิ้นสุดแล้ว",
+        "upstream_started": "⚠️ เหตุขัดข้องต้นทาง: {hypothesis}",
+        "upstream_ended": "✅ เหตุขัดข้องต้นทาง {where} สิ้นสุดแล้ว",
         "affected": " กระทบอุปกรณ์อื่น {n} รายการ",
+        "affected_one": " กระทบอุปกรณ์อื่น 1 รายการ",
         "summary": "📋 สรุปประจำวัน: โรงเรียนออฟไลน์ {offline} แห่ง, ใบแจ้งซ่อมที่ยังเปิด {open} ใบ",
         "summary_offline": "  • ออฟไลน์: {name}",
         "summary_ticket": "  • #{id} {unit} (เปิดเมื่อ {when})",
@@ -169,24 +169,27 @@ LINES: dict[str, dict[str, str]] = {
         "events": "{n} เหตุการณ์",
     },
     "en": {
-        "ticket_opened": "🔴 Repair ticket #{tid} opened, {where}: {what} down since "
+        "ticket_opened": "🔴 Repair ticket #{tid} opened, {subject} down since "
                          "{down_since}{affected} — {hypothesis}{link}",
-        "ticket_repaired": "✅ Repaired / back up #{tid}, {where}: {what}{link}",
-        "ticket_reopened": "🔁 Failed again, ticket #{tid} reopened, {where}: {what}{link}",
+        "ticket_opened_upstream": "🔴 Repair ticket #{tid} opened, upstream outage since "
+                                  "{down_since} — {hypothesis}{link}",
+        "ticket_repaired": "✅ Repaired / back up #{tid}, {subject}{link}",
+        "ticket_reopened": "🔁 Failed again, ticket #{tid} reopened, {subject}{link}",
         "ticket_scheduled": "📅 Repair #{tid} scheduled, {where}: {scheduled_for} by "
                             "{actor}{link}",
         "ticket_closed": "☑️ Ticket #{tid} closed, {where}{link}",
-        "ticket_reminder": "⏰ Ticket #{tid}, {where}: {what} still not fixed (open for "
+        "ticket_reminder": "⏰ Ticket #{tid}, {subject} still not fixed (open for "
                            "{age}){link}",
-        "ticket_escalated": "⏫ Ticket #{tid}, {where}: {what} open for more than {age} — "
+        "ticket_escalated": "⏫ Ticket #{tid}, {subject} open for more than {age} — "
                             "please follow up{link}",
         "broker_unreachable": "⚠️ monitord cannot reach the MQTT broker: devices reporting "
                               "over MQTT are in an unknown state ({reason})",
         "broker_restored": "✅ monitord reaches the MQTT broker again (it was unreachable for "
                            "{age})",
-        "upstream_started": "⚠️ Upstream outage {group}: {hypothesis}",
-        "upstream_ended": "✅ Upstream outage {group} is over",
+        "upstream_started": "⚠️ Upstream outage: {hypothesis}",
+        "upstream_ended": "✅ Upstream outage of {where} is over",
         "affected": ", {n} other devices affected",
+        "affected_one": ", 1 other device affected",
         "summary": "📋 Daily summary: {offline} schools offline, {open} tickets open",
         "summary_offline": "  • offline: {name}",
         "summary_ticket": "  • #{id} {unit} (opened {when})",
@@ -197,11 +200,13 @@ LINES: dict[str, dict[str, str]] = {
 
 
 def _when_lang(ts: Any, lang: str) -> str:
+    """A stored time in the message's language; "?" for one no calendar can hold."""
     if not ts:
         return "-"
     if lang == "en":
-        return datetime.fromtimestamp(float(ts), BANGKOK).strftime("%Y-%m-%d %H:%M")
-    return _when(ts)
+        moment = from_timestamp(float(ts))
+        return "?" if moment is None else moment.strftime("%Y-%m-%d %H:%M")
+    return format_timestamp(float(ts), abbreviated=True)
 
 
 def _age(seconds: float, lang: str) -> str:
@@ -231,17 +236,38 @@ def render_line(event: NotificationEvent, policy: NotifyPolicy) -> str:
     template = t.get(event.kind)
     if template is None:
         return f"monitord: {d.get('message', event.kind)}"
+    # An upstream outage (root "isp:NT") is named in words ("ผู้ให้บริการ NT"), never by
+    # its internal key; a device ticket by its unit and device.
+    root = str(d.get("root") or "")
+    group = str(d.get("group") or (root if is_group_key(root) else ""))
+    if group:
+        where, what = group_label(group, lang), ""
+        if event.kind == "ticket_opened":
+            template = t["ticket_opened_upstream"]
+    else:
+        where = str(d.get("served_unit") or d.get("school") or "")
+        what = str(d.get("root_name") or root)
+    subject = f"{where}: {what}" if where and what else where or what
+    n = int(d.get("affected") or 0)
+    affected = "" if not n else t["affected_one"] if n == 1 else t["affected"].format(n=n)
     tid = d.get("ticket_id")
     link = f" {ticket_url(policy.base_url, tid, policy.links)}" if policy.base_url and tid else ""
     return template.format(
-        tid=tid, where=d.get("served_unit") or d.get("school") or "",
-        what=d.get("root_name") or d.get("root") or "",
+        tid=tid, where=where, subject=subject, affected=affected,
         down_since=_when_lang(d.get("down_since"), lang),
-        affected=t["affected"].format(n=d["affected"]) if d.get("affected") else "",
-        hypothesis=d.get("hypothesis", ""), link=link,
+        hypothesis=_hypothesis(d, group, lang), link=link,
         scheduled_for=_when_lang(d.get("scheduled_for"), lang), actor=d.get("actor", ""),
-        age=_age(float(d.get("age", 0)), lang), group=d.get("group", ""),
-        reason=d.get("reason", ""))
+        age=_age(float(d.get("age", 0)), lang), reason=d.get("reason", ""))
+
+
+def _hypothesis(d: Mapping[str, Any], group: str, lang: str) -> str:
+    """The likely cause in the message's language, from the facts the event carries;
+    events recorded before they carried facts keep their stored (Thai) text."""
+    if group and "schools" in d and "total" in d:
+        return upstream_hypothesis(group, int(d["schools"]), int(d["total"]), lang)
+    if "gateway" in d:
+        return device_hypothesis(bool(d["gateway"]), str(d.get("isp") or ""), lang)
+    return str(d.get("hypothesis", ""))
 
 
 def render_message(events: Sequence[NotificationEvent], policy: NotifyPolicy,
@@ -259,17 +285,56 @@ def render_message(events: Sequence[NotificationEvent], policy: NotifyPolicy,
 
 # -- delivery ----------------------------------------------------------------------------
 
+# apprise's webhook channels (JSON, form, XML POSTs) take extra HTTP headers as "+Name=value"
+# and extra payload fields as ":name=value" in their URL.
+_KEYED_SCHEMES = frozenset({"json", "jsons", "form", "forms", "xml", "xmls"})
 
-async def send(url: str, title: str, body: str) -> bool:
-    """Send through apprise; True when the channel acknowledged."""
+
+def keyed_url(url: str, key: str) -> str:
+    """``url`` with the message's idempotency key as the ``Idempotency-Key`` header and the
+    ``idempotency_key`` payload field, for webhook channels; other channels as they are."""
+    scheme = url.partition("://")[0].lower()
+    if scheme not in _KEYED_SCHEMES:
+        return url
+    parts = urlsplit(url)
+    query = [*parse_qsl(parts.query, keep_blank_values=True),
+             ("+Idempotency-Key", key), (":idempotency_key", key)]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def message_key(channel: str, event_keys: Iterable[str]) -> str:
+    """The idempotency key of one message to one channel: the same events to the same
+    channel always give the same key (receivers drop a message whose key they have seen)."""
+    return event_key("message", channel, *sorted(event_keys))
+
+
+async def send(url: str, title: str, body: str, key: str | None = None) -> bool:
+    """Send through apprise; True when the channel acknowledged.  ``key``: the message's
+    idempotency key, sent along on webhook channels (see :func:`keyed_url`)."""
     obj = apprise.Apprise()
-    if not obj.add(url):
+    if not obj.add(keyed_url(url, key) if key else url):
         raise ValueError("apprise does not understand this channel URL")
     return bool(await obj.async_notify(body=body, title=title))
 
 
+def _event_of(row: Any) -> NotificationEvent:
+    """A stored event (a row with key, kind, ts, data); ValueError when data is unreadable."""
+    data = json.loads(row["data"])
+    if not isinstance(data, dict):
+        raise ValueError(f"event data is a {type(data).__name__}, not an object")
+    return NotificationEvent(row["key"], row["kind"], row["ts"], data)
+
+
 class Deliverer:
-    """The worker: route new events, group what is due per channel, send with retries."""
+    """The worker: route new events, group what is due per channel, send with retries.
+
+    Delivery is at least once, with an idempotency key: a group of deliveries is fixed as
+    one message (``message_key``) and its attempt counted *before* it is sent, so a retry
+    — after a failure or a kill -9 while the channel was answering — resends the same
+    message with the same key.  Per channel at most one message is in flight, so a crash
+    can repeat at most that one message; receivers that dedupe on the key see each
+    message exactly once.
+    """
 
     def __init__(self, db: aiosqlite.Connection, channels: Sequence[Channel],
                  policy: NotifyPolicy, office: str) -> None:
@@ -296,7 +361,10 @@ class Deliverer:
                 rows = await cur.fetchall()
             made = 0
             for r in rows:
-                ev = NotificationEvent(r["key"], r["kind"], r["ts"], json.loads(r["data"]))
+                try:
+                    ev = _event_of(r)
+                except ValueError:  # unreadable (old or damaged row): routed without its
+                    ev = NotificationEvent(r["key"], r["kind"], r["ts"])  # data, fails alone
                 for ch in self.channels:
                     if ch.wants(ev, self.calendar):
                         await self._db.execute(
@@ -315,6 +383,31 @@ class Deliverer:
             raise
         return made
 
+    async def _due(self, channel: str, now: float) -> list[Any]:
+        """The next message's deliveries: an unfinished message first (same rows, same
+        key), else up to 200 due deliveries not yet in a message."""
+        select = ("SELECT d.id, d.attempts, d.message_key, e.key, e.kind, e.ts, e.data"
+                  " FROM notification_delivery d JOIN notification_event e"
+                  " ON e.id = d.event_id WHERE d.channel = ? AND d.status = 'pending'")
+        async with self._db.execute(
+                "SELECT message_key FROM notification_delivery WHERE channel = ?"
+                " AND status = 'pending' AND next_attempt <= ? AND message_key IS NOT NULL"
+                " LIMIT 1", (channel, now)) as cur:
+            unfinished = await cur.fetchone()
+        if unfinished is not None:
+            async with self._db.execute(
+                    select + " AND d.message_key = ? AND d.next_attempt <= ? ORDER BY e.ts",
+                    (channel, unfinished[0], now)) as cur:
+                return list(await cur.fetchall())
+        async with self._db.execute(
+                select + " AND d.message_key IS NULL AND d.next_attempt <= ?"
+                " ORDER BY e.ts LIMIT 200", (channel, now)) as cur:
+            return list(await cur.fetchall())
+
+    def _backoff(self, attempts: int) -> float:
+        delay = min(self.policy.backoff_max, self.policy.backoff_initial * 2 ** (attempts - 1))
+        return float(delay * self._rng.uniform(0.8, 1.2))
+
     async def deliver(self, now: float) -> None:
         """Send every channel's due deliveries, grouped into one message per channel."""
         for ch in self.channels:
@@ -324,53 +417,70 @@ class Deliverer:
             self._sent_times[ch.name] = recent
             if ch.max_per_hour is not None and len(recent) >= ch.max_per_hour:
                 continue  # rate limit: wait; what accumulates goes out as one message
-            async with self._db.execute(
-                "SELECT d.id, d.attempts, e.key, e.kind, e.ts, e.data"
-                " FROM notification_delivery d JOIN notification_event e ON e.id = d.event_id"
-                " WHERE d.channel = ? AND d.status = 'pending' AND d.next_attempt <= ?"
-                " ORDER BY e.ts LIMIT 200", (ch.name, now)
-            ) as cur:
-                rows = await cur.fetchall()
-            if not rows:
+            rows = await self._due(ch.name, now)
+            # A delivery whose event cannot be rendered (damaged data, a date no calendar
+            # holds) fails alone; the channel's other deliveries go out.
+            good: list[tuple[Any, NotificationEvent]] = []
+            for r in rows:
+                try:
+                    ev = _event_of(r)
+                    render_line(ev, self.policy)
+                except Exception as exc:
+                    await self._failed(ch, [r], now, r["attempts"] + 1,
+                                       f"cannot render: {type(exc).__name__}: {exc}"[:200])
+                else:
+                    good.append((r, ev))
+            if not good:
                 continue
-            events = [NotificationEvent(r["key"], r["kind"], r["ts"], json.loads(r["data"]))
-                      for r in rows]
+            ids = [r["id"] for r, _ in good]
+            events = [ev for _, ev in good]
+            key = good[0][0]["message_key"] or message_key(ch.name, (e.key for e in events))
+            attempts = max(r["attempts"] for r, _ in good) + 1
+            # Fixed and counted before sending: a kill -9 from here on is a failed attempt
+            # whose retry sends this same message with this same key.
+            await self._update(ids, "pending", now + self._backoff(attempts), attempts,
+                               None, key)
             title, body = render_message(events, self.policy, self.office)
             try:
-                ok = await send(ch.url, title, body)
+                ok = await send(ch.url, title, body, key)
                 error = "" if ok else "channel did not acknowledge"
             except Exception as exc:  # a broken URL or library error: same retry path
                 ok, error = False, type(exc).__name__
-            ids = [r["id"] for r in rows]
-            attempts = max(r["attempts"] for r in rows) + 1
             if ok:
                 self._sent_times[ch.name].append(now)
-                await self._mark(ids, "sent", now, attempts, "")
+                await self._update(ids, "sent", now, attempts, "")
                 self.results[(ch.name, "success")] += 1
                 log.info("notification to %s: %d event(s) sent", ch.name, len(ids))
-            elif attempts >= self.policy.max_attempts:
-                await self._mark(ids, "failed", now, attempts, error)
-                self.results[(ch.name, "failed")] += 1
-                log.error("notification to %s given up after %d attempts: %s", ch.name,
-                          attempts, error)
             else:
-                delay = min(self.policy.backoff_max,
-                            self.policy.backoff_initial * 2 ** (attempts - 1))
-                delay *= self._rng.uniform(0.8, 1.2)
-                await self._mark(ids, "pending", now + delay, attempts, error)
-                self.results[(ch.name, "retry")] += 1
-                log.warning("notification to %s failed (%s); retry %d in %.0fs", ch.name,
-                            error, attempts, delay)
+                await self._failed(ch, [r for r, _ in good], now, attempts, error)
 
-    async def _mark(self, ids: list[int], status: str, when: float, attempts: int,
-                    error: str) -> None:
+    async def _failed(self, ch: Channel, rows: Sequence[Any], now: float, attempts: int,
+                      error: str) -> None:
+        """An attempt failed: retry later with backoff, or give up after max_attempts."""
+        ids = [r["id"] for r in rows]
+        if attempts >= self.policy.max_attempts:
+            await self._update(ids, "failed", now, attempts, error)
+            self.results[(ch.name, "failed")] += 1
+            log.error("notification to %s given up after %d attempts: %s", ch.name,
+                      attempts, error)
+        else:
+            delay = self._backoff(attempts)
+            await self._update(ids, "pending", now + delay, attempts, error)
+            self.results[(ch.name, "retry")] += 1
+            log.warning("notification to %s failed (%s); retry %d in %.0fs", ch.name,
+                        error, attempts, delay)
+
+    async def _update(self, ids: list[int], status: str, when: float, attempts: int,
+                      error: str | None, key: str | None = None) -> None:
+        """Set the deliveries' status (``error``/``key`` None: keep the stored value)."""
         await self._db.execute("BEGIN IMMEDIATE")
         try:
             await self._db.executemany(
-                "UPDATE notification_delivery SET status = ?, attempts = ?, last_error = ?,"
-                " next_attempt = ?, sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END"
-                " WHERE id = ?",
-                [(status, attempts, error, when, status, when, i) for i in ids],
+                "UPDATE notification_delivery SET status = ?, attempts = ?,"
+                " last_error = COALESCE(?, last_error), next_attempt = ?,"
+                " message_key = COALESCE(?, message_key),"
+                " sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END WHERE id = ?",
+                [(status, attempts, error, when, key, status, when, i) for i in ids],
             )
             await self._db.execute("COMMIT")
         except BaseException:

@@ -156,6 +156,12 @@ MIGRATIONS: list[str] = [
     CREATE INDEX notification_delivery_due ON notification_delivery (channel, status,
                                                                    next_attempt);
     """,
+    # 2: the message a delivery went out in, fixed before the first attempt, so a retry
+    # after a failure or a kill -9 resends the same message with the same idempotency key
+    """
+    ALTER TABLE notification_delivery ADD COLUMN message_key TEXT;
+    CREATE INDEX notification_delivery_message ON notification_delivery (message_key);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

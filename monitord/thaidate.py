@@ -12,7 +12,7 @@ wrong.  Naive datetimes are refused rather than guessed at.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 BE_OFFSET = 543
@@ -79,11 +79,42 @@ def to_bangkok(moment: datetime) -> datetime:
     """``moment`` converted to Asia/Bangkok; a naive datetime is an error.
 
     Naive values are refused because the daemon works in UTC and a silent guess would
-    shift every time on a form by seven hours.
+    shift every time on a form by seven hours.  A moment so close to year 9999 that its
+    Bangkok time has no calendar date is returned as it is (shown, not crashed on).
     """
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"naive datetime {moment.isoformat()}: pass an aware datetime")
-    return moment.astimezone(BANGKOK)
+    try:
+        return moment.astimezone(BANGKOK)
+    except OverflowError:
+        return moment
+
+
+SANE_FIRST = date(2000, 1, 1)
+SANE_LAST = date(2100, 12, 31)
+"""The dates an officer may enter (schedules, repair times, maintenance windows): anything
+outside is a typo or hostile input, and refused where it comes in."""
+
+
+def check_sane(moment: datetime, what: str = "date") -> datetime:
+    """``moment`` itself when its (local) date lies in 2000-01-01..2100-12-31, else a
+    ValueError that says so."""
+    if not SANE_FIRST <= moment.date() <= SANE_LAST:
+        raise ValueError(f"{what} {moment.date().isoformat()} is outside "
+                         f"{SANE_FIRST.isoformat()}..{SANE_LAST.isoformat()}")
+    return moment
+
+
+def from_timestamp(ts: float) -> datetime | None:
+    """Unix time as an aware Bangkok datetime, or None when no calendar date can hold it.
+
+    Stored times come from old databases and earlier versions too; one that is out of
+    range (year 0, NaN) must show as "?" on a page or in a message, not crash it.
+    """
+    try:
+        return datetime.fromtimestamp(float(ts), UTC).astimezone(BANGKOK)
+    except (OverflowError, ValueError, OSError):
+        return None
 
 
 def _local_date(day: date | datetime) -> date:
@@ -140,6 +171,17 @@ def fiscal_year_bounds(fy_be: int) -> tuple[date, date]:
     """First and last day of Thai fiscal year ``fy_be``: 2570 → (2026-10-01, 2027-09-30)."""
     end_ce = ce_year(fy_be)
     return date(end_ce - 1, 10, 1), date(end_ce, 9, 30)
+
+
+def format_timestamp(ts: float | None, *, abbreviated: bool = False,
+                     digits: bool = False) -> str:
+    """:func:`format_datetime` of a stored Unix time; "-" for none, "?" when out of range."""
+    if ts is None:
+        return "-"
+    moment = from_timestamp(ts)
+    if moment is None:
+        return "?"
+    return format_datetime(moment, abbreviated=abbreviated, digits=digits)
 
 
 def format_duration(span: timedelta | float, *, digits: bool = False) -> str:

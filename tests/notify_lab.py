@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -13,10 +14,12 @@ from tests.conftest import free_port
 
 
 class Webhook:
-    """Records every POST; answers ``status`` (set it to 500 to play a broken receiver)."""
+    """Records every POST; answers ``status`` (set it to 500 to play a broken receiver)
+    after ``delay`` seconds (a slow receiver: what it got is recorded on arrival)."""
 
     def __init__(self) -> None:
         self.status = 200
+        self.delay = 0.0
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         hook = self
@@ -25,12 +28,17 @@ class Webhook:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with hook._lock:
-                    status = hook.status
+                    status, delay = hook.status, hook.delay
                     if status == 200:
                         hook.requests.append({"path": self.path, "headers": dict(self.headers),
                                               "json": json.loads(body)})
-                self.send_response(status)
-                self.end_headers()
+                if delay:
+                    time.sleep(delay)
+                try:
+                    self.send_response(status)
+                    self.end_headers()
+                except OSError:  # the sender died while we were slow (kill -9 tests)
+                    pass
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -47,6 +55,10 @@ class Webhook:
     def messages(self) -> list[str]:
         with self._lock:
             return [r["json"]["message"] for r in self.requests]
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.requests)
 
     def close(self) -> None:
         self.server.shutdown()

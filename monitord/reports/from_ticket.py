@@ -13,11 +13,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from monitord.reports.repair import RepairEquipment, RepairReport, Signatory
-from monitord.thaidate import format_datetime, format_duration
+from monitord.thaidate import format_duration, format_timestamp, from_timestamp
 
 
 def _dt(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+    """A stored time for the form; one out of any calendar's range leaves the blank empty."""
+    return None if ts is None else from_timestamp(ts)
 
 
 def observed_event_text(ticket: dict[str, Any], now: float | None = None) -> str:
@@ -27,7 +28,7 @@ def observed_event_text(ticket: dict[str, Any], now: float | None = None) -> str
     equipment = ticket.get("equipment") or []
     root = equipment[0]["name"] if equipment else ticket["root"]
     parts = [f"ระบบตรวจพบว่า {root} ไม่ตอบสนองตั้งแต่ "
-             f"{format_datetime(datetime.fromtimestamp(down_since, UTC))}"]
+             f"{format_timestamp(down_since)}"]
     if ticket.get("repaired_at"):
         parts.append(f"กลับมาใช้งานได้หลังขัดข้อง {format_duration(end - down_since)}")
     else:
