@@ -498,7 +498,7 @@ class MqttSource:
     @property
     def queued(self) -> int:
         """Messages received and waiting to be handled (≤ max_queued_incoming_messages)."""
-        return sum(q.qsize() for q in self._queue_box[-1:])
+        return self._queue_box[-1].qsize() if self._queue_box else 0
 
     # -- configuration ---------------------------------------------------------------
 

@@ -198,6 +198,14 @@ def describe(value: Any, limit: int = 40) -> str:
     return type(value).__name__
 
 
+def _as_float(value: int | float) -> float:
+    """``float(value)``, but infinity for an integer too large for a float (the stdlib
+    JSON fallback returns them; ``float()`` would raise OverflowError)."""
+    if isinstance(value, int) and not -10**300 < value < 10**300:
+        return math.inf
+    return float(value)
+
+
 def to_bool(name: str, value: Any) -> float:
     """Agents say true/1/"ON"/"on"/"locked" …; anything else is a wrong type."""
     if value is True or value is False:
@@ -218,7 +226,7 @@ def to_number(name: str, value: Any) -> float:
     if isinstance(value, bool):
         raise Rejected("wrong_type", f"{name}: expected a number, got a boolean")
     if isinstance(value, int | float):
-        out = float(value)
+        out = _as_float(value)
     elif isinstance(value, str):
         try:
             out = float(value.strip())
@@ -238,7 +246,7 @@ def to_timestamp(value: Any, tz: ZoneInfo) -> float:
     if isinstance(value, bool):
         raise Rejected("bad_timestamp", "timestamp is a boolean")
     if isinstance(value, int | float):
-        ts = float(value)
+        ts = _as_float(value)
         if not math.isfinite(ts) or ts < 0:
             raise Rejected("bad_timestamp", f"timestamp {describe(value)}")
         return ts / 1000.0 if ts > 1e11 else ts

@@ -221,14 +221,26 @@ _HOSTILE = [_deep_list(1000), _deep_list(40), _deep_object(500), b'"' + b"y" * 5
             b"9" * 400, b"-1e308", b'"9999-99-99T99:99"', b'"0001-01-01"', b"1e20"]
 
 
+def _nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+_DEEP_VALUES = [_nested(1000), _nested(5000), {"a": _nested(2000)}]
+
+
 def _random_json(rng: random.Random, depth: int = 0) -> Any:
-    kind = rng.randrange(9 if depth < 4 else 6)
+    kind = rng.randrange(10 if depth < 4 else 6)
+    if kind == 9:  # only where a value is passed in directly: JSON bytes cannot hold it
+        return rng.choice(_DEEP_VALUES)
     if kind == 0:
         return None
     if kind == 1:
         return rng.random() < 0.5
     if kind == 2:
-        return rng.choice([0, 1, -1, 2**63, -(2**70), 10**rng.randrange(40)])
+        return rng.choice([0, 1, -1, 2**63, -(2**70), 10**rng.randrange(40), 10**400])
     if kind == 3:
         return rng.choice([0.0, -0.0, 1e308, 5e-324, math.nan, math.inf, -math.inf,
                            rng.uniform(-1e6, 1e6)])
@@ -264,7 +276,7 @@ def _input(rng: random.Random) -> bytes:
         try:
             return json.dumps(_random_json(rng), allow_nan=True).encode("utf-8",
                                                                        "surrogatepass")
-        except (ValueError, OverflowError):
+        except (ValueError, OverflowError, RecursionError):
             return b"[]"
     # a hostile value where the schema expects a field
     name = rng.choice(sorted(FIELD_NAMES))
@@ -273,9 +285,9 @@ def _input(rng: random.Random) -> bytes:
 
 
 def test_fuzz_decoder_only_raises_rejected() -> None:
-    """25,000 generated payloads (fixed seed) through every decoding entry point: the
-    only exception is Rejected with a known reason and a short detail; every value that
-    comes out is a finite float."""
+    """25,000 generated payloads (fixed seed) through every decoding entry point, and
+    25,000 generated values through the converters: the only exception is Rejected with a
+    known reason and a short detail; every value that comes out is a finite float."""
     rng = random.Random(20261123)
     count = 25_000
     started = time.monotonic()
@@ -288,6 +300,11 @@ def test_fuzz_decoder_only_raises_rejected() -> None:
                   if (v := decode_scalar(p)) is not None else None
                   for name in sorted(FIELD_NAMES - {"ts"})]
         calls.append(lambda p=payload: to_timestamp(decode_scalar(p), _TZ))
+        # Decoded values straight into the converters, including what orjson never
+        # returns but the stdlib fallback does (integers beyond a float) and deep lists.
+        value = _random_json(rng)
+        calls.append(lambda v=value: convert(rng.choice(sorted(FIELD_NAMES - {"ts"})), v))
+        calls.append(lambda v=value: to_timestamp(v, _TZ))
         for call in calls:
             try:
                 result = call()
