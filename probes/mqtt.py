@@ -23,12 +23,17 @@ The rules that matter (docs/mqtt.md has the agent-facing side):
   (``complete=False``) observations and one alertable condition (``broker_up`` false,
   ``on_broker_state`` callback, ``monitord_mqtt_broker_up`` 0) is raised instead.
 * **Bad input never crashes**: every rejected message is counted by reason and logged
-  rate-limited.
+  rate-limited (every per-message log line is), describing values boundedly.
+* **A flood never starves the daemon**: the incoming queue is bounded
+  (``max_queued_incoming_messages``; what does not fit is dropped and counted as
+  ``rejected{reason="overload"}``) and the socket is read one chunk per event-loop turn,
+  so probes, HTTP and timers keep their schedule; what is not read yet stays with the
+  broker (docs/mqtt.md § Overload).
 
 Throughput: ingest is CPU-bound Python.  Messages are handled in batches (one event-loop
 wake-up and one sink call per batch, not per message), JSON is decoded by orjson, and
-the socket is read ahead in large chunks (paho reads every packet with three or more
-``recv`` calls and wakes the loop once per packet).  See docs/benchmarks.md (MQTT ingest).
+the socket is read ahead in chunks (paho reads every packet with three or more ``recv``
+calls and wakes the loop once per packet).  See docs/benchmarks.md (MQTT ingest).
 """
 
 from __future__ import annotations
@@ -104,7 +109,8 @@ VALUE_GAUGES: Final[Mapping[str, tuple[str, str]]] = {
 }
 _PLACEHOLDERS: Final = frozenset({"smis", "device", "base", "field"})
 _POWER_FIELDS: Final = ("receiver_power", "tv_power")
-_BATCH_MAX: Final = 4096  # messages per batch: bounds event-loop latency of one batch
+_BATCH_MAX: Final = 1024  # messages per batch: bounds event-loop latency of one batch
+_READ_CHUNK: Final = 32768  # socket bytes per event-loop turn (≤ 1,000 packets, ~30 ms)
 
 
 # ============================================================================ settings
@@ -154,6 +160,10 @@ class MqttSettings(_Strict):
     check_interval: Duration = Field(1.0, description="how often staleness is checked")
     rejected_log_per_minute: int = Field(10, ge=0, le=10000,
                                          description="rejected-message log lines per minute")
+    max_queued_incoming_messages: int = Field(10000, ge=100, le=1_000_000,
+                                              description="received messages waiting to be "
+                                              "handled; beyond: dropped, counted as "
+                                              "rejected{reason=overload}")
     timezone: TimeZoneName = Field("Asia/Bangkok",
                                    description="for ISO timestamps without offset")
     alert_after: Duration = Field(120.0, description="the broker unreachable this long → "
@@ -281,25 +291,34 @@ class MqttStats:
 
 
 class _RateLimitedLog:
-    """At most ``per_minute`` warnings a minute; the rest are counted and summarised."""
+    """At most ``per_minute`` lines a minute; the rest are counted and summarised.
 
-    def __init__(self, per_minute: int, clock: Callable[[], float]) -> None:
+    Every log line a message (or a batch of them) can cause goes through one of these,
+    so no publisher can flood the log.
+    """
+
+    def __init__(self, per_minute: int, clock: Callable[[], float],
+                 what: str = "rejected messages") -> None:
         self._per_minute = per_minute
         self._clock = clock
+        self._what = what
         self._window = -1.0
         self._used = 0
         self._suppressed = 0
 
     def warning(self, msg: str, *args: object) -> None:
+        self.log(logging.WARNING, msg, *args)
+
+    def log(self, level: int, msg: str, *args: object, exc_info: bool = False) -> None:
         now = self._clock()
         if now - self._window >= 60.0:
             if self._suppressed:
-                log.warning("mqtt: %d more rejected messages not logged in the last minute",
-                            self._suppressed)
+                log.warning("mqtt: %d more %s not logged in the last minute",
+                            self._suppressed, self._what)
             self._window, self._used, self._suppressed = now, 0, 0
         if self._used < self._per_minute:
             self._used += 1
-            log.warning(msg, *args)
+            log.log(level, msg, *args, exc_info=exc_info)
         else:
             self._suppressed += 1
 
@@ -357,27 +376,42 @@ class _Dev:
 
 
 class _ReadAheadSocket:
-    """Serves paho's small ``recv`` calls from one large read.
+    """Serves paho's small ``recv`` calls from one large read, one read per loop turn.
 
     paho reads each packet with at least three ``recv`` calls (command byte, length
     bytes, body) and aiomqtt's reader callback handles one packet per event-loop wake-up
     unless the socket reports ``pending()`` bytes (as an SSL socket does).  Reading
-    256 KiB at once and reporting what is buffered through ``pending()`` lets one wake-up
-    drain everything the kernel had: ~50x fewer syscalls and loop iterations.
+    32 KiB at once and reporting what is buffered through ``pending()`` lets one wake-up
+    drain a whole chunk: ~50x fewer syscalls and loop iterations.
+
+    At most one chunk is read per event-loop turn: when it is used up, ``recv`` says
+    "would block" until the next turn, so a publisher flooding the socket cannot keep
+    the reader (and its packet parsing) running while probes, HTTP and timers wait.
+    The kernel keeps the rest (the socket stays readable, so the reader is called again
+    next turn); when the kernel's buffer is full, TCP flow control holds the broker.
     Everything else is delegated to the real socket.
     """
 
-    __slots__ = ("_buf", "_pos", "_sock")
+    __slots__ = ("_buf", "_loop", "_pos", "_read_this_turn", "_sock")
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
         self._sock = sock
+        self._loop = loop
         self._buf = b""
         self._pos = 0
+        self._read_this_turn = False
+
+    def _next_turn(self) -> None:
+        self._read_this_turn = False
 
     def recv(self, bufsize: int) -> bytes:
         buf, pos = self._buf, self._pos
         if pos >= len(buf):
-            data = self._sock.recv(max(bufsize, 262144))
+            if self._read_this_turn:
+                raise BlockingIOError  # paho keeps its partial packet: next turn
+            self._read_this_turn = True
+            self._loop.call_soon(self._next_turn)
+            data = self._sock.recv(max(bufsize, _READ_CHUNK))
             if len(data) <= bufsize:
                 return data
             self._buf = buf = data
@@ -403,18 +437,27 @@ def _install_read_ahead(client: aiomqtt.Client) -> bool:
     sock = getattr(paho, "_sock", None)
     if type(sock) is not socket.socket:
         return False
-    setattr(paho, "_sock", _ReadAheadSocket(sock))  # noqa: B010 - private on purpose
+    reader = _ReadAheadSocket(sock, asyncio.get_running_loop())
+    setattr(paho, "_sock", reader)  # noqa: B010 - private on purpose
     return True
 
 
-def _capturing_queue(box: list[asyncio.Queue[aiomqtt.Message]]
-                     ) -> type[asyncio.Queue[aiomqtt.Message]]:
-    """A queue type for aiomqtt's ``queue_type`` that lets us drain it in batches."""
+def _bounded_queue(box: list[asyncio.Queue[aiomqtt.Message]],
+                   on_full: Callable[[aiomqtt.Message], None]
+                   ) -> type[asyncio.Queue[aiomqtt.Message]]:
+    """A queue type for aiomqtt's ``queue_type``: lets us drain it in batches, and hands
+    what does not fit to ``on_full`` (aiomqtt would log a warning per message)."""
 
     class _Queue(asyncio.Queue[aiomqtt.Message]):
         def __init__(self, maxsize: int = 0) -> None:
             super().__init__(maxsize)
             box.append(self)
+
+        def put_nowait(self, item: aiomqtt.Message) -> None:
+            if self.full():
+                on_full(item)
+            else:
+                super().put_nowait(item)
 
     return _Queue
 
@@ -442,6 +485,8 @@ class MqttSource:
         self._subscribed: set[str] = set()
         self._reload = asyncio.Event()
         self._rejected_log = _RateLimitedLog(settings.rejected_log_per_minute, clock)
+        self._error_log = _RateLimitedLog(max(1, settings.rejected_log_per_minute), clock,
+                                          "MQTT errors")
         self._read_ahead = True  # tests/bench may turn it off to compare
         self._queue_box: list[asyncio.Queue[aiomqtt.Message]] = []
         self._pending_emits: set[asyncio.Future[None]] = set()
@@ -449,6 +494,11 @@ class MqttSource:
     @property
     def broker_up(self) -> bool:
         return self.stats.broker_up
+
+    @property
+    def queued(self) -> int:
+        """Messages received and waiting to be handled (≤ max_queued_incoming_messages)."""
+        return self._queue_box[-1].qsize() if self._queue_box else 0
 
     # -- configuration ---------------------------------------------------------------
 
@@ -562,7 +612,8 @@ class MqttSource:
             keepalive=max(1, int(s.keepalive)),
             tls_params=tls_params,
             tls_insecure=s.tls.insecure if s.tls is not None else None,
-            queue_type=_capturing_queue(self._queue_box),
+            queue_type=_bounded_queue(self._queue_box, self._overload),
+            max_queued_incoming_messages=s.max_queued_incoming_messages,
             timeout=max(5.0, s.keepalive),
         )
 
@@ -622,6 +673,14 @@ class MqttSource:
             if out:
                 await self._emit(out)
 
+    def _overload(self, msg: aiomqtt.Message) -> None:
+        """A message that did not fit in the full incoming queue: dropped, counted."""
+        self.stats.messages_received += 1
+        self.stats.rejected["overload"] += 1
+        self._rejected_log.warning(
+            "mqtt: rejected message on %r (overload: %d messages already waiting)",
+            msg.topic.value[:200], self.settings.max_queued_incoming_messages)
+
     async def _emit(self, observations: list[Observation]) -> None:
         """Hand a batch to the sink; a failing sink is logged, never stops ingest."""
         try:
@@ -629,7 +688,8 @@ class MqttSource:
             if inspect.isawaitable(result):
                 await result
         except Exception:
-            log.exception("mqtt: sink failed on %d observations", len(observations))
+            self._error_log.log(logging.ERROR, "mqtt: sink failed on %d observations",
+                                len(observations), exc_info=True)
 
     # -- broker state ----------------------------------------------------------------
 
@@ -756,10 +816,11 @@ class MqttSource:
                         route.dev.last_rejected = rej.reason
                 self._rejected_log.warning(
                     "mqtt: rejected message on %r (%s%s): %r", topic[:200], rej.reason,
-                    f": {rej.detail}" if rej.detail else "", bytes(payload[:80]))
+                    f": {rej.detail[:200]}" if rej.detail else "", bytes(payload[:80]))
             except Exception:  # a bug must not stop ingest: count it as malformed
                 st.rejected["malformed_json"] += 1
-                log.exception("mqtt: unexpected error handling a message on %r", topic[:200])
+                self._error_log.log(logging.ERROR, "mqtt: unexpected error handling a "
+                                    "message on %r", topic[:200], exc_info=True)
         return out
 
     def _handle(self, route: _Route, payload: bytes, retained: bool, now: float,

@@ -1,9 +1,14 @@
 """Pure decoding for the MQTT source: field paths, format presets, value conversion.
 
 Nothing here does I/O or keeps time, so the hot path can be fuzzed in isolation
-(tests/test_mqtt.py feeds it arbitrary payloads with hypothesis).  Every way a payload
-can be wrong ends in :class:`Rejected` with one reason from :data:`REJECT_REASONS`: the
-reasons are a fixed set because they become a metric label.
+(tests/test_mqtt.py feeds it arbitrary payloads with hypothesis;
+tests/test_mqtt_hardening.py feeds :func:`decode_json`/:func:`extract`,
+:func:`decode_scalar`/:func:`convert`/:func:`to_timestamp` 20,000+ generated inputs).
+Every way a payload can be wrong ends in :class:`Rejected` with one reason from
+:data:`REJECT_REASONS` (the only exception these functions raise on bad input): the
+reasons are a fixed set because they become a metric label.  Messages never quote a
+payload value whole: :func:`describe` gives a short, non-recursive description, so a
+hostile value (1,000 levels deep, 16 KiB long) costs no more than a small one.
 """
 
 from __future__ import annotations
@@ -36,7 +41,10 @@ REJECT_REASONS: Final = (
     "future_timestamp",   # the timestamp is later than now + max_clock_skew
     "unknown_device",     # a topic under a subscribed filter that no device claims
     "bad_availability",   # an availability payload that is neither online nor offline
+    "overload",           # dropped: the incoming queue (max_queued_incoming_messages) was full
 )
+#: JSON nested deeper than this is rejected (malformed_json); agent payloads are 1-3 deep.
+MAX_DEPTH: Final = 32
 
 BOOL_FIELDS: Final = frozenset({"signal_lock", "tv_power", "receiver_power"})
 NUMBER_FIELDS: Final = frozenset({
@@ -57,7 +65,10 @@ _FALSE: Final = frozenset({"0", "false", "off", "no", "unlocked", "nolock", "off
 
 
 class Rejected(Exception):
-    """The message is unusable; ``reason`` is one of :data:`REJECT_REASONS`."""
+    """The message is unusable; ``reason`` is one of :data:`REJECT_REASONS`.
+
+    This is the only exception the decoding functions here raise for bad input.
+    """
 
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(reason)
@@ -167,6 +178,34 @@ def get_path(obj: Any, path: Path) -> Any:
 # ------------------------------------------------------------------------- values
 
 
+def describe(value: Any, limit: int = 40) -> str:
+    """A short description of a decoded JSON value for messages and logs.
+
+    Never recursive and never longer than about ``limit`` characters: containers are
+    described by type and size, strings are cut before ``repr`` (``repr`` of a deeply
+    nested value raises RecursionError; of a long one it costs its length).
+    """
+    if isinstance(value, dict):
+        return f"an object of {len(value)} keys"
+    if isinstance(value, list):
+        return f"a list of {len(value)} items"
+    if isinstance(value, str):
+        return repr(value[:limit]) + ("…" if len(value) > limit else "")
+    if value is None or isinstance(value, bool | float):
+        return repr(value)
+    if isinstance(value, int):
+        return repr(value) if -10**20 < value < 10**20 else "a huge integer"
+    return type(value).__name__
+
+
+def _as_float(value: int | float) -> float:
+    """``float(value)``, but infinity for an integer too large for a float (the stdlib
+    JSON fallback returns them; ``float()`` would raise OverflowError)."""
+    if isinstance(value, int) and not -10**300 < value < 10**300:
+        return math.inf
+    return float(value)
+
+
 def to_bool(name: str, value: Any) -> float:
     """Agents say true/1/"ON"/"on"/"locked" …; anything else is a wrong type."""
     if value is True or value is False:
@@ -179,7 +218,7 @@ def to_bool(name: str, value: Any) -> float:
             return 1.0
         if low in _FALSE:
             return 0.0
-    raise Rejected("wrong_type", f"{name}: expected a boolean, got {value!r:.40}")
+    raise Rejected("wrong_type", f"{name}: expected a boolean, got {describe(value)}")
 
 
 def to_number(name: str, value: Any) -> float:
@@ -187,16 +226,15 @@ def to_number(name: str, value: Any) -> float:
     if isinstance(value, bool):
         raise Rejected("wrong_type", f"{name}: expected a number, got a boolean")
     if isinstance(value, int | float):
-        out = float(value)
+        out = _as_float(value)
     elif isinstance(value, str):
         try:
             out = float(value.strip())
         except ValueError:
-            raise Rejected("wrong_type", f"{name}: expected a number, got {value!r:.40}") \
-                from None
+            raise Rejected("wrong_type", f"{name}: expected a number, got "
+                           f"{describe(value)}") from None
     else:
-        raise Rejected("wrong_type", f"{name}: expected a number, got "
-                       f"{type(value).__name__}")
+        raise Rejected("wrong_type", f"{name}: expected a number, got {describe(value)}")
     if not math.isfinite(out):
         raise Rejected("wrong_type", f"{name}: not a finite number")
     return out
@@ -208,19 +246,19 @@ def to_timestamp(value: Any, tz: ZoneInfo) -> float:
     if isinstance(value, bool):
         raise Rejected("bad_timestamp", "timestamp is a boolean")
     if isinstance(value, int | float):
-        ts = float(value)
+        ts = _as_float(value)
         if not math.isfinite(ts) or ts < 0:
-            raise Rejected("bad_timestamp", f"timestamp {value!r:.40}")
+            raise Rejected("bad_timestamp", f"timestamp {describe(value)}")
         return ts / 1000.0 if ts > 1e11 else ts
     if isinstance(value, str):
         try:
             when = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise Rejected("bad_timestamp", f"timestamp {value!r:.40}") from None
+            raise Rejected("bad_timestamp", f"timestamp {describe(value)}") from None
         if when.tzinfo is None:
             when = when.replace(tzinfo=tz)
         return when.timestamp()
-    raise Rejected("bad_timestamp", f"timestamp of type {type(value).__name__}")
+    raise Rejected("bad_timestamp", f"timestamp is {describe(value)}")
 
 
 def convert(name: str, value: Any) -> float:
@@ -231,11 +269,32 @@ def convert(name: str, value: Any) -> float:
 
 
 def decode_json(payload: bytes) -> Any:
-    """JSON → Python, every failure (bad UTF-8, too deep, not JSON) as one reason."""
+    """JSON → Python, every failure (bad UTF-8, too deep, not JSON) as one reason.
+
+    Nesting deeper than :data:`MAX_DEPTH` is rejected too, so no later step (nor a
+    careless ``repr``) ever meets a deep value.  The depth walk only runs for payloads
+    with more than MAX_DEPTH brackets: the agents' flat reports never pay for it.
+    """
     try:
-        return _loads(payload)
+        obj = _loads(payload)
     except (ValueError, RecursionError):
         raise Rejected("malformed_json") from None
+    if payload.count(b"[") + payload.count(b"{") > MAX_DEPTH and _too_deep(obj):
+        raise Rejected("malformed_json", f"nested deeper than {MAX_DEPTH} levels")
+    return obj
+
+
+def _too_deep(obj: Any) -> bool:
+    """Whether containers nest deeper than MAX_DEPTH (an explicit stack, no recursion)."""
+    stack: list[tuple[Any, int]] = [(obj, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth >= MAX_DEPTH:
+                return True
+            items = value.values() if isinstance(value, dict) else value
+            stack.extend((v, depth + 1) for v in items)
+    return False
 
 
 def decode_scalar(payload: bytes) -> Any:
