@@ -75,6 +75,7 @@ from probes.mqtt_decode import (
     parse_path,
     to_timestamp,
 )
+from probes.ratelog import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
@@ -290,39 +291,6 @@ class MqttStats:
     batches: int = 0
 
 
-class _RateLimitedLog:
-    """At most ``per_minute`` lines a minute; the rest are counted and summarised.
-
-    Every log line a message (or a batch of them) can cause goes through one of these,
-    so no publisher can flood the log.
-    """
-
-    def __init__(self, per_minute: int, clock: Callable[[], float],
-                 what: str = "rejected messages") -> None:
-        self._per_minute = per_minute
-        self._clock = clock
-        self._what = what
-        self._window = -1.0
-        self._used = 0
-        self._suppressed = 0
-
-    def warning(self, msg: str, *args: object) -> None:
-        self.log(logging.WARNING, msg, *args)
-
-    def log(self, level: int, msg: str, *args: object, exc_info: bool = False) -> None:
-        now = self._clock()
-        if now - self._window >= 60.0:
-            if self._suppressed:
-                log.warning("mqtt: %d more %s not logged in the last minute",
-                            self._suppressed, self._what)
-            self._window, self._used, self._suppressed = now, 0, 0
-        if self._used < self._per_minute:
-            self._used += 1
-            log.log(level, msg, *args, exc_info=exc_info)
-        else:
-            self._suppressed += 1
-
-
 # ============================================================================ devices
 
 
@@ -484,9 +452,10 @@ class MqttSource:
         self._filters: set[str] = set()
         self._subscribed: set[str] = set()
         self._reload = asyncio.Event()
-        self._rejected_log = _RateLimitedLog(settings.rejected_log_per_minute, clock)
-        self._error_log = _RateLimitedLog(max(1, settings.rejected_log_per_minute), clock,
-                                          "MQTT errors")
+        self._rejected_log = RateLimitedLog(log, settings.rejected_log_per_minute,
+                                            "mqtt: rejected messages", clock)
+        self._error_log = RateLimitedLog(log, max(1, settings.rejected_log_per_minute),
+                                         "mqtt: errors", clock)
         self._read_ahead = True  # tests/bench may turn it off to compare
         self._queue_box: list[asyncio.Queue[aiomqtt.Message]] = []
         self._pending_emits: set[asyncio.Future[None]] = set()
@@ -677,7 +646,8 @@ class MqttSource:
         """A message that did not fit in the full incoming queue: dropped, counted."""
         self.stats.messages_received += 1
         self.stats.rejected["overload"] += 1
-        self._rejected_log.warning(
+        self._rejected_log.log(
+            logging.WARNING,
             "mqtt: rejected message on %r (overload: %d messages already waiting)",
             msg.topic.value[:200], self.settings.max_queued_incoming_messages)
 
@@ -814,7 +784,8 @@ class MqttSource:
                 if targets_ := routes.get(topic):
                     for route in targets_:
                         route.dev.last_rejected = rej.reason
-                self._rejected_log.warning(
+                self._rejected_log.log(
+                    logging.WARNING,
                     "mqtt: rejected message on %r (%s%s): %r", topic[:200], rej.reason,
                     f": {rej.detail[:200]}" if rej.detail else "", bytes(payload[:80]))
             except Exception:  # a bug must not stop ingest: count it as malformed
