@@ -164,7 +164,8 @@ SNMP_VALUES: dict[str, tuple[str, str]] = {
     "uplink_oper_status": ("monitord_snmp_uplink_oper_status", "ifOperStatus of the "
                            "configured uplink interface (1 up, 2 down, 7 lowerLayerDown …)."),
     "cpu_load_ratio": ("monitord_cpu_load_ratio", "Mean processor load (hrProcessorLoad), 0–1."),
-    "cpu_count": ("monitord_cpu_count", "Processors reported by HOST-RESOURCES-MIB."),
+    "cpu_count": ("monitord_cpu_cores", "Processors (cores, threads) in HOST-RESOURCES-MIB's "
+                  "hrProcessorTable."),
     "memory_used_ratio": ("monitord_memory_used_ratio", "Share of RAM in use (hrStorageRam)."),
     "load1": ("monitord_load1", "UCD-SNMP load average over 1 minute."),
     "load5": ("monitord_load5", "UCD-SNMP load average over 5 minutes."),
@@ -173,8 +174,8 @@ SNMP_VALUES: dict[str, tuple[str, str]] = {
                            "normal, 3 low, 4 depleted)."),
     "ups_on_battery": ("monitord_ups_on_battery", "1 while the UPS runs on battery (mains "
                        "power cut)."),
-    "ups_minutes_remaining": ("monitord_ups_minutes_remaining", "Estimated battery run time "
-                              "left, minutes."),
+    "ups_runtime_remaining_seconds": ("monitord_ups_runtime_remaining_seconds", "Estimated "
+                                      "battery run time left, seconds."),
     "ups_charge_ratio": ("monitord_ups_charge_ratio", "Battery charge remaining, 0–1."),
 }
 #: interface table columns that are counters → (metric, help)

@@ -743,10 +743,9 @@ def _ups(vals: Mapping[str, tuple[int, w.Value]], obs: Observation) -> None:
     if status is not None:
         obs.values["ups_battery_status"] = float(status)
     minutes = num("minutes_remaining")
-    if minutes is None and (secs := num("x_seconds_remaining")) is not None:
-        minutes = secs // 60
-    if minutes is not None:
-        obs.values["ups_minutes_remaining"] = float(minutes)
+    runtime = minutes * 60 if minutes is not None else num("x_seconds_remaining")
+    if runtime is not None:
+        obs.values["ups_runtime_remaining_seconds"] = float(runtime)
     charge = num("charge_percent")
     if charge is None:
         charge = num("x_charge_percent")

@@ -2,7 +2,8 @@
 
 The PromQL of every dashboard panel, dashboard variable and alert rule is evaluated by a
 real Prometheus (Debian package ``prometheus``) scraping the demo daemon on loopback; the
-rules are checked and unit-tested with ``promtool``; the dashboards, compose file,
+rules are checked and unit-tested with ``promtool``, and the full demo's /metrics (SNMP and
+MQTT series included) passes ``promtool check metrics``; the dashboards, compose file,
 Dockerfile and systemd unit are checked structurally (no Grafana or Docker here).
 """
 
@@ -21,8 +22,17 @@ from typing import Any
 import pytest
 import yaml
 
+from exporters.prometheus import INTERFACE_COUNTERS, INTERFACE_GAUGES, SNMP_VALUES
 from monitord.demo import DEAD_BLOCK
-from tests.conftest import ROOT, DaemonProcess, IptablesDrop, require_root
+from probes.mqtt import VALUE_GAUGES as MQTT_VALUES
+from tests.conftest import (
+    ROOT,
+    DaemonProcess,
+    IptablesDrop,
+    parse_metrics,
+    require_root,
+    wait_for,
+)
 from tests.prom_lab import (
     ALERTS,
     ALERTS_TEST,
@@ -215,6 +225,42 @@ def test_promtool_check_and_test_rules(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "monitord" in {j["job_name"] for j in docker_cfg["scrape_configs"]}
+
+
+def demo_families() -> set[str]:
+    """The value families the full demo fills: every SNMP value, interface column and MQTT
+    value monitord exports, except the MQTT fields the demo's agents never send."""
+    not_in_demo = {"monitord_device_power_watts", "monitord_agent_uptime_seconds"}
+    names = {name for name, _ in SNMP_VALUES.values()}
+    names |= {name + "_total" for name, _ in INTERFACE_COUNTERS.values()}
+    names |= {name for name, _ in INTERFACE_GAUGES.values()}
+    names |= {name for name, _ in MQTT_VALUES.values()} - not_in_demo
+    return names | {"monitord_interface_utilisation_ratio", "monitord_snmp_up",
+                    "monitord_mqtt_messages_applied_total", "monitord_icmp_rtt_seconds"}
+
+
+def test_full_demo_metrics_pass_promtool(tmp_path: Path,
+                                         daemon_factory: Callable[..., DaemonProcess]) -> None:
+    """`promtool check metrics` has nothing to say about the full demo's /metrics: ICMP,
+    SNMP (routers, switch, servers, UPS) and MQTT (DLTV receivers, TVs) series included."""
+    require_root()
+    d = daemon_factory("demo", "--data-dir", str(tmp_path / "demo"))
+    d.wait_ready(timeout=60)
+    wanted = demo_families()
+
+    def filled() -> str | None:
+        text = d.metrics_text()
+        present = {name for name, _ in parse_metrics(text)}
+        if wanted - present:
+            # raised, not returned: wait_for's timeout message then names what is missing
+            raise AssertionError(f"no samples yet for {sorted(wanted - present)} (a new value "
+                                 "the demo does not produce belongs in demo_families())")
+        return text
+
+    text = wait_for(filled, 150, "SNMP and MQTT series in the demo's /metrics", interval=2.0)
+    lint = subprocess.run([promtool(), "check", "metrics"], input=text, capture_output=True,
+                          text=True, timeout=60)
+    assert (lint.returncode, lint.stdout, lint.stderr) == (0, "", ""), lint.stdout + lint.stderr
 
 
 # ------------------------------------------------------------------------ docker, systemd

@@ -10,17 +10,23 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import unicodedata
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from monitord.reports.pdftext import Glyph, add_actual_text
 from monitord.reports.repair import (
+    LABELS as FORM_LABELS,
+)
+from monitord.reports.repair import (
+    SERVED_LABELS,
+    TITLES,
     RepairEquipment,
     RepairReport,
     Signatory,
+    Variant,
     render_repair_html,
     render_repair_pdf,
 )
@@ -78,22 +84,16 @@ def _tool(name: str) -> str:
 
 
 def norm(text: str) -> str:
-    """Thai text as compared here: NFKC, no whitespace.
-
-    The PDF maps each glyph to one character, so SARA AM "ำ" comes back as its
-    compatibility decomposition NIKHAHIT + SARA AA (HarfBuzz draws it as those two
-    glyphs, the NIKHAHIT moved before any tone mark); NFKC maps the label the same way.
-    Whitespace is dropped because table cells and lines wrap wherever the layout says.
-    """
-    text = unicodedata.normalize("NFKC", text)
-    text = re.sub("\u0e4d([\u0e48-\u0e4b])", "\\1\u0e4d", text)
+    """Text as compared where layout matters not: without whitespace, because table cells
+    and lines wrap wherever the layout says."""
     return re.sub(r"\s+", "", text)
 
 
-def pdf_text(pdf: Path, page: int | None = None) -> str:
-    """Text in content order (``-raw``): Thai marks stay with their consonants."""
+def pdf_text(pdf: Path, page: int | None = None, mode: str = "-raw") -> str:
+    """Text as pdftotext reads it: by default in content order (``-raw``); ``mode=""``
+    is its default reading order, as a search indexer runs it; "-layout" keeps columns."""
     pages = ["-f", str(page), "-l", str(page)] if page else []
-    out = subprocess.run([_tool("pdftotext"), "-raw", *pages, str(pdf), "-"],
+    out = subprocess.run([_tool("pdftotext"), *filter(None, [mode]), *pages, str(pdf), "-"],
                          capture_output=True, check=True, text=True)
     return out.stdout
 
@@ -141,14 +141,59 @@ def test_pdf_has_every_label_and_a_buddhist_era_date(school_pdf: Path) -> None:
     assert norm("ตำแหน่ง นักวิชาการคอมพิวเตอร์") in text
 
 
-def test_pdf_text_is_canonically_equal_apart_from_sara_am(school_pdf: Path) -> None:
-    """Tone marks and vowels come back attached to the right consonant (up to canonical
-    mark order, which NFC restores), not scrambled by WeasyPrint's glyph reuse."""
-    raw = unicodedata.normalize("NFC", pdf_text(school_pdf))
+def test_pdf_text_is_exact_not_scrambled_by_glyph_reuse(school_pdf: Path) -> None:
+    """Tone marks and vowels come back attached to the right consonant, in order."""
+    raw = pdf_text(school_pdf)
     for phrase in ["กลุ่มส่งเสริมการศึกษาทางไกล", "ผู้แจ้งซ่อม", "ตั้งแต่เวลา 14:05 น.",
-                   "ข้อสมมุติฐาน / การแก้ไข", "ยี่ห้อ/รุ่น"]:
-        assert unicodedata.normalize("NFC", phrase) in raw, phrase
+                   "ข้อสมมุติฐาน / การแก้ไข", "ยี่ห้อ/รุ่น", OFFICE]:
+        assert phrase in raw, phrase
     assert "งำน" not in raw   # the SARA AA glyph must not inherit "ำ" from "สำนักงาน"
+
+
+# Filled-in values whose marks stack or shift: below vowel + tone (ผู้), SARA AM with a
+# tone (น้ำ), a tone shifted left of a tall consonant (ไฟฟ้า, ปั๊ม), two marks (ตั้ง, เริ่ม).
+THAI_VALUES = {
+    "served_unit": "โรงเรียนบ้านคลองน้ำไหล",
+    "event_text": "ไฟฟ้าดับที่ห้องเรียนตั้งแต่เวลา 14:05 น. ปั๊มน้ำหยุดทำงาน",
+    "hypothesis_text": "เริ่มจากหม้อแปลงไฟฟ้าของหมู่บ้าน",
+    "reporter": Signatory("นางสาวผู้แจ้งซ่อม ทดสอบ", "ผู้ดูแลระบบ"),
+}
+THAI_PHRASES = ["โรงเรียนบ้านคลองน้ำไหล", "ไฟฟ้าดับที่ห้องเรียนตั้งแต่เวลา", "ปั๊มน้ำหยุดทำงาน",
+                "เริ่มจากหม้อแปลงไฟฟ้าของหมู่บ้าน", "( นางสาวผู้แจ้งซ่อม ทดสอบ )",
+                "ตำแหน่ง ผู้ดูแลระบบ", "ผู้ทำการซ่อม / แก้ไข"]
+
+
+@pytest.mark.parametrize("variant", ["school", "office"])
+def test_every_label_and_thai_value_is_found_verbatim(variant: Variant, tmp_path: Path) -> None:
+    """An e-document system indexing the PDF finds every label of the form and the Thai
+    values exactly as written: no normalisation, in each of pdftotext's reading modes."""
+    pdf = tmp_path / f"{variant}.pdf"
+    pdf.write_bytes(render_repair_pdf(make_report(variant=variant, **THAI_VALUES)))
+    labels = [TITLES["th"][variant], SERVED_LABELS["th"][variant],
+              *FORM_LABELS["th"].values()]
+    for mode in ("", "-raw", "-layout"):
+        text = pdf_text(pdf, mode=mode)
+        missing = [w for w in [*labels, *THAI_PHRASES] if w not in text]
+        assert not missing, f"pdftotext {mode or '(default)'}: not found {missing}\n{text}"
+
+
+def test_actual_text_spans_keep_every_glyph_and_offset() -> None:
+    """"ปั" + "ญ" as WeasyPrint draws it: the vowel sits 0.146 em left of the consonant's
+    end and the pen comes back after it.  The cell's text goes on the consonant, the
+    vowel gets an empty span, and every glyph and offset stays in place and in order."""
+    glyphs = [Glyph(0x10C, 0, "ป"), Glyph(0x122, 3, "ั"), Glyph(0xFE, 6, "ญ")]
+    ops = [b"/F1 14 Tf", b"[<010c>0 146.5<0122>-146<00fe>0] TJ"]
+    widths = {b"F1": {0x10C: 600, 0x122: 0, 0xFE: 620}}
+    out = add_actual_text(ops, glyphs, widths, None)
+    assert out is not None
+    shown = [op.get("ActualText").string if isinstance(op, dict) else op for op in out]
+    assert shown == [b"/F1 14 Tf",
+                     b"/Span", "ปั", b"BDC", b"[<010c>] TJ", b"EMC",
+                     b"[0 146.5] TJ", b"/Span", "", b"BDC", b"[<0122>] TJ", b"EMC",
+                     b"[-146 <00fe> 0] TJ"]
+    # Glyphs that are not the ones Pango laid out: leave WeasyPrint's operators alone.
+    assert add_actual_text(ops, glyphs[:2], widths, None) is None
+    assert add_actual_text(ops, [Glyph(0x10D, 0, "ผ"), *glyphs[1:]], widths, None) is None
 
 
 def test_pdf_page_is_not_blank(school_pdf: Path, tmp_path: Path) -> None:

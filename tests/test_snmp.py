@@ -163,7 +163,7 @@ async def test_recorded_devices(snmpsim_factory: Snmpsim, prober: SnmpProber) ->
 
     ups = by["ups"]
     assert ups.ok  # the agent answers, although this recording has no sysUpTime
-    assert ups.values["ups_minutes_remaining"] == 17218 // 60
+    assert ups.values["ups_runtime_remaining_seconds"] == 17218
     assert ups.values["ups_on_battery"] == 0 and ups.values["ups_charge_ratio"] == 1.0
     assert ups.info["snmp_partial"] == "no_such_object"
     assert prober.stats.errors[("ups", "no_such_object")] == 1

@@ -67,9 +67,9 @@ def to_pdf(html: str) -> bytes:
     """HTML → PDF through WeasyPrint (Pango/HarfBuzz shape Thai; TLWG fonts)."""
     import weasyprint  # type: ignore[import-untyped]
 
-    from monitord.reports.repair import _install_thai_text_fix
+    from monitord.reports import pdftext
 
-    _install_thai_text_fix()
+    pdftext.install()
     pdf: bytes = weasyprint.HTML(string=html, base_url=str(TEMPLATE_DIR)).write_pdf()
     return pdf
 

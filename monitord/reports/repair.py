@@ -15,16 +15,15 @@ every page when the table runs long.  Labels are verbatim from shared/domain.md.
 
 from __future__ import annotations
 
-import io
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import jinja2
 
 from monitord import thaidate
+from monitord.reports import pdftext
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 """Where ``repair.html`` and ``repair.css`` live; see docs/repair-report.md to customise."""
@@ -267,74 +266,7 @@ def render_repair_pdf(report: RepairReport) -> bytes:
     """
     import weasyprint  # type: ignore[import-untyped]
 
-    _install_thai_text_fix()
+    pdftext.install()
     html = weasyprint.HTML(string=render_repair_html(report), base_url=str(TEMPLATE_DIR))
     pdf: bytes = html.write_pdf()
     return pdf
-
-
-_THAI = re.compile("[\u0e00-\u0e7f]")
-_UNI_NAME = re.compile(r"^uni([0-9A-F]{4})(?:\.|$)")
-_fix_installed = False
-
-
-def _install_thai_text_fix() -> None:
-    """Make Thai copy/paste and pdftotext work: one Unicode mapping per Thai glyph.
-
-    WeasyPrint's PDF ToUnicode map gives each glyph the text of the first cluster it was
-    drawn in.  Thai clusters hold several glyphs (HarfBuzz splits SARA AM "ำ" into
-    NIKHAHIT + SARA AA), so after "ลำ" every SARA AA in the document extracts as "ำ"
-    and "งาน" comes out "งำน".  Before the fonts are written we map each glyph that
-    carries Thai to its own character from the font's cmap (or its "uniXXXX" name):
-    "ำ" then extracts as "ํา" (NFKC-equivalent; with a tone mark HarfBuzz has moved the
-    NIKHAHIT before it: "น้ำ" → "นํ้า"), everything else exactly.
-
-    This wraps ``weasyprint.pdf.build_fonts_dictionary`` (internal API, checked against
-    WeasyPrint 61–70); if a future version moves it the fix is skipped, the PDF still
-    renders, and the text-extraction tests say so.
-    """
-    global _fix_installed
-    if _fix_installed:
-        return
-    _fix_installed = True
-    try:
-        import weasyprint.pdf as wpdf  # type: ignore[import-untyped]
-        original = wpdf.build_fonts_dictionary
-    except (ImportError, AttributeError):  # pragma: no cover - other WeasyPrint version
-        return
-
-    def build_fonts_dictionary(pdf: Any, fonts: Any, *args: Any, **kwargs: Any) -> Any:
-        for font in fonts.values():
-            _fix_thai_to_unicode(font)
-        return original(pdf, fonts, *args, **kwargs)
-
-    wpdf.build_fonts_dictionary = build_fonts_dictionary
-
-
-def _fix_thai_to_unicode(font: Any) -> None:
-    """Remap ``font.to_unicode`` (glyph id → text) for glyphs drawn in Thai clusters."""
-    thai = [gid for gid, text in font.to_unicode.items() if not text or _THAI.search(text)]
-    if not thai:
-        return
-    from fontTools.ttLib import TTFont  # type: ignore[import-untyped]
-
-    try:
-        tt = TTFont(io.BytesIO(font.file_content), fontNumber=font.index, lazy=True)
-        order = tt.getGlyphOrder()
-        by_glyph: dict[str, int] = {}
-        for point, glyph_name in sorted(tt.getBestCmap().items(), reverse=True):
-            by_glyph[glyph_name] = point  # lowest code point wins
-    except Exception:  # pragma: no cover - unreadable font: keep WeasyPrint's guess
-        return
-    for gid in thai:
-        if gid >= len(order):
-            continue
-        name = order[gid]
-        # Positional variants ("uni0E48.low", shifted tone marks) sit at Private Use
-        # code points in TLWG fonts; their names say which Thai character they draw.
-        if m := _UNI_NAME.match(name):
-            code: int | None = int(m.group(1), 16)
-        else:
-            code = by_glyph.get(name)
-        if code is not None and not 0xE000 <= code <= 0xF8FF:
-            font.to_unicode[gid] = chr(code)
