@@ -13,10 +13,13 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 import yaml
+
+if TYPE_CHECKING:  # notify_lab imports this module: import it lazily
+    from tests.notify_lab import Mailbox, Webhook
 
 ROOT = Path(__file__).resolve().parent.parent
 MONITORD = [sys.executable, "-m", "monitord"]
@@ -236,3 +239,25 @@ def daemon_factory(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
         for d in started:
             with contextlib.suppress(Exception):
                 d.stop()
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    """A real HTTP receiver on loopback that records every notification it gets."""
+    from tests.notify_lab import Webhook
+    hook = Webhook()
+    try:
+        yield hook
+    finally:
+        hook.close()
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    """A real SMTP server on loopback that records every e-mail it gets."""
+    from tests.notify_lab import Mailbox
+    box = Mailbox()
+    try:
+        yield box
+    finally:
+        box.close()

@@ -49,15 +49,6 @@ HUGE_ID = "99999999999999999999999"
 
 
 @pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    hook = Webhook()
-    try:
-        yield hook
-    finally:
-        hook.close()
-
-
-@pytest.fixture
 def token_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
 

@@ -6,7 +6,7 @@ import email
 import email.policy
 import os
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,24 +26,6 @@ from tests.conftest import (
 from tests.notify_lab import Mailbox, Webhook
 
 NOW = 1_795_400_000.0  # 2026-11-23 ~09:13 Bangkok
-
-
-@pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    hook = Webhook()
-    try:
-        yield hook
-    finally:
-        hook.close()
-
-
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    box = Mailbox()
-    try:
-        yield box
-    finally:
-        box.close()
 
 
 def opened(tid: int, school: str, name: str) -> NotificationEvent:

@@ -19,7 +19,7 @@ import signal
 import sqlite3
 import subprocess
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,15 +46,6 @@ TOKEN = "tok-hardening-5c1d9e"
 # What the API stored for `"scheduled_for": "0001-01-01T00:00:00"` before it checked dates
 # (naive = Bangkok local time): a Unix time no calendar date in Python can hold in UTC.
 YEAR_ONE = datetime(1, 1, 1, tzinfo=ZoneInfo("Asia/Bangkok")).timestamp()
-
-
-@pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    hook = Webhook()
-    try:
-        yield hook
-    finally:
-        hook.close()
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
