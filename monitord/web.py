@@ -24,7 +24,6 @@ import resource
 import socket
 import time
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
-from datetime import date
 from typing import Any
 
 import uvicorn
@@ -38,6 +37,7 @@ from starlette.routing import BaseRoute, Route
 
 from exporters.prometheus import CONTENT_TYPE, render
 from monitord.status import StatusSource, render_status
+from monitord.thaidate import SANE_FIRST, SANE_LAST
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,8 @@ PAGE_HEADERS = {
 
 
 MAX_ID = 2**63 - 1  # SQLite INTEGER
-#: dates a request may name (reports): far outside, date arithmetic overflows
-FIRST_DATE, LAST_DATE = date(2000, 1, 1), date(2100, 12, 31)
+#: dates a request may name (reports): the one window every date input is held to
+FIRST_DATE, LAST_DATE = SANE_FIRST, SANE_LAST
 TicketSource = Callable[[int], Awaitable[dict[str, Any] | None]]
 #: May this request see ticket ``id``? (a bearer token or a signed link)
 TicketAccess = Callable[[Request, int], bool]
