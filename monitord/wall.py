@@ -11,6 +11,9 @@ Routes:
   daemon stops.
 * ``/wall/data.json`` — the same snapshot, for the script's polling fallback.
 
+Under the offline schools it lists the unstable (DEGRADED) devices with their loss over
+the loss window (monitord.state), worst first.
+
 What it shows is read from the running daemon (states, incidents, tickets) and from the
 database (the last state transitions and ticket status changes, read-only SQL).  Devices
 appear by their display names only, never by address; every string from the config is
