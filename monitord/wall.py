@@ -324,7 +324,7 @@ class Wall:
                 "text": f"{device_label(dev, lang)} · {where}",
                 "loss_ratio": round(loss, 4), "loss_percent": percent,
                 "loss_text": LABELS[lang]["loss"].replace("{p}", str(percent)),
-                "rtt_text": f"{rtt * 1000:.0f} ms" if rtt is not None else "",
+                "rtt_text": "" if rtt is None else f"{rtt * 1000:.{1 if rtt < 0.01 else 0}f} ms",
                 "rounds_text": LABELS[lang]["rounds"].replace("{n}", str(len(st.window))),
             })
         rows.sort(key=lambda r: (-r["loss_ratio"], r["text"]))

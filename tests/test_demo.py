@@ -116,36 +116,42 @@ def _stop(proc: subprocess.Popen[bytes]) -> int:
 
 def test_second_demo_run_starts_fresh_and_notifies_again(tmp_path: Path) -> None:
     """Issue 12, finding 17: a second `monitord demo --notify URL` used to resume the first
-    run's database, whose tickets were still open, and sent nothing."""
+    run's database, whose tickets were all still open, and sent nothing."""
     require_root()
     data_dir = tmp_path / "demo"
     hook = Webhook()
     procs: list[subprocess.Popen[bytes]] = []
 
-    def run_until_notified(run: int) -> str:
-        """Start the demo, wait for its first notification, stop it; its output."""
+    def run_until_all_notified(run: int) -> str:
+        """Start the demo, wait until every root cause's ticket was sent (#1 … #n), stop
+        it; its output."""
         seen = len(hook.messages())
         log = tmp_path / f"run{run}.log"
+        config = data_dir / "demo.yaml"
+        config.unlink(missing_ok=True)
         proc, _url = _demo(data_dir, log, "--notify", hook.url)
         procs.append(proc)
-        wait_for(lambda: len(hook.messages()) > seen or proc.poll() is not None, 150,
-                 f"a notification from demo run {run}", interval=0.5)
+        wait_for(lambda: config.exists() or proc.poll() is not None, 60, "the demo config")
+        tickets = len(lab_of(data_dir).root_causes)
+
+        def all_sent() -> bool:
+            text = "\n".join(hook.messages()[seen:])
+            return proc.poll() is not None or all(
+                f"เปิดใบแจ้งซ่อม #{k} " in text for k in range(1, tickets + 1))
+
+        wait_for(all_sent, 150, f"{tickets} tickets notified by demo run {run}", interval=0.5)
         assert proc.poll() is None, log.read_text(encoding="utf-8", errors="replace")
         assert _stop(proc) == 0
         return log.read_text(encoding="utf-8", errors="replace")
 
     try:
-        out = run_until_notified(1)
+        out = run_until_all_notified(1)
         assert f"demo: new database {data_dir / 'demo.db'}" in out, out
-        first = hook.messages()
-        out = run_until_notified(2)
+        # Again: the same tickets, opened anew (numbered from #1) on a fresh database.
+        out = run_until_all_notified(2)
         [old] = sorted(data_dir.glob("demo-*.db"))
         assert (f"demo: fresh database {data_dir / 'demo.db'}; the previous run's was "
                 f"moved to {old} (resume it with --db {old})") in out, out
-        second = hook.messages()[len(first):]
-        # Tickets opened anew on the fresh database: numbering starts again at #1.
-        assert any("เปิดใบแจ้งซ่อม #1 " in m for m in first), first
-        assert any("เปิดใบแจ้งซ่อม #1 " in m for m in second), second
 
         # --db resumes a database, says so and never moves it.
         log = tmp_path / "run3.log"
