@@ -259,6 +259,22 @@ class MonitordCollector(Collector):
             "Share of ICMP echo requests unanswered in the last round (0–1).",
             labels=dl,
         )
+        w_loss = GaugeMetricFamily(
+            "monitord_icmp_window_loss_ratio",
+            "Share of ICMP echo requests unanswered over the loss window (the last "
+            "window_rounds rounds; what DEGRADED is judged on), 0–1.",
+            labels=dl,
+        )
+        w_rtt = GaugeMetricFamily(
+            "monitord_icmp_window_rtt_seconds",
+            "Mean ICMP round-trip time of the replies in the loss window.",
+            labels=dl,
+        )
+        w_rounds = GaugeMetricFamily(
+            "monitord_icmp_window_rounds",
+            "Rounds in the loss window now (it refills after an outage).",
+            labels=dl,
+        )
         flapping = GaugeMetricFamily(
             "monitord_device_flapping",
             "1 while the device is flapping (percent state change above the high threshold).",
@@ -296,7 +312,12 @@ class MonitordCollector(Collector):
                         rtt.add_metric([*values, stat], x)
                 if (j := v.get("jitter_seconds")) is not None:
                     jitter.add_metric(values, j)
-        yield from (up, state, since, flapping, rtt, jitter, loss, last)
+            if (wl := st.window.loss_ratio) is not None:
+                w_loss.add_metric(values, wl)
+                w_rounds.add_metric(values, len(st.window))
+                if (wr := st.window.rtt_avg) is not None:
+                    w_rtt.add_metric(values, wr)
+        yield from (up, state, since, flapping, rtt, jitter, loss, w_loss, w_rtt, w_rounds, last)
         tickets = GaugeMetricFamily(
             "monitord_tickets_open",
             "Repair tickets not yet repaired or closed, by school ('office', 'upstream').",

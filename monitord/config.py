@@ -89,6 +89,8 @@ class IcmpParams(_Strict):
     period: Duration = Field(0.2, description="gap between pings to the same host")
     loss_degraded: float = Field(0.2, ge=0, le=1, description="loss ratio that degrades")
     rtt_degraded: Duration = Field(0.3, description="average rtt that degrades")
+    window_rounds: int = Field(20, ge=1, le=100, description="rounds over which loss and "
+                               "rtt are judged (a sliding window)")
 
 
 class ScheduleConfig(_Strict):

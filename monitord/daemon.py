@@ -125,8 +125,6 @@ def build_jobs(cfg: Config) -> list[Job]:
                     "count": eff.icmp.count,
                     "timeout": eff.icmp.timeout,
                     "period": eff.icmp.period,
-                    "loss_degraded": eff.icmp.loss_degraded,
-                    "rtt_degraded": eff.icmp.rtt_degraded,
                 }
             jobs.append(Job(Target(dev.id, dev.address, params), probe, interval))
     return jobs
@@ -154,8 +152,12 @@ def build_specs(cfg: Config) -> list[DeviceSpec]:
             # "stale" already means several silent periods and "offline" is the agent's
             # own last will: both are sustained facts, not single lost packets.
             fail = 1
+        icmp = eff.icmp if reach == "icmp" else None  # loss and rtt judged on a window
         specs.append(DeviceSpec(dev.id, reach, fail, eff.success_threshold,
-                                flap.high_percent, flap.low_percent))
+                                flap.high_percent, flap.low_percent,
+                                icmp.window_rounds if icmp else 1,
+                                icmp.loss_degraded if icmp else None,
+                                icmp.rtt_degraded if icmp else None))
     return specs
 
 

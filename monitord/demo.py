@@ -105,6 +105,8 @@ UPS_ON_BATTERY = 120.0
 UPS_FIRST_OUTAGE = 30.0
 MQTT_PERIOD = 10.0
 MOSQUITTO = "/usr/sbin/mosquitto"
+#: databases of earlier runs kept next to the fresh one (demo-<timestamp>.db)
+KEEP_OLD_DBS = 3
 
 
 @dataclass(frozen=True)
@@ -466,6 +468,40 @@ async def _run_daemon(daemon: Daemon, lab: DemoLab, mqtt_port: int | None) -> in
             log.warning("demo: simulated agents failed: %r", exc)
 
 
+def demo_database(data_dir: Path, db: Path | None) -> tuple[Path, str]:
+    """The database this demo run uses, and one line that says which and why.
+
+    Without ``--db`` every run starts fresh: the previous run's ``demo.db`` (and its WAL
+    files) is moved aside to ``demo-<timestamp>.db`` — otherwise its tickets would still
+    be open and a ``--notify`` receiver would hear nothing new.  Only the newest
+    :data:`KEEP_OLD_DBS` of those are kept.  A database given with ``--db`` is resumed.
+    """
+    if db is not None:
+        if db.exists():
+            return db, (f"demo: resuming the database {db} (--db): what it holds stays, "
+                        "tickets already open send no new notification")
+        return db, f"demo: new database {db} (--db)"
+    db = data_dir / "demo.db"
+    if not db.exists():
+        return db, f"demo: new database {db}"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    old = data_dir / f"demo-{stamp}.db"
+    for n in range(1, 100):  # two runs within one second
+        if not old.exists():
+            break
+        old = data_dir / f"demo-{stamp}-{n}.db"
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        src = db.with_name(db.name + suffix)
+        if src.exists():
+            src.rename(old.with_name(old.name + suffix))
+    for stale in sorted(data_dir.glob("demo-*.db"), key=lambda p: p.stat().st_mtime,
+                        reverse=True)[KEEP_OLD_DBS:]:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            stale.with_name(stale.name + suffix).unlink(missing_ok=True)
+    return db, (f"demo: fresh database {db}; the previous run's was moved to {old} "
+                f"(resume it with --db {old})")
+
+
 def _terminate(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
@@ -475,6 +511,7 @@ def run_demo(data_dir: Path, *, db: Path | None = None, listen: str | None = Non
              self_command: str = "monitord") -> int:
     """``monitord demo``: set the lab up, run the daemon on it, tear everything down.
 
+    Each run starts on a fresh database unless ``db`` is given (:func:`demo_database`).
     The broker, the iptables rule, the simulated SNMP agents and MQTT publishers are
     removed on every way out: a normal stop (SIGTERM/SIGINT), an exception, or SIGTERM
     while still starting.  Returns the daemon's exit code.
@@ -482,7 +519,8 @@ def run_demo(data_dir: Path, *, db: Path | None = None, listen: str | None = Non
     from monitord.daemon import Daemon, DaemonOptions
 
     os.environ.setdefault(COMMUNITY_ENV, DEFAULT_COMMUNITY)
-    db = db or data_dir / "demo.db"
+    db, db_note = demo_database(data_dir, db)
+    print(db_note, flush=True)
     config_path = data_dir / "demo.yaml"
     # until the daemon installs its own handlers: SIGTERM unwinds through the finally
     previous = signal.signal(signal.SIGTERM, _terminate)

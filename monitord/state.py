@@ -9,10 +9,23 @@ the first probe listed) decides UP and DOWN:
 * DOWN → UP after ``success_threshold`` consecutive successes, so one lucky packet does
   not close an outage;
 * UP → DEGRADED after ``failure_threshold`` consecutive results that work but below par
-  (the probe sets ``Observation.degraded``: high loss, high latency, weak signal), and
+  (the probe sets ``Observation.degraded``, e.g. weak signal; or, for probes that count
+  echo requests, the *loss window* is over ``loss_degraded`` / ``rtt_degraded``), and
   back after ``success_threshold`` clean ones;
 * any state → UNKNOWN at once when the probe says it cannot tell (``unknown``: e.g. the
   MQTT broker is unreachable), so a monitoring outage never looks like a device outage.
+
+Loss and latency are judged over a sliding window of the last ``window_rounds`` results
+(``values["sent"]``, ``values["received"]``, ``values["rtt_avg_seconds"]``), not over one
+round of three pings: a link that loses 30 % of its packets then reads DEGRADED steadily
+instead of UP one round in three.  The window has hysteresis: it degrades above the
+limits and counts as clean again only at or below :data:`LOSS_RECOVERY` ×
+``loss_degraded`` and :data:`RTT_RECOVERY` × ``rtt_degraded``; in between, the state
+stays; a window not yet full gives no verdict on fewer than :data:`WINDOW_MIN_PINGS`
+pings (after start or an outage).  Rounds with no reply at all count in the window (they
+are lost packets) while DOWN stays a matter of ``failure_threshold`` consecutive
+failures; the window is emptied while a device is DOWN, so an outage is not counted
+again as loss once it is back.
 
 Failures that a probe marks *incomplete* (a local limit, not the device) are counted but
 never move a device towards DOWN.  The tracker is synchronous and clock-injected so the
@@ -36,6 +49,14 @@ FLAP_HISTORY = 21  # results kept: 20 possible changes, as Nagios does
 #: uplink interface is down (what hangs below it is cut off), a DLTV receiver has no
 #: satellite lock, a classroom device is switched off during lesson hours.
 FATAL_CONDITIONS = frozenset({"uplink_down", "no_signal_lock", "powered_off"})
+#: A DEGRADED device's loss window counts as clean again only at or below these shares of
+#: its limits (hysteresis): a loss estimate from a few dozen pings is noisy, an RTT mean
+#: much less so.
+LOSS_RECOVERY = 0.5
+RTT_RECOVERY = 0.8
+#: The loss window gives no verdict on fewer echo requests than this unless it is full
+#: (Smokeping judges 20 pings): one lost ping of the first three is not 33 % loss.
+WINDOW_MIN_PINGS = 20
 
 
 def percent_state_change(history: Iterable[bool]) -> float:
@@ -75,6 +96,10 @@ class DeviceSpec:
     success_threshold: int
     flap_high_percent: float = 50.0
     flap_low_percent: float = 25.0
+    #: Loss window: results kept, and the limits over it (None: never degrades).
+    window_rounds: int = 1
+    loss_degraded: float | None = None
+    rtt_degraded: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +130,70 @@ class DeviceStatus:
     primary: State = State.UNKNOWN
     primary_reason: str = ""
     secondary: dict[str, SecondaryStatus] = field(default_factory=dict)
+    window: LossWindow = field(default_factory=lambda: LossWindow(1))
+
+
+class LossWindow:
+    """Echo requests sent and answered over the last ``rounds`` results, and their RTTs."""
+
+    __slots__ = ("_rounds",)
+
+    def __init__(self, rounds: int) -> None:
+        self._rounds: deque[tuple[float, float, float]] = deque(maxlen=rounds)
+
+    @property
+    def size(self) -> int:
+        """Rounds the window holds at most."""
+        return self._rounds.maxlen or 1
+
+    def resize(self, rounds: int) -> None:
+        if rounds != self.size:
+            self._rounds = deque(self._rounds, maxlen=rounds)
+
+    def add(self, values: Mapping[str, float]) -> None:
+        """Fold one result's ``sent``/``received``/``rtt_avg_seconds`` (if it has them)."""
+        sent = values.get("sent")
+        if not sent:
+            return
+        received = values.get("received", 0.0)
+        rtt = values.get("rtt_avg_seconds")
+        self._rounds.append((sent, received, rtt * received if rtt is not None else 0.0))
+
+    def clear(self) -> None:
+        self._rounds.clear()
+
+    def __len__(self) -> int:
+        return len(self._rounds)
+
+    @property
+    def loss_ratio(self) -> float | None:
+        """Share of echo requests unanswered in the window (None: nothing in it)."""
+        sent = sum(r[0] for r in self._rounds)
+        return (sent - sum(r[1] for r in self._rounds)) / sent if sent else None
+
+    @property
+    def rtt_avg(self) -> float | None:
+        """Mean RTT of the replies in the window, seconds (None: no reply in it)."""
+        received = sum(r[1] for r in self._rounds)
+        return sum(r[2] for r in self._rounds) / received if received else None
+
+    def judge(self, loss_limit: float | None, rtt_limit: float | None) -> tuple[str, bool]:
+        """(``high_loss``/``high_latency``/"", clean): above a limit, or back under
+        the limits with the recovery margin (neither: the grey zone in between, or too
+        few pings yet to tell)."""
+        if not self._rounds or (loss_limit is None and rtt_limit is None):
+            return "", True  # nothing to judge: a probe that does not count pings
+        if len(self._rounds) < self.size and \
+                sum(r[0] for r in self._rounds) < WINDOW_MIN_PINGS:
+            return "", False
+        loss, rtt = self.loss_ratio, self.rtt_avg
+        if loss is not None and loss_limit is not None and loss > loss_limit:
+            return "high_loss", False
+        if rtt is not None and rtt_limit is not None and rtt > rtt_limit:
+            return "high_latency", False
+        clean = (loss is None or loss_limit is None or loss <= loss_limit * LOSS_RECOVERY) \
+            and (rtt is None or rtt_limit is None or rtt <= rtt_limit * RTT_RECOVERY)
+        return "", clean
 
 
 @dataclass(slots=True)
@@ -147,8 +236,9 @@ class StateTracker:
         for dev in removed:
             self._status.pop(dev, None)
         now = self._clock()
-        for dev in new:
-            self._status.setdefault(dev, DeviceStatus(dev, since=now))
+        for dev, spec in new.items():
+            self._status.setdefault(dev, DeviceStatus(dev, since=now)).window.resize(
+                spec.window_rounds)
         self._specs = new
         return removed
 
@@ -179,34 +269,38 @@ class StateTracker:
                 return None
             return self._move(status, State.UNKNOWN, obs.ts,
                               f"{obs.probe}: {obs.reason or 'cannot tell'}")
+        if not obs.ok and not obs.complete:
+            status.incomplete_results += 1
+            return None
+        if obs.complete:
+            status.window.add(obs.values)
+        degraded = ""
         if obs.ok:
             status.consecutive_ok += 1
             status.consecutive_fail = 0
             status.last_seen_ok = obs.ts
+            degraded, clean = status.window.judge(spec.loss_degraded, spec.rtt_degraded)
             if obs.degraded:
-                status.consecutive_degraded += 1
-                status.consecutive_clean = 0
-            else:
-                status.consecutive_clean += 1
-                status.consecutive_degraded = 0
-        elif not obs.complete:
-            status.incomplete_results += 1
-            return None
+                degraded, clean = obs.degraded, False
+            status.consecutive_degraded = status.consecutive_degraded + 1 if degraded else 0
+            status.consecutive_clean = status.consecutive_clean + 1 if clean else 0
         else:
             status.consecutive_fail += 1
             status.consecutive_ok = status.consecutive_degraded = status.consecutive_clean = 0
         self._update_flapping(spec, status, obs.ok)
 
-        target = self._target_state(spec, status, obs)
+        target = self._target_state(spec, status, degraded)
         if target is not None and target is not status.primary:
             if target is State.DOWN:
                 reason = f"{obs.probe}: {status.consecutive_fail} consecutive failures" + (
                     f" ({obs.reason})" if obs.reason else "")
             elif target is State.DEGRADED:
-                reason = f"{obs.probe}: {obs.degraded}"
+                reason = f"{obs.probe}: {degraded}"
             else:
                 reason = f"{obs.probe}: {status.consecutive_ok} consecutive successes"
             status.primary, status.primary_reason = target, reason
+        if status.primary is State.DOWN:
+            status.window.clear()  # an outage is not loss to judge once the device is back
         return self._resolve(status, obs.ts)
 
     def _apply_secondary(self, spec: DeviceSpec, status: DeviceStatus,
@@ -262,8 +356,9 @@ class StateTracker:
             status.flapping = status.flap_percent > spec.flap_high_percent
 
     @staticmethod
-    def _target_state(spec: DeviceSpec, status: DeviceStatus, obs: Observation) -> State | None:
-        """Where the counters say the device should be (None: stay).
+    def _target_state(spec: DeviceSpec, status: DeviceStatus, degraded: str) -> State | None:
+        """Where the counters say the device should be (None: stay); ``degraded`` is the
+        verdict on the latest result (its probe's, or the loss window's).
 
         Soft/hard states as in Nagios: DOWN after ``failure_threshold`` failures; back
         from DOWN after ``success_threshold`` successes; UP ↔ DEGRADED likewise, so a
@@ -274,7 +369,7 @@ class StateTracker:
             return State.DOWN
         if status.consecutive_ok == 0:
             return None
-        working = State.DEGRADED if obs.degraded else State.UP
+        working = State.DEGRADED if degraded else State.UP
         if state is State.UNKNOWN:
             return working
         if state in (State.DOWN, State.UNREACHABLE):

@@ -13,6 +13,9 @@ Routes:
   falls back to polling ``/wall/data.json``).
 * ``/wall/data.json`` — the same snapshot, for the script's polling fallback.
 
+Under the offline schools it lists the unstable (DEGRADED) devices with their loss over
+the loss window (monitord.state), worst first.
+
 What it shows is read from the running daemon (states, incidents, tickets) and from the
 database (the last state transitions and ticket status changes, read-only SQL).  Devices
 appear by their display names only, never by address; every string from the config is
@@ -56,6 +59,7 @@ CHECK_SECONDS = 1.0
 CACHE_SECONDS = 0.9
 EVENT_ROWS = 10
 DOWN_ROWS = 8  # rows of down schools that fit at 1920×1080 (the rest: "and N more")
+LOSSY_ROWS = 3  # rows of lossy (DEGRADED) devices under them, worst loss first
 
 WALL_HEADERS = {
     **PAGE_HEADERS,
@@ -78,6 +82,8 @@ LABELS: dict[str, dict[str, str]] = {
         "office": "สำนักงาน",
         "isp": "ผู้ให้บริการ", "district": "อำเภอ", "district_short": "อ.",
         "outage_word": "ขัดข้อง",
+        "lossy": "อุปกรณ์ไม่เสถียร (เสียแพ็กเก็ตในช่วงล่าสุด)", "loss": "เสีย {p}%",
+        "rounds": "{n} รอบ",
     },
     "en": {
         "title": "Network operations", "online": "Schools online",
@@ -93,6 +99,8 @@ LABELS: dict[str, dict[str, str]] = {
         "office": "Office",
         "isp": "ISP", "district": "District", "district_short": "",
         "outage_word": "outage",
+        "lossy": "Unstable devices (recent packet loss)", "loss": "{p}% loss",
+        "rounds": "{n} rounds",
     },
 }
 TICKET_STATUS = {
@@ -287,9 +295,11 @@ class Wall:
              "schools": len(inc.affected), "since": inc.opened_at,
              "duration_text": duration_text(now - inc.opened_at, lang)}
             for inc in sorted(upstream, key=lambda i: i.opened_at)]
+        lossy = self._lossy(cfg, lang, now)
         events = await self._events(cfg, lang, now)
         stable = json.dumps([figures, [(r["smis"], r["state"], r["isp_outage"]) for r in down],
-                             [o["group"] for o in outages], [e["key"] for e in events]])
+                             [o["group"] for o in outages], [e["key"] for e in events],
+                             [(r["text"], r["loss_percent"]) for r in lossy]])
         return {
             "version": 1, "lang": lang, "office": cfg.office.name if cfg else "",
             "generated_at": now, "updated_text": updated_text(now, lang),
@@ -297,7 +307,31 @@ class Wall:
             else f"{_local(now):%A %d %B %Y}",
             "digest": hashlib.sha256(stable.encode()).hexdigest()[:16],
             "figures": figures, "down_schools": down, "upstream": outages, "events": events,
+            "lossy": lossy,
         }
+
+    def _lossy(self, cfg: Config | None, lang: str, now: float) -> list[dict[str, Any]]:
+        """DEGRADED devices with their loss window (loss, mean RTT), worst loss first."""
+        rows: list[dict[str, Any]] = []
+        if cfg is None:
+            return rows
+        for dev in cfg.devices:
+            st = self.daemon.tracker.status(dev.id)
+            if st is None or (loss := st.window.loss_ratio) is None or \
+                    self.daemon.engine.effective_state(dev.id, now) is not State.DEGRADED:
+                continue
+            percent = round(loss * 100)
+            rtt = st.window.rtt_avg
+            where = short_school_name(_where(cfg, dev, lang), lang)
+            rows.append({
+                "text": f"{device_label(dev, lang)} · {where}",
+                "loss_ratio": round(loss, 4), "loss_percent": percent,
+                "loss_text": LABELS[lang]["loss"].replace("{p}", str(percent)),
+                "rtt_text": "" if rtt is None else f"{rtt * 1000:.{1 if rtt < 0.01 else 0}f} ms",
+                "rounds_text": LABELS[lang]["rounds"].replace("{n}", str(len(st.window))),
+            })
+        rows.sort(key=lambda r: (-r["loss_ratio"], r["text"]))
+        return rows
 
     async def _events(self, cfg: Config | None, lang: str, now: float) -> list[dict[str, Any]]:
         storage = self.daemon.storage
@@ -390,7 +424,8 @@ def routes(daemon: Daemon) -> list[BaseRoute]:
         data = await wall.snapshot(lang)
         html = _ENV.get_template("wall.html").render(
             lang=lang, L=LABELS[lang], data=data, f=data["figures"],
-            down_rows=DOWN_ROWS, clock=f"{_local(data['generated_at']):%H:%M}")
+            down_rows=DOWN_ROWS, lossy_rows=LOSSY_ROWS,
+            clock=f"{_local(data['generated_at']):%H:%M}")
         return HTMLResponse(html, headers=WALL_HEADERS)
 
     async def data_json(request: Request) -> Response:

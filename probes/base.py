@@ -42,8 +42,10 @@ class Observation:
                   (counters already made monotonic by the probe: wraps and resets handled).
     ``info``      descriptive strings (``sys_name``, ``sys_descr`` …), never secrets.
     ``events``    things that happened, e.g. ``["reboot"]``, for the event log/counters.
-    ``degraded``  non-empty when the device works but below par (e.g. ``"high_loss"``,
-                  ``"low_signal_quality"``): the device is DEGRADED rather than UP.
+    ``degraded``  non-empty when the device works but below par (e.g.
+                  ``"low_signal_quality"``): the device is DEGRADED rather than UP.  Loss
+                  and latency are not judged here but by the state tracker, over a
+                  window of rounds (from ``sent``/``received``/``rtt_avg_seconds``).
     ``unknown``   the probe cannot tell anything about the device right now (e.g. the
                   MQTT broker is unreachable): the device goes UNKNOWN, never DOWN.
     """

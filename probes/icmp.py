@@ -1031,7 +1031,8 @@ class IcmpProber:
     Target params: ``count`` (pings), ``timeout`` and ``period`` (seconds).  Targets with
     equal params share one engine round; different groups run concurrently.  Observation
     values: ``rtt_{min,avg,max}_seconds`` and ``jitter_seconds`` (only when a reply came),
-    ``loss_ratio``, ``sent``, ``received``.
+    ``loss_ratio``, ``sent``, ``received``.  The prober reports one round as it was; the
+    state tracker judges loss and latency over a window of rounds (monitord.state).
     """
 
     name = "icmp"
@@ -1071,29 +1072,10 @@ class IcmpProber:
             if rnd.incomplete:
                 reasons.append(rnd.reason)
             for i, res in zip(groups[p], rnd.results, strict=True):
-                o = _observation(targets[i].device_id, self.name, res, rnd.duration)
-                o.degraded = _degradation(res, targets[i].params)
-                obs[i] = o
+                obs[i] = _observation(targets[i].device_id, self.name, res, rnd.duration)
         stats = RoundStats(self.name, len(targets), time.monotonic() - t0,
                            complete=not reasons, reason="; ".join(reasons))
         return [o for o in obs if o is not None], stats
-
-
-def _degradation(r: HostResult, params: Mapping[str, Any]) -> str:
-    """``high_loss`` / ``high_latency`` when a reachable host is below the device's par.
-
-    Thresholds come from Target params ``loss_degraded`` (ratio) and ``rtt_degraded``
-    (seconds, compared with the average RTT); absent thresholds never degrade.
-    """
-    if not r.ok or not r.complete:
-        return ""
-    loss_limit = params.get("loss_degraded")
-    if loss_limit is not None and r.loss_ratio > float(loss_limit):
-        return "high_loss"
-    rtt_limit = params.get("rtt_degraded")
-    if rtt_limit is not None and r.rtt_avg is not None and r.rtt_avg > float(rtt_limit):
-        return "high_latency"
-    return ""
 
 
 def _observation(device_id: str, probe: str, r: HostResult, duration: float) -> Observation:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -14,11 +15,13 @@ from tests.conftest import (
     MONITORD,
     ROOT,
     DaemonProcess,
+    free_port,
     http_get,
     require_root,
     wait_for,
     wait_value,
 )
+from tests.notify_lab import Webhook
 
 
 def rule_present() -> bool:
@@ -90,3 +93,81 @@ def test_demo_runs_and_cleans_up(tmp_path: Path,
     assert "23 of 368 devices are dead" in log
     assert d.stop() == 0
     assert not rule_present(), "the demo must remove its iptables rule on exit"
+
+
+def _demo(data_dir: Path, log: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`monitord demo` on a small lab (school 5 is dead: one ticket) with our own args."""
+    port = free_port()
+    with log.open("ab") as out:
+        proc = subprocess.Popen([*MONITORD, "demo", "--data-dir", str(data_dir), "--schools",
+                                 "5", "--listen", f"127.0.0.1:{port}", *extra],
+                                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> int:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait(timeout=10)
+
+
+def test_second_demo_run_starts_fresh_and_notifies_again(tmp_path: Path) -> None:
+    """Issue 12, finding 17: a second `monitord demo --notify URL` used to resume the first
+    run's database, whose tickets were all still open, and sent nothing."""
+    require_root()
+    data_dir = tmp_path / "demo"
+    hook = Webhook()
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def run_until_all_notified(run: int) -> str:
+        """Start the demo, wait until every root cause's ticket was sent (#1 … #n), stop
+        it; its output."""
+        seen = len(hook.messages())
+        log = tmp_path / f"run{run}.log"
+        config = data_dir / "demo.yaml"
+        config.unlink(missing_ok=True)
+        proc, _url = _demo(data_dir, log, "--notify", hook.url)
+        procs.append(proc)
+        wait_for(lambda: config.exists() or proc.poll() is not None, 60, "the demo config")
+        tickets = len(lab_of(data_dir).root_causes)
+
+        def all_sent() -> bool:
+            text = "\n".join(hook.messages()[seen:])
+            return proc.poll() is not None or all(
+                f"เปิดใบแจ้งซ่อม #{k} " in text for k in range(1, tickets + 1))
+
+        wait_for(all_sent, 150, f"{tickets} tickets notified by demo run {run}", interval=0.5)
+        assert proc.poll() is None, log.read_text(encoding="utf-8", errors="replace")
+        assert _stop(proc) == 0
+        return log.read_text(encoding="utf-8", errors="replace")
+
+    try:
+        out = run_until_all_notified(1)
+        assert f"demo: new database {data_dir / 'demo.db'}" in out, out
+        # Again: the same tickets, opened anew (numbered from #1) on a fresh database.
+        out = run_until_all_notified(2)
+        [old] = sorted(data_dir.glob("demo-*.db"))
+        assert (f"demo: fresh database {data_dir / 'demo.db'}; the previous run's was "
+                f"moved to {old} (resume it with --db {old})") in out, out
+
+        # --db resumes a database, says so and never moves it.
+        log = tmp_path / "run3.log"
+        proc, url = _demo(data_dir, log, "--db", str(old))
+        procs.append(proc)
+        wait_for(lambda: http_get(url + "/healthz")[0] == 200 or proc.poll() is not None, 60,
+                 "the resumed demo")
+        assert _stop(proc) == 0
+        out = log.read_text(encoding="utf-8", errors="replace")
+        assert f"demo: resuming the database {old} (--db)" in out, out
+        assert sorted(data_dir.glob("demo-*.db")) == [old]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                _stop(p)
+        hook.close()
+    rules = subprocess.run(["iptables", "-w", "5", "-S", "INPUT"], capture_output=True,
+                           text=True, timeout=30, check=True).stdout
+    assert not [p.pid for p in procs if f"{RULE_COMMENT}-{p.pid}" in rules]

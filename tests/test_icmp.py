@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 from icmplib import ICMPv4Socket
 
+from monitord.state import DeviceSpec, State, StateTracker
 from probes import _icmp_packet as pkt
 from probes.base import Prober, ProbeSetupError, Target
 from probes.icmp import IcmpEngine, IcmpProber, IcmpRound
@@ -407,25 +408,36 @@ async def test_prober_observations(drops: IcmpDrops) -> None:
     assert prober.stats.packets_sent >= 10
 
 
-async def test_prober_marks_degraded_by_device_thresholds(drops: IcmpDrops) -> None:
+async def test_prober_rounds_judged_by_device_thresholds(drops: IcmpDrops) -> None:
+    """The prober reports each round as it was; the state tracker judges loss and
+    latency over the device's window with the device's limits."""
     require_root()
     drops.drop("127.80.3.0/24")
     prober = IcmpProber(mode="raw")
     await prober.start()
-    base = {"count": 3, "timeout": 0.3, "period": 0.01}
+    params = {"count": 10, "timeout": 0.3, "period": 0.01}
+    tracker = StateTracker()
+    tracker.configure([
+        # Loopback RTT is tens of microseconds: a 1 µs limit is always exceeded.
+        DeviceSpec("slow", "icmp", 2, 1, window_rounds=3, rtt_degraded=1e-6),
+        DeviceSpec("fine", "icmp", 2, 1, window_rounds=3, loss_degraded=0.2, rtt_degraded=1.0),
+        DeviceSpec("dead", "icmp", 2, 1, window_rounds=3, loss_degraded=0.2, rtt_degraded=1e-6),
+    ])
+    targets = [Target("slow", "127.0.0.1", params), Target("fine", "127.0.0.1", params),
+               Target("dead", "127.80.3.1", params)]
     try:
-        obs, _ = await prober.probe([
-            # Loopback RTT is tens of microseconds: a 1 µs limit is always exceeded.
-            Target("slow", "127.0.0.1", {**base, "rtt_degraded": 1e-6}),
-            Target("fine", "127.0.0.1", {**base, "rtt_degraded": 1.0, "loss_degraded": 0.2}),
-            Target("dead", "127.80.3.1", {**base, "rtt_degraded": 1e-6, "loss_degraded": 0.2}),
-        ])
+        for _ in range(3):
+            obs, _ = await prober.probe(targets)
+            assert all(not o.degraded for o in obs)  # no verdict on one round
+            for o in obs:
+                tracker.apply(o)
     finally:
         await prober.close()
-    slow, fine, dead = obs
-    assert slow.ok and slow.degraded == "high_latency"
-    assert fine.ok and fine.degraded == ""
-    assert not dead.ok and dead.degraded == ""  # down is not "degraded"
+    states = {d: st.state for d in ("slow", "fine", "dead") if (st := tracker.status(d))}
+    assert states == {"slow": State.DEGRADED, "fine": State.UP, "dead": State.DOWN}
+    slow = tracker.status("slow")
+    assert slow is not None and slow.reason == "icmp: high_latency"
+    assert slow.window.loss_ratio == 0.0 and len(slow.window) == 3
 
 
 # --------------------------------------------------------------------------- netns: dgram

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+
+from monitord.config import IcmpParams
 from monitord.state import DeviceSpec, State, StateTracker, StoredState
 from probes.base import Observation
 
@@ -209,3 +212,134 @@ def test_secondary_unknown_or_incomplete_results_change_nothing() -> None:
                                complete=False)) is None
     st = t.status("d1")
     assert st is not None and st.state is State.UP
+
+
+# --------------------------------------------------------------------------- loss window
+
+
+def ping_round(sent: int, received: int, ts: float, rtt: float = 0.01) -> Observation:
+    """One ICMP round as the prober reports it (values only; no verdict of its own)."""
+    values = {"sent": float(sent), "received": float(received),
+              "loss_ratio": 1.0 - received / sent}
+    if received:
+        values["rtt_avg_seconds"] = rtt
+    return Observation("d1", "icmp", ok=received > 0, ts=ts, values=values,
+                       reason="" if received else "timeout")
+
+
+def window_tracker(window: int, fail: int = 3, succ: int = 2) -> StateTracker:
+    t = StateTracker(Clock())
+    t.configure([DeviceSpec("d1", "icmp", fail, succ, window_rounds=window,
+                            loss_degraded=0.2, rtt_degraded=0.3)])
+    return t
+
+
+def lossy_rounds(n: int, loss: float, count: int = 3, seed: int = 12) -> list[int]:
+    """Replies per round of ``count`` pings on a link losing ``loss`` of its packets."""
+    rng = random.Random(seed)
+    return [sum(rng.random() >= loss for _ in range(count)) for _ in range(n)]
+
+
+def test_steady_30_percent_loss_stays_degraded_without_flapping() -> None:
+    # A day of rounds of 3 pings (the defaults) on a link losing 30 % of its packets.
+    replies = lossy_rounds(1440, 0.3)
+    assert 0.25 < 1 - sum(replies) / (3 * 1440) < 0.35
+    t = window_tracker(window=IcmpParams().window_rounds)
+    states = [tr.new for i, got in enumerate(replies)
+              if (tr := t.apply(ping_round(3, got, float(i)))) is not None]
+    # It settles in DEGRADED once and stays there: no UP ↔ DEGRADED bouncing.
+    assert states in ([State.DEGRADED], [State.UP, State.DEGRADED]), states
+    st = t.status("d1")
+    assert st is not None and st.state is State.DEGRADED and st.reason == "icmp: high_loss"
+    assert len(st.window) == IcmpParams().window_rounds and st.window.loss_ratio is not None
+    assert 0.1 < st.window.loss_ratio < 0.6
+    # Judged one round at a time (the old behaviour), the same link bounces all day.
+    t1 = window_tracker(window=1)
+    flips = sum(1 for i, got in enumerate(replies)
+                if (tr := t1.apply(ping_round(3, got, float(i)))) is not None
+                and {tr.old, tr.new} == {State.UP, State.DEGRADED})
+    assert flips > 100, flips
+
+
+def test_healthy_link_with_a_lost_ping_now_and_then_stays_up() -> None:
+    replies = lossy_rounds(1440, 0.03, seed=3)
+    assert min(replies) < 3  # some pings are lost
+    t = window_tracker(window=IcmpParams().window_rounds)
+    states = [tr.new for i, got in enumerate(replies)
+              if (tr := t.apply(ping_round(3, got, float(i)))) is not None]
+    assert states == [State.UP]
+
+
+def test_total_loss_goes_down_and_the_outage_is_not_counted_as_loss_after() -> None:
+    t = window_tracker(window=10, fail=3, succ=2)
+    ts = iter(range(1000))
+    assert [tr.new for _ in range(10)
+            if (tr := t.apply(ping_round(3, 3, next(ts)))) is not None] == [State.UP]
+    st = t.status("d1")
+    assert st is not None and st.window.loss_ratio == 0.0
+    # 100 % loss for failure_threshold rounds: DOWN, as before the window.
+    assert t.apply(ping_round(3, 0, next(ts))) is None
+    assert t.apply(ping_round(3, 0, next(ts))) is None
+    tr = t.apply(ping_round(3, 0, next(ts)))
+    assert tr is not None and (tr.old, tr.new) == (State.UP, State.DOWN)
+    assert "3 consecutive failures" in tr.reason
+    for _ in range(5):  # a long outage
+        assert t.apply(ping_round(3, 0, next(ts))) is None
+    assert len(st.window) == 0
+    # Recovery: clean rounds bring it straight back UP, not DEGRADED by the outage's loss.
+    assert t.apply(ping_round(3, 3, next(ts))) is None  # success_threshold = 2
+    tr = t.apply(ping_round(3, 3, next(ts)))
+    assert tr is not None and (tr.old, tr.new) == (State.DOWN, State.UP)
+    assert st.window.loss_ratio == 0.0
+
+
+def test_short_total_loss_counts_in_the_window_without_going_down() -> None:
+    t = window_tracker(window=10, fail=3, succ=2)
+    for i in range(10):
+        t.apply(ping_round(3, 3, i))
+    t.apply(ping_round(3, 0, 10))
+    t.apply(ping_round(3, 0, 11))
+    st = t.status("d1")
+    assert st is not None and st.state is State.UP
+    assert st.window.loss_ratio == 0.2  # 6 of 30 pings lost: at the limit, not over it
+
+
+def test_degraded_leaves_only_when_the_window_is_clearly_clean() -> None:
+    t = window_tracker(window=10, fail=2, succ=2)
+    for i in range(10):
+        t.apply(ping_round(3, 3, i))
+    # Loss 1 of 3 in every round for a while: DEGRADED once the window is over 20 %.
+    transitions = [tr for i in range(10, 20)
+                   if (tr := t.apply(ping_round(3, 2, i))) is not None]
+    assert [(tr.old, tr.new) for tr in transitions] == [(State.UP, State.DEGRADED)]
+    # Back to clean rounds: the window slides; under 20 % but over 10 % is no recovery yet.
+    st = t.status("d1")
+    assert st is not None
+    seen: list[tuple[float, State]] = []
+    for i in range(20, 40):
+        t.apply(ping_round(3, 3, i))
+        assert st.window.loss_ratio is not None
+        seen.append((st.window.loss_ratio, st.state))
+    assert all(state is State.DEGRADED for loss, state in seen if loss > 0.1), seen
+    assert seen[-1] == (0.0, State.UP)
+
+
+def test_high_latency_over_the_window() -> None:
+    t = window_tracker(window=5, fail=2, succ=1)
+    for i in range(5):
+        t.apply(ping_round(3, 3, i, rtt=0.02))
+    assert t.apply(ping_round(3, 3, 5, rtt=2.0)) is None  # one slow round: mean 0.35 s
+    tr = t.apply(ping_round(3, 3, 6, rtt=2.0))
+    assert tr is not None and (tr.new, tr.reason) == (State.DEGRADED, "icmp: high_latency")
+    st = t.status("d1")
+    assert st is not None and st.window.rtt_avg is not None and st.window.rtt_avg > 0.3
+
+
+def test_window_resized_by_a_reload_keeps_its_rounds() -> None:
+    t = window_tracker(window=10)
+    for i in range(10):
+        t.apply(ping_round(3, 2 if i % 2 else 3, i))
+    t.configure([DeviceSpec("d1", "icmp", 3, 2, window_rounds=4, loss_degraded=0.2)])
+    st = t.status("d1")
+    assert st is not None and len(st.window) == 4 and st.window.size == 4
+    assert st.window.loss_ratio == 2 / 12
