@@ -890,7 +890,10 @@ class Daemon:
         while not self.stop_event.is_set():
             if self.storage is not None:
                 try:
-                    self.engine.sync_tickets(await self.storage.ticket_infos())
+                    # Not while ticket changes wait to be written (a storage outage): the
+                    # database's older statuses would undo them in memory.
+                    if self.writer is None or self.writer.pending == 0:
+                        self.engine.sync_tickets(await self.storage.ticket_infos())
                     self._db_windows = [db_window(w) for w in await self.storage.maintenance()]
                     if self.config is not None:
                         self.engine.set_maintenance(

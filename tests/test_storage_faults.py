@@ -268,18 +268,30 @@ def test_full_disk_monitoring_goes_on_and_writes_resume(
         daemon_factory: Callable[..., DaemonProcess]) -> None:
     disk = tmpfs("disk", "16m")
     hook = Webhook()
+    rtr = "62020001-rtr"
+
+    def up(d: DaemonProcess) -> dict[str, float]:
+        return d.metrics().by_label("monitord_device_up", "device")
+
     try:
         d = daemon_factory("run", "--config", str(lab(tmp_path)), "--notify", hook.url,
                            db=disk / "monitord.db")
         d.wait_ready()
         wait_for(lambda: set(db_states(d.db).values()) == {"up"}
                  and len(db_states(d.db)) == 3, 30, "all devices up in the database")
+        # A ticket opens and its message is sent (and recorded as sent) before the disk fills.
+        iptables.drop("127.131.1.0/24")
+        wait_for(lambda: len(db_tickets(d.db)) == 1, 30, "ticket in the database")
+        wait_for(lambda: d.metrics().get_sample("monitord_notifications_total",
+                                                channel="cli-1", result="success") == 1,
+                 30, "ticket message sent")
         filler = fill(disk)
 
-        iptables.drop("127.131.1.0/24")
+        # The router comes back while nothing can be written.
+        iptables.undrop("127.131.1.0/24")
         m = wait_value(d.metrics, lambda m: m("monitord_storage_up") == 0
-                       and m.by_label("monitord_device_up", "device")["62020001-rtr"] == 0,
-                       30, "router down while storage fails")
+                       and m.by_label("monitord_device_up", "device")[rtr] == 1,
+                       30, "router up while storage fails")
         assert m("monitord_storage_pending_writes") > 0
         assert m("monitord_storage_write_errors_total", reason="disk_full") >= 1
         status, body = http_get(d.url + "/healthz")
@@ -289,49 +301,46 @@ def test_full_disk_monitoring_goes_on_and_writes_resume(
         assert "full" in health["storage"]["last_error"]
         status, page = http_get(d.url + "/status")
         assert status == 200 and "โรงเรียนบ้านทดสอบ" in page
-        # The database still answers readers: it has the old states.
-        assert db_states(d.db)["62020001-rtr"] == "up"
-
-        # A ticket opens in memory; the router comes back and fails again.
-        wait_for(lambda: d.metrics()("monitord_tickets_open", school="62020001") == 1, 30,
-                 "ticket open")
-        iptables.undrop("127.131.1.0/24")
-        wait_for(lambda: d.metrics().by_label("monitord_device_up", "device")
-                 ["62020001-rtr"] == 1, 30, "router up again")
-        iptables.drop("127.131.1.0/24")
-        wait_for(lambda: d.metrics().by_label("monitord_device_up", "device")
-                 ["62020001-rtr"] == 0, 30, "router down again")
+        # Readers still work: the database has the states from before the disk filled.
+        assert db_states(d.db)[rtr] == "down"
         wait_for(lambda: any(FAILING_TH in m for m in hook.messages()), 30,
                  "storage_failing message")
         rounds = d.metrics()("monitord_probe_rounds_total", probe="icmp")
         wait_for(lambda: d.metrics()("monitord_probe_rounds_total", probe="icmp")
                  > rounds + 8, 60, "more rounds while the disk is full")
+        m = d.metrics()
+        assert m("monitord_storage_up") == 0
+        # The repaired ticket stays repaired in memory (the database's "open" is older).
+        assert not m.get_sample("monitord_tickets_open", school="62020001")
+        # ... and fails again: the same ticket reopens.
+        iptables.drop("127.131.1.0/24")
+        wait_for(lambda: up(d)[rtr] == 0
+                 and d.metrics()("monitord_tickets_open", school="62020001") == 1, 30,
+                 "router down again, ticket reopened")
         assert sum(FAILING_TH in m for m in hook.messages()) == 1
-        assert d.metrics()("monitord_storage_up") == 0
 
         filler.unlink()
         wait_for(lambda: d.metrics()("monitord_storage_up") == 1
                  and d.metrics()("monitord_storage_pending_writes") == 0, 40,
                  "queued writes flushed")
-        assert db_states(d.db) == {"62020001-rtr": "down", "62020001-sw": "down",
-                                   "62020002-rtr": "up"}
+        assert db_states(d.db) == {rtr: "down", "62020001-sw": "down", "62020002-rtr": "up"}
         tickets = db_tickets(d.db)
-        assert [(t["id"], t["root"]) for t in tickets] == [(1, "62020001-rtr")]
+        assert [(t["id"], t["root"], t["status"], t["relapses"]) for t in tickets] == [
+            (1, rtr, "open", 1)]
         with sqlite3.connect(d.db) as db:
             rows = db.execute("SELECT old_state, new_state FROM state_transition WHERE"
-                              " device_id = '62020001-rtr' ORDER BY id").fetchall()
+                              " device_id = ? ORDER BY id", (rtr,)).fetchall()
         assert rows == [("unknown", "up"), ("up", "down"), ("down", "up"), ("up", "down")]
         assert d.metrics()("monitord_storage_transitions_dropped_total") == 0
         wait_for(lambda: any(RESTORED_TH in m for m in hook.messages())
-                 and any("เปิดใบแจ้งซ่อม #1" in m for m in hook.messages()), 40,
-                 "storage_restored and the ticket's message")
+                 and any("ขัดข้องซ้ำ" in m for m in hook.messages()), 40,
+                 "storage_restored and the ticket's messages")
         status, body = http_get(d.url + "/healthz")
         assert status == 200 and json.loads(body)["status"] == "ok"
         assert d.stop() == 0
         msgs = hook.messages()
-        assert sum(FAILING_TH in m for m in msgs) == 1
-        assert sum(RESTORED_TH in m for m in msgs) == 1
-        assert sum("เปิดใบแจ้งซ่อม #1" in m for m in msgs) == 1
+        for text in (FAILING_TH, RESTORED_TH, "เปิดใบแจ้งซ่อม #1", "ซ่อมเสร็จ", "ขัดข้องซ้ำ"):
+            assert sum(text in m for m in msgs) == 1, (text, msgs)
     finally:
         hook.close()
 
