@@ -23,7 +23,7 @@ import pytest
 from monitord.availability import open_readonly
 from monitord.daemon import StateWriter
 from monitord.incidents import IncidentEngine, Node, Policy, TicketOpen
-from monitord.notify import NotificationEvent
+from monitord.notify import Channel, Deliverer, NotificationEvent, NotifyPolicy
 from monitord.schedule import Calendar
 from monitord.state import State, Transition
 from monitord.storage import Storage
@@ -440,3 +440,51 @@ def test_online_backup_restores_tickets_and_states(
              30, "rounds after the restore")
     assert [t["id"] for t in db_tickets(restored)] == [1]  # the same ticket, not a new one
     assert d2.stop() == 0
+
+
+async def test_outbox_waits_while_the_disk_is_full(tmpfs: Callable[..., Path]) -> None:
+    """A message sent whose delivery cannot be marked sent (disk full) is not sent again
+    every second: the worker waits until the database takes writes again."""
+    disk = tmpfs("disk", "8m")
+    store = await Storage.open(disk / "m.db")
+    outbox = await Storage.open(disk / "m.db")
+    hook = Webhook()
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        writer = StateWriter(store)
+        deliverer = Deliverer(outbox.connection, [Channel("hook", hook.url)],
+                              NotifyPolicy(group_window=0), "สพป.ทดสอบ")
+        deliverer.hold = lambda: not writer.up  # as the daemon wires them
+        deliverer.on_error = writer.report_failure
+        writer.enqueue([], notifications=[NotificationEvent(
+            "open-1", "ticket_opened", 1.0, {"ticket_id": 1, "root": "rtr"})])
+        assert await writer.flush()
+        await deliverer.route(2.0)
+        filler = fill(disk)
+        tasks = [asyncio.create_task(deliverer.run(stop, every=0.05)),
+                 asyncio.create_task(writer.run(stop))]
+
+        async def until(cond: Callable[[], bool], what: str, timeout: float = 30) -> None:
+            deadline = asyncio.get_running_loop().time() + timeout
+            while not cond():
+                assert asyncio.get_running_loop().time() < deadline, f"timed out: {what}"
+                await asyncio.sleep(0.05)
+
+        await until(lambda: len(hook.messages()) == 1 and not writer.up, "sent, mark failed")
+        await until(lambda: writer.errors >= 3, "the writer retried (several seconds)")
+        assert len(hook.messages()) == 1
+        filler.unlink()
+        await until(lambda: writer.up, "storage back")
+        await until(lambda: deliverer.results[("hook", "success")] == 1, "delivery marked")
+        async with outbox.connection.execute(
+                "SELECT status FROM notification_delivery") as cur:
+            assert [r[0] for r in await cur.fetchall()] == ["sent"]
+        # At least once: the one message whose mark was lost may go out once more.
+        assert len(hook.messages()) <= 2
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        hook.close()
+        await outbox.close()
+        await store.close()
