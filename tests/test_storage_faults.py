@@ -115,6 +115,8 @@ def fill(disk: Path) -> Path:
 @pytest.mark.parametrize("dirname", ["data#1", "what?mode=rw", "100%41 full", "my data"])
 async def test_readonly_paths_with_uri_characters(tmp_path: Path, dirname: str) -> None:
     db = tmp_path / dirname / "m.db"
+    config = write_config(tmp_path / "m.yaml", base_config([
+        {"id": "rtr1", "school": "62020001", "kind": "router", "address": "127.131.9.1"}]))
     store = await Storage.open(db)
     await store.record_transitions([Transition("rtr1", State.UNKNOWN, State.DOWN, 5.0, "x")])
     await store.close()
@@ -124,7 +126,11 @@ async def test_readonly_paths_with_uri_characters(tmp_path: Path, dirname: str) 
     assert db_states(db) == {"rtr1": "down"}
     res = cli("status", "--db", os.path.relpath(db, tmp_path), cwd=tmp_path)
     assert res.returncode == 0 and "rtr1" in res.stdout, res.stderr
-    # ... and so does the reports' read-only connection.
+    # ... and so do the reports.
+    res = cli("report", "daily", "--config", str(config), "--db", str(db), "--format", "csv",
+              "--lang", "en", "-o", "-")
+    assert res.returncode == 0, res.stderr
+    assert "62020001,โรงเรียนบ้านทดสอบ,คลองขลุง,NT,offline" in res.stdout
     conn = open_readonly(db)
     try:
         rows = conn.execute("SELECT device_id, state FROM device_state").fetchall()
