@@ -104,6 +104,12 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "monitord_http_requests_rejected_total": (
         "HTTP requests refused, by reason (unauthorized, bad_request, sse_limit).",
         ("reason",)),
+    "monitord_storage_write_errors_total": (
+        "Database writes that failed, by reason (disk_full, read_only, locked, io_error, "
+        "corrupt, cannot_open, other).", ("reason",)),
+    "monitord_storage_transitions_dropped_total": (
+        "Intermediate state changes left out of the history because the write queue was "
+        "full while the database could not be written (current states are kept).", ()),
     "monitord_notifications_total": (
         "Notification messages by channel and result (success, retry, failed).",
         ("channel", "result"),
@@ -151,6 +157,8 @@ GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
         (),
     ),
     "monitord_storage_pending_writes": ("State changes waiting to be written.", ()),
+    "monitord_storage_up": ("1 while the database takes writes, 0 while writes fail (disk "
+                            "full, read-only): changes wait in memory.", ()),
     "monitord_devices_configured": ("Devices in the configuration, by kind.", ("kind",)),
     "monitord_schools_configured": ("Schools in the configuration.", ()),
     "monitord_mqtt_broker_up": ("1 while connected to the MQTT broker (alert on 0).", ()),

@@ -60,6 +60,7 @@ from monitord.schedule import (
 )
 from monitord.state import State
 from monitord.status import school_state
+from monitord.storage import readonly_uri
 
 if TYPE_CHECKING:
     from monitord.config import Config
@@ -373,7 +374,7 @@ def open_readonly(path: Path) -> sqlite3.Connection:
     """A read-only connection (safe while the daemon writes: WAL)."""
     if not path.exists():
         raise FileNotFoundError(f"no database at {path}")
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)
+    conn = sqlite3.connect(readonly_uri(path), uri=True, timeout=10.0)
     conn.row_factory = sqlite3.Row
     return conn
 

@@ -1,4 +1,4 @@
-"""Command line: ``monitord run|check|demo|status``.
+"""Command line: ``monitord run|check|demo|status|tickets|maintenance|notify|report|db``.
 
 Exit codes: 0 success, 1 runtime failure (port in use, database unreadable), 2 invalid
 configuration or usage.
@@ -22,7 +22,13 @@ from zoneinfo import ZoneInfo
 from monitord import __version__
 from monitord.config import Config, ConfigError, load_config
 from monitord.schedule import parse_days, parse_hours
-from monitord.storage import Storage, StorageError, default_data_dir
+from monitord.storage import (
+    Storage,
+    StorageError,
+    backup_database,
+    check_database,
+    default_data_dir,
+)
 from monitord.thaidate import check_sane, from_timestamp
 
 T = TypeVar("T")
@@ -86,19 +92,23 @@ def with_store(db: Path | None, readonly: bool,
     """
     from monitord.tickets import TicketError
 
-    path = db or default_data_dir() / "monitord.db"
+    path = _db_path(db)
 
     async def run() -> int:
         try:
             store = await Storage.open(path, readonly=readonly)
-        except (StorageError, OSError) as exc:
-            print(f"monitord: {exc}", file=sys.stderr)
+        except (StorageError, OSError, sqlite3.Error) as exc:
+            print(f"monitord: cannot open database {path}: {exc}", file=sys.stderr)
             return 1
         try:
             return await action(store)
         except TicketError as exc:
             print(f"monitord: {exc}", file=sys.stderr)
             return 2
+        except sqlite3.Error as exc:  # damaged, or not a monitord database
+            print(f"monitord: cannot read database {path}: {exc} (see `monitord db check`)",
+                  file=sys.stderr)
+            return 1
         finally:
             await store.close()
 
@@ -378,6 +388,34 @@ def cmd_report_availability(args: argparse.Namespace) -> int:
     return 0
 
 
+def _db_path(db: Path | None) -> Path:
+    return db or default_data_dir() / "monitord.db"
+
+
+def cmd_db_check(args: argparse.Namespace) -> int:
+    """Integrity and schema of the database: exit 0 sound, 1 damaged (each problem said)."""
+    path = _db_path(args.db)
+    problems, version = check_database(path)
+    for problem in problems:
+        print(f"monitord: {path}: {problem}", file=sys.stderr)
+    if problems:
+        return 1
+    print(f"{path}: OK (schema {version})")
+    return 0
+
+
+def cmd_db_backup(args: argparse.Namespace) -> int:
+    """An online copy of the database (safe while the daemon runs)."""
+    path = _db_path(args.db)
+    try:
+        backup_database(path, Path(args.file))
+    except (StorageError, OSError, sqlite3.Error) as exc:
+        print(f"monitord: backup of {path} failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"backup of {path} written to {args.file}", file=sys.stderr)
+    return 0
+
+
 def cmd_notify_test(args: argparse.Namespace) -> int:
     """Send one test message now; exit 0 when the channel acknowledged it."""
     from monitord.notify import send
@@ -516,6 +554,18 @@ def build_parser() -> argparse.ArgumentParser:
     n_test.add_argument("--message", default="")
     n_test.set_defaults(func=cmd_notify_test)
 
+    p_db = sub.add_parser("db", help="database maintenance: check, backup")
+    db_sub = p_db.add_subparsers(dest="action", required=True)
+    db_check = db_sub.add_parser("check", help="integrity and schema check (exit 0 sound, "
+                                               "1 damaged)")
+    db_check.add_argument("--db", type=Path, metavar="PATH")
+    db_check.set_defaults(func=cmd_db_check)
+    db_backup = db_sub.add_parser("backup", help="online backup into FILE (SQLite backup API; "
+                                                 "safe while the daemon runs)")
+    db_backup.add_argument("file", metavar="FILE")
+    db_backup.add_argument("--db", type=Path, metavar="PATH")
+    db_backup.set_defaults(func=cmd_db_backup)
+
     p_r = sub.add_parser("report", help="printable reports")
     r_sub = p_r.add_subparsers(dest="report", required=True)
     r_rep = r_sub.add_parser("repair", help="the repair report (รายงานการซ่อมแซมแก้ไข) "
@@ -556,6 +606,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Files monitord writes (database, backups, reports, the demo's config) are not for
+    # other users: umask 027 as the systemd unit sets it (a stricter umask stays).
+    os.umask(os.umask(0o027) | 0o027)
     args = build_parser().parse_args(argv)
     code: int = args.func(args)
     return code

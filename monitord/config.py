@@ -421,7 +421,8 @@ class ChannelConfig(_Strict):
     url: SecretRef | str
     events: list[Literal["ticket_opened", "ticket_scheduled", "ticket_repaired",
                          "ticket_reopened", "ticket_closed", "upstream_started",
-                         "upstream_ended", "broker_unreachable", "broker_restored"]
+                         "upstream_ended", "broker_unreachable", "broker_restored",
+                         "storage_failing", "storage_restored"]
                 ] = Field(default_factory=list)
     schools: list[Annotated[str, BeforeValidator(code_string)]] = Field(default_factory=list)
     districts: list[str] = Field(default_factory=list)

@@ -53,13 +53,21 @@ from monitord.notify import (
     NotifyPolicy,
     Reminders,
     event_key,
+    render_message,
+    send,
     timed_events,
 )
 from monitord.schedule import MaintenanceWindow, WeeklyWindow, parse_days, parse_hours
 from monitord.scheduler import Job, Scheduler
 from monitord.state import DeviceSpec, DeviceStatus, State, StateTracker, Transition
 from monitord.status import KIND_TEXT, DeviceRow, SchoolRow, StatusData, school_state
-from monitord.storage import Storage, default_data_dir
+from monitord.storage import (
+    Storage,
+    default_data_dir,
+    error_reason,
+    error_text,
+    is_storage_error,
+)
 from monitord.tickets import Equipment, TicketContext, TicketError
 from monitord.web import (
     HttpServer,
@@ -75,6 +83,20 @@ log = logging.getLogger("monitord")
 
 PRUNE_EVERY_SECONDS = 3600.0
 TICK_SECONDS = 2.0
+#: queued database writes beyond which the writer compacts its queue (see StateWriter)
+MAX_PENDING_WRITES = 10_000
+RETRY_MAX_SECONDS = 10.0
+#: attempts to send a storage alert straight through a channel (no outbox)
+DIRECT_ATTEMPTS = 5
+#: what to do when the database cannot be opened at start, by error reason
+OPEN_HINTS = {
+    "corrupt": " (damaged or not a database: see `monitord db check`; restore a copy made "
+               "with `monitord db backup`)",
+    "read_only": " (the database, its directory and file system must be writable by "
+                 "monitord)",
+    "cannot_open": " (the database's directory must exist and be writable by monitord)",
+    "disk_full": " (the disk is full: free space, then start again)",
+}
 
 
 @dataclass
@@ -268,50 +290,139 @@ class _Batch:
 
 
 class StateWriter:
-    """Write-behind queue that never loses a state change or what it caused.
+    """Write-behind queue that never loses a state change's outcome or what it caused.
 
     Each batch — transitions plus the incident/ticket changes they caused — is committed
-    in one transaction.  A failed write (disk full, database locked too long) is logged,
-    counted and retried with backoff; batches stay queued in order until they are on disk.
+    in one transaction.  A failed write (disk full, read-only, database locked too long)
+    is counted by reason and retried with backoff (1 s, doubling, at most
+    ``RETRY_MAX_SECONDS``); batches stay queued in order until they are on disk.
+
+    The queue is bounded.  When more than ``max_pending`` items wait, the queued batches
+    are merged into one and each device's queued transitions collapse into one, from the
+    state on disk to the latest (none when it is back where it was): current states stay
+    exact, the intermediate flaps are dropped from the history and counted in
+    ``transitions_dropped``.  Ticket and incident changes are always kept; a notification
+    whose idempotency key is already queued is not queued twice.  Memory is thus bounded
+    by ``max_pending`` plus one transition per device plus the ticket changes.
+
+    ``up`` is False from the first failed write (here, or reported by another writer
+    through :meth:`report_failure`) until everything queued is on disk and a
+    ``storage_restored`` event row has been written.
     """
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, max_pending: int = MAX_PENDING_WRITES) -> None:
         self._storage = storage
+        self.max_pending = max_pending
         self._pending: list[_Batch] = []
+        self._inflight: _Batch | None = None
+        self._keys: set[str] = set()
+        self._compact_at = max_pending
         self._wake = asyncio.Event()
         self.errors = 0
+        self.write_errors: Counter[str] = Counter()
+        self.transitions_dropped = 0
+        self.up = True
+        self.failing_since: float | None = None
+        self.last_error = ""
         self._last_error_log = 0.0
+        self._last_compact_log = -60.0
 
     @property
     def pending(self) -> int:
-        return sum(len(b.transitions) + len(b.changes) for b in self._pending)
+        batches = [*self._pending, *([self._inflight] if self._inflight else [])]
+        return sum(len(b.transitions) + len(b.changes) + len(b.notifications)
+                   for b in batches)
 
     def enqueue(self, transitions: Iterable[Transition], changes: Iterable[Change] = (),
                 contexts: Mapping[int, TicketContext] | None = None,
                 notifications: Iterable[NotificationEvent] = ()) -> None:
-        batch = _Batch(list(transitions), list(changes), dict(contexts or {}),
-                       list(notifications))
+        notes = []
+        for n in notifications:
+            if n.key not in self._keys:
+                self._keys.add(n.key)
+                notes.append(n)
+        batch = _Batch(list(transitions), list(changes), dict(contexts or {}), notes)
         if batch.transitions or batch.changes or batch.notifications:
             self._pending.append(batch)
             self._wake.set()
+            if self.pending > self._compact_at:
+                self._compact()
+
+    def _compact(self) -> None:
+        """Merge the queued batches (not the one being written) into one; collapse each
+        device's transitions to one."""
+        merged = _Batch([], [], {}, [])
+        runs: dict[str, list[Transition]] = {}
+        for b in self._pending:
+            merged.changes += b.changes
+            merged.contexts.update(b.contexts)
+            merged.notifications += b.notifications
+            for t in b.transitions:
+                runs.setdefault(t.device_id, []).append(t)
+        for run in runs.values():
+            first, last = run[0], run[-1]
+            kept = [replace(last, old=first.old)] if first.old != last.new else []
+            merged.transitions += kept
+            self.transitions_dropped += len(run) - len(kept)
+        merged.transitions.sort(key=lambda t: t.ts)
+        self._pending = [merged]
+        # Ticket changes are never dropped: if they alone exceed the bound, compact again
+        # only once the queue has doubled (not on every enqueue).
+        self._compact_at = max(self.max_pending, 2 * self.pending)
+        now = time.monotonic()
+        if now - self._last_compact_log > 60:
+            self._last_compact_log = now
+            log.warning("database writes queued beyond %d: history compacted, %d intermediate "
+                        "state changes dropped so far (current states kept)",
+                        self.max_pending, self.transitions_dropped)
+
+    def report_failure(self, exc: BaseException) -> None:
+        """A database write failed (here or elsewhere): storage is down until writes work."""
+        if not is_storage_error(exc):
+            return
+        self.errors += 1
+        self.write_errors[error_reason(exc)] += 1
+        self.last_error = error_text(exc)
+        now = time.monotonic()
+        if self.up:
+            self.up = False
+            self.failing_since = time.time()
+            self._last_error_log = 0.0
+            self._wake.set()  # start retrying, even with nothing queued
+        if now - self._last_error_log > 30:
+            self._last_error_log = now
+            log.error("cannot write to the database %s: %s (%d changes kept in memory, "
+                      "retrying)", self._storage.path, self.last_error, self.pending)
 
     async def flush(self) -> bool:
         while self._pending:
-            batch = self._pending[0]
+            batch = self._inflight = self._pending.pop(0)
             try:
                 await self._storage.commit(batch.transitions, batch.changes, batch.contexts,
                                            batch.notifications)
             except Exception as exc:
-                self.errors += 1
-                now = time.monotonic()
-                if now - self._last_error_log > 30:
-                    self._last_error_log = now
-                    log.error(
-                        "cannot write %d changes to %s: %s (kept in memory, retrying)",
-                        self.pending, self._storage.path, exc,
-                    )
+                self._pending.insert(0, batch)
+                self.report_failure(exc)
                 return False
-            self._pending.pop(0)
+            finally:
+                self._inflight = None
+            self._keys.difference_update(n.key for n in batch.notifications)
+        if not self._pending:
+            self._compact_at = self.max_pending
+        if not self.up:
+            since = self.failing_since or time.time()
+            try:  # also the probe that the database takes writes again
+                await self._storage.record_event(
+                    "storage_restored", f"writes failed for {time.time() - since:.0f} s "
+                    f"({self.last_error}); {self.transitions_dropped} intermediate state "
+                    "changes dropped so far")
+            except Exception as exc:
+                self.report_failure(exc)
+                return False
+            self.up = True
+            self.failing_since = None
+            log.warning("database %s writable again: every queued change is written",
+                        self._storage.path)
         return True
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -328,7 +439,7 @@ class StateWriter:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=backoff)
-            backoff = min(backoff * 2, 60.0)
+            backoff = min(backoff * 2, RETRY_MAX_SECONDS)
             self._wake.set()
 
 
@@ -369,6 +480,7 @@ class Daemon:
         self._availability = AvailabilityCache()
         self._tasks: set[asyncio.Future[None]] = set()
         self._broker_alerted_since: float | None = None
+        self._storage_alerted_since: float | None = None
 
     # -- MetricsView -----------------------------------------------------------------
 
@@ -500,6 +612,11 @@ class Daemon:
         out["monitord_storage_errors_total"] = {
             (): float(self.writer.errors if self.writer else 0)
         }
+        if self.writer is not None:
+            out["monitord_storage_write_errors_total"] = {
+                (reason,): float(n) for reason, n in self.writer.write_errors.items()}
+            out["monitord_storage_transitions_dropped_total"] = {
+                (): float(self.writer.transitions_dropped)}
         return out
 
     def gauges(self) -> Mapping[str, Mapping[tuple[str, ...], float]]:
@@ -519,6 +636,7 @@ class Daemon:
             "monitord_storage_pending_writes": {
                 (): float(self.writer.pending if self.writer else 0)
             },
+            "monitord_storage_up": {(): float(self.writer.up if self.writer else 0)},
             "monitord_devices_configured": {(k,): float(n) for k, n in kinds.items()},
             "monitord_schools_configured": {
                 (): float(len(self.config.schools) if self.config else 0)
@@ -542,9 +660,12 @@ class Daemon:
             probes["mqtt"] = {"up": st.broker_up, "broker_since": st.broker_since,
                               **({"last_error": _short_reason(st.last_error)}
                                  if not st.broker_up and st.last_error else {})}
+        storage_up = self.writer is not None and self.writer.up
         return {
-            "status": "ok" if running else "starting" if not self.stop_event.is_set()
-            else "stopping",
+            # degraded: monitoring goes on but the database cannot be written (a restart
+            # would not help and would lose the changes queued in memory: still HTTP 200)
+            "status": ("ok" if storage_up else "degraded") if running
+            else "starting" if not self.stop_event.is_set() else "stopping",
             "version": self.version,
             "uptime_seconds": round(time.time() - self.start_time, 3),
             "devices": len(self._labels),
@@ -555,8 +676,12 @@ class Daemon:
                        **({"last_reload_error": self.last_reload_error}
                           if not self.last_reload_ok else {})},
             "storage": {
+                "up": storage_up,
                 "pending_writes": self.writer.pending if self.writer else 0,
                 "errors": self.writer.errors if self.writer else 0,
+                **({"failing_since": self.writer.failing_since,
+                    "last_error": self.writer.last_error}
+                   if self.writer is not None and not self.writer.up else {}),
             },
         }
 
@@ -688,6 +813,53 @@ class Daemon:
                 event_key("broker_restored", down_since), "broker_restored", st.broker_since,
                 {"age": max(0.0, st.broker_since - down_since)})])
 
+    def _storage_notifications(self, now: float) -> None:
+        """One ``storage_failing`` message per episode of failed database writes, and one
+        ``storage_restored`` when everything queued is on disk.  Both go straight through
+        the channels: the outbox lives in the very database that cannot be written."""
+        w = self.writer
+        if w is None:
+            return
+        if not w.up and w.failing_since is not None and self._storage_alerted_since is None:
+            since = self._storage_alerted_since = w.failing_since
+            self._background(self._alert_directly(NotificationEvent(
+                event_key("storage_failing", since), "storage_failing", since,
+                {"reason": w.last_error, "since": since})))
+        elif w.up and self._storage_alerted_since is not None:
+            since, self._storage_alerted_since = self._storage_alerted_since, None
+            self._background(self._alert_directly(NotificationEvent(
+                event_key("storage_restored", since), "storage_restored", now,
+                {"age": max(0.0, now - since)})))
+
+    async def _alert_directly(self, event: NotificationEvent) -> None:
+        """Send one event to every channel that wants it, now, with a few retries."""
+        dl = self.deliverer
+        if dl is None:
+            return
+        title, body = render_message([event], dl.policy, dl.office)
+
+        async def one(ch: Channel) -> None:
+            for attempt in range(1, DIRECT_ATTEMPTS + 1):
+                try:
+                    ok = await send(ch.url, title, body)
+                except Exception:  # a broken URL or library error: retried like a refusal
+                    ok = False
+                if ok:
+                    dl.results[(ch.name, "success")] += 1
+                    log.info("notification to %s: %s sent", ch.name, event.kind)
+                    return
+                if attempt == DIRECT_ATTEMPTS:
+                    break
+                dl.results[(ch.name, "retry")] += 1
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop_event.wait(), timeout=5.0 * 2 ** attempt)
+                if self.stop_event.is_set():
+                    break
+            dl.results[(ch.name, "failed")] += 1
+            log.error("notification to %s: %s not sent", ch.name, event.kind)
+
+        await asyncio.gather(*(one(ch) for ch in dl.channels if ch.wants(event, dl.calendar)))
+
     async def _timed_notifications(self) -> None:
         """Reminders, escalations and the daily summary (idempotent keys: safe to repeat)."""
         now = time.time()
@@ -765,7 +937,10 @@ class Daemon:
         while not self.stop_event.is_set():
             if self.storage is not None:
                 try:
-                    self.engine.sync_tickets(await self.storage.ticket_infos())
+                    # Not while ticket changes wait to be written (a storage outage): the
+                    # database's older statuses would undo them in memory.
+                    if self.writer is None or self.writer.pending == 0:
+                        self.engine.sync_tickets(await self.storage.ticket_infos())
                     self._db_windows = [db_window(w) for w in await self.storage.maintenance()]
                     if self.config is not None:
                         self.engine.set_maintenance(
@@ -774,6 +949,7 @@ class Daemon:
                     log.error("reading tickets/maintenance from the database failed: %s", exc)
             self._record([], self.engine.tick(time.time()))
             self._broker_notifications(time.time())
+            self._storage_notifications(time.time())
             await self._timed_notifications()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), timeout=TICK_SECONDS)
@@ -851,7 +1027,10 @@ class Daemon:
         try:
             await self.storage.record_event(kind, detail)
         except Exception as exc:
-            log.error("cannot record event %s: %s", kind, exc)
+            if self.writer is not None and is_storage_error(exc):
+                self.writer.report_failure(exc)  # counted, logged rate-limited
+            else:
+                log.error("cannot record event %s: %s", kind, exc)
 
     async def _prune_loop(self, retention_days: int) -> None:
         while not self.stop_event.is_set():
@@ -862,6 +1041,8 @@ class Daemon:
                         log.info("pruned %d history rows older than %d days", n, retention_days)
                 except Exception as exc:
                     log.error("pruning history failed: %s", exc)
+                    if self.writer is not None:
+                        self.writer.report_failure(exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), timeout=PRUNE_EVERY_SECONDS)
 
@@ -889,9 +1070,20 @@ class Daemon:
             return 1
         try:
             self.storage = await Storage.open(db_path)
+            # The outbox worker gets its own connection: its transactions must not
+            # interleave with the state writer's on one connection.
+            self._notify_store = await Storage.open(db_path)
+            stored = await self.storage.load_states()
+            restored = (await self.storage.open_incidents(), await self.storage.ticket_infos(),
+                        await self.storage.next_ticket_id())
         except Exception as exc:
             sock.close()
-            log.error("cannot open database %s: %s", db_path, exc)
+            for store in (self.storage, self._notify_store):
+                if store is not None:
+                    with contextlib.suppress(Exception):
+                        await store.close()
+            log.error("cannot open database %s: %s%s", db_path, error_text(exc),
+                      OPEN_HINTS.get(error_reason(exc), ""))
             return 1
         try:
             self.links = LinkSigner(await asyncio.to_thread(
@@ -902,14 +1094,16 @@ class Daemon:
             log.error("%s", exc)
             return 1
         self.writer = StateWriter(self.storage)
-        # The outbox worker gets its own connection: its transactions must not interleave
-        # with the state writer's on one connection.
-        self._notify_store = await Storage.open(db_path)
         self.deliverer = Deliverer(self._notify_store.connection,
                                    build_channels(cfg, self.options.notify_urls),
                                    build_notify_policy(cfg, self.links),
                                    cfg.office.short_name or cfg.office.name)
         self.deliverer.calendar = cfg.calendar()
+        # While the database cannot be written, the outbox worker waits: a message sent
+        # but not marked sent would go out again every second.
+        writer = self.writer
+        self.deliverer.hold = lambda: not writer.up
+        self.deliverer.on_error = writer.report_failure
 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -937,12 +1131,10 @@ class Daemon:
         if mqtt_count or cfg.mqtt is not None:
             self.mqtt = MqttSource(mqtt_settings(cfg), self._on_mqtt)
         self._adopt(cfg)
-        stored = await self.storage.load_states()
         self.tracker.restore(stored)
-        self.engine.restore(await self.storage.open_incidents(),
-                            await self.storage.ticket_infos(),
-                            {dev: st.state for dev, st in stored.items()},
-                            await self.storage.next_ticket_id())
+        incidents, infos, next_ticket = restored
+        self.engine.restore(incidents, infos, {dev: st.state for dev, st in stored.items()},
+                            next_ticket)
 
         registry = build_registry(self)
         connections = cfg.http.limit_concurrency or default_concurrency(open_files)

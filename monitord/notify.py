@@ -32,7 +32,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 EVENT_KINDS = ("ticket_opened", "ticket_scheduled", "ticket_repaired", "ticket_reopened",
                "ticket_closed", "ticket_reminder", "ticket_escalated", "upstream_started",
                "upstream_ended", "broker_unreachable", "broker_restored", "daily_summary",
-               "test")
+               "test", "storage_failing", "storage_restored")
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +158,10 @@ LINES: dict[str, dict[str, str]] = {
         "broker_unreachable": "⚠️ monitord ติดต่อ MQTT broker ไม่ได้: สถานะอุปกรณ์ที่รายงานผ่าน "
                               "MQTT ไม่ทราบ ({reason})",
         "broker_restored": "✅ monitord ติดต่อ MQTT broker ได้อีกครั้ง (ขาดการติดต่อ {age})",
+        "storage_failing": "⚠️ monitord บันทึกลงฐานข้อมูลไม่ได้ ({reason}): ยังเฝ้าระวังต่อ "
+                           "การเปลี่ยนแปลงเก็บไว้ในหน่วยความจำรอบันทึก — โปรดตรวจพื้นที่ดิสก์",
+        "storage_restored": "✅ monitord บันทึกลงฐานข้อมูลได้อีกครั้ง (ขัดข้อง {age}) "
+                            "การเปลี่ยนแปลงที่ค้างไว้บันทึกแล้ว",
         "upstream_started": "⚠️ เหตุขัดข้องต้นทาง: {hypothesis}",
         "upstream_ended": "✅ เหตุขัดข้องต้นทาง {where} สิ้นสุดแล้ว",
         "affected": " กระทบอุปกรณ์อื่น {n} รายการ",
@@ -186,6 +190,11 @@ LINES: dict[str, dict[str, str]] = {
                               "over MQTT are in an unknown state ({reason})",
         "broker_restored": "✅ monitord reaches the MQTT broker again (it was unreachable for "
                            "{age})",
+        "storage_failing": "⚠️ monitord cannot write its database ({reason}): monitoring goes "
+                           "on, changes are kept in memory until they can be written — "
+                           "check the disk",
+        "storage_restored": "✅ monitord writes its database again (it failed for {age}); the "
+                            "changes kept meanwhile are saved",
         "upstream_started": "⚠️ Upstream outage: {hypothesis}",
         "upstream_ended": "✅ Upstream outage of {where} is over",
         "affected": ", {n} other devices affected",
@@ -346,6 +355,10 @@ class Deliverer:
         self.calendar = Calendar()
         self._rng = random.Random()
         self._sent_times: dict[str, list[float]] = {}
+        #: the worker waits while this says so (the daemon: while the database fails)
+        self.hold: Callable[[], bool] = lambda: False
+        #: told about the worker's errors (the daemon counts database failures)
+        self.on_error: Callable[[Exception], None] = lambda exc: None
 
     def configure(self, channels: Sequence[Channel], policy: NotifyPolicy, office: str) -> None:
         self.channels, self.policy, self.office = list(channels), policy, office
@@ -490,11 +503,13 @@ class Deliverer:
     async def run(self, stop: asyncio.Event, every: float = 1.0) -> None:
         while not stop.is_set():
             try:
-                now = time.time()
-                await self.route(now)
-                await self.deliver(now)
+                if not self.hold():
+                    now = time.time()
+                    await self.route(now)
+                    await self.deliver(now)
             except Exception as exc:
                 log.error("notification worker: %s", exc)
+                self.on_error(exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=every)
 

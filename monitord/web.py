@@ -96,7 +96,8 @@ def build_app(registry: CollectorRegistry, health: Callable[[], Mapping[str, Any
 
     async def healthz(_: Request) -> Response:
         report = dict(health())
-        code = 200 if report.get("status") == "ok" else 503
+        # "degraded" (e.g. the database cannot be written) still monitors: 200
+        code = 200 if report.get("status") in ("ok", "degraded") else 503
         return JSONResponse(report, status_code=code, headers=SECURITY_HEADERS)
 
     async def status_page(request: Request) -> Response:
