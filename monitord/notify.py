@@ -45,6 +45,7 @@ import apprise
 from monitord.incidents import device_hypothesis, group_label, is_group_key, upstream_hypothesis
 from monitord.links import LinkSigner, ticket_url
 from monitord.schedule import Calendar, Schedule
+from monitord.sqlitetx import rollback
 from monitord.thaidate import format_duration, format_timestamp, from_timestamp
 
 BANGKOK = ZoneInfo("Asia/Bangkok")
@@ -392,7 +393,7 @@ class Deliverer:
                                        (r["id"],))
             await self._db.execute("COMMIT")
         except BaseException:
-            await self._db.execute("ROLLBACK")
+            await rollback(self._db)
             raise
         return made
 
@@ -497,7 +498,7 @@ class Deliverer:
             )
             await self._db.execute("COMMIT")
         except BaseException:
-            await self._db.execute("ROLLBACK")
+            await rollback(self._db)
             raise
 
     async def run(self, stop: asyncio.Event, every: float = 1.0) -> None:

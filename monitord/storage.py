@@ -34,6 +34,7 @@ import aiosqlite
 from monitord import notify, tickets
 from monitord.incidents import Change, Incident, TicketInfo
 from monitord.notify import NotificationEvent
+from monitord.sqlitetx import rollback
 from monitord.state import State, StoredState, Transition
 from monitord.tickets import TicketContext
 
@@ -321,16 +322,9 @@ class Storage:
                 await self._db.execute(f"PRAGMA user_version = {number}")
                 await self._db.execute("COMMIT")
             except BaseException:
-                await self._rollback()
+                await rollback(self._db)
                 raise
             log.info("database %s migrated to schema %d", self.path, number)
-
-    async def _rollback(self) -> None:
-        """Roll back if a transaction is still open: SQLite may already have rolled back
-        (disk full, I/O error), and a second error must not hide the first."""
-        if self._db.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                await self._db.execute("ROLLBACK")
 
     # -- writes --------------------------------------------------------------------
 
@@ -365,7 +359,7 @@ class Storage:
             await notify.record(self._db, notifications)
             await self._db.execute("COMMIT")
         except BaseException:
-            await self._rollback()
+            await rollback(self._db)
             raise
 
     # -- tickets and incidents -------------------------------------------------------
@@ -458,7 +452,7 @@ class Storage:
                 deleted += max(cur.rowcount, 0)
             await self._db.execute("COMMIT")
         except BaseException:
-            await self._rollback()
+            await rollback(self._db)
             raise
         return deleted
 

@@ -33,6 +33,7 @@ from monitord.incidents import (
     TicketRelapsed,
 )
 from monitord.notify import NotificationEvent, event_key, record
+from monitord.sqlitetx import rollback
 
 STATUSES = ("open", "scheduled", "in_repair", "repaired", "closed")
 STATUS_TH = {
@@ -302,6 +303,6 @@ async def officer_update(db: aiosqlite.Connection, ticket_id: int, actor: str, *
             await _notify_officer_change(db, ticket_id, actor, scheduled_for, status, now)
         await db.execute("COMMIT")
     except BaseException:
-        await db.execute("ROLLBACK")
+        await rollback(db)
         raise
     return await get_ticket(db, ticket_id)

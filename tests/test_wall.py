@@ -1,7 +1,7 @@
 """The NOC wall screen (/wall) against a real daemon, in Debian's headless Chromium.
 
 A small lab on 127.117.0.0/16: four schools, one of them dead from the start (its router,
-and the switch and TV behind it), an office server whose id is its own address, two DLTV
+and the switch and TV behind it), an office server named by its host name, two DLTV
 receivers reporting over a real mosquitto (one without satellite lock).  While the page
 is open a second school dies: the page must follow without a reload.
 """
@@ -65,8 +65,10 @@ def lab_config(broker_port: int) -> dict[str, Any]:
          "address": "127.0.0.1", "parent": "c-rtr", "probes": mq},
         {"id": "c-rx2", "name": "เครื่องรับ ป.2", "school": "62020004", "kind": "dltv_receiver",
          "address": "127.0.0.1", "parent": "c-rtr", "probes": mq},
-        # an office server whose id is its address: the wall must not show it
-        {"id": "127.117.0.9", "kind": "server", "address": "127.117.0.9",
+        # an office server named by its host name (ids shaped like addresses are refused
+        # by the config check): the wall must show neither, only its kind
+        {"id": "office-hr", "name": "hr-srv.office.example",
+         "hostname": "hr-srv.office.example", "kind": "server", "address": "127.117.0.9",
          "unit": "กลุ่มบริหารงานบุคคล"},
     ], ticket_delay="1s")
     cfg["schools"]["62020003"] = {"name": HOSTILE_NAME, "district": "คลองขลุง", "isp": "NT"}
@@ -159,6 +161,7 @@ def test_wall_screen(tmp_path: Path, iptables: IptablesDrop, broker: Broker,  # 
     # The page, the stream and the headers.
     status, html = http_get(d.url + "/wall")
     assert status == 200 and not IP_RE.search(html) and "gw-a.example" not in html
+    assert "hr-srv" not in html and "hr-srv" not in json.dumps(data, ensure_ascii=False)
     assert '<meta http-equiv="refresh" content="60">' in html
     assert "<b>B</b>" not in html and "<i>ทดสอบ</i>" not in html
     with urllib.request.urlopen(d.url + "/wall", timeout=5) as resp:
