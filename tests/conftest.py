@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -63,6 +64,20 @@ def wait_value(fetch: Callable[[], T], accept: Callable[[T], bool], timeout: flo
 
     wait_for(check, timeout, what)
     return box[0]
+
+
+def cli(*args: str, cwd: Path = ROOT, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the ``monitord`` command line; output as text."""
+    return subprocess.run([*MONITORD, *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=timeout)
+
+
+def db_tickets(db: Path, *extra: str) -> list[dict[str, Any]]:
+    """``monitord tickets list --format json`` on ``db`` (``extra``: e.g. ``--all``)."""
+    res = cli("tickets", "list", "--db", str(db), "--format", "json", *extra)
+    assert res.returncode == 0, res.stderr
+    out: list[dict[str, Any]] = json.loads(res.stdout)
+    return out
 
 
 def free_port() -> int:

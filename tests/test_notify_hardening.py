@@ -17,7 +17,6 @@ import json
 import re
 import signal
 import sqlite3
-import subprocess
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -31,11 +30,11 @@ import pytest
 from monitord.notify import NotificationEvent, NotifyPolicy, render_message
 from monitord.thaidate import format_datetime
 from tests.conftest import (
-    MONITORD,
-    ROOT,
     DaemonProcess,
     IptablesDrop,
     base_config,
+    cli,
+    db_tickets,
     wait_for,
     wait_value,
     write_config,
@@ -46,18 +45,6 @@ TOKEN = "tok-hardening-5c1d9e"
 # What the API stored for `"scheduled_for": "0001-01-01T00:00:00"` before it checked dates
 # (naive = Bangkok local time): a Unix time no calendar date in Python can hold in UTC.
 YEAR_ONE = datetime(1, 1, 1, tzinfo=ZoneInfo("Asia/Bangkok")).timestamp()
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*MONITORD, *args], capture_output=True, text=True, cwd=ROOT,
-                          timeout=120)
-
-
-def tickets(db: Path) -> list[dict[str, Any]]:
-    res = cli("tickets", "list", "--db", str(db), "--format", "json", "--all")
-    assert res.returncode == 0, res.stderr
-    out: list[dict[str, Any]] = json.loads(res.stdout)
-    return out
 
 
 # -- finding 4: dates ------------------------------------------------------------------
@@ -114,7 +101,7 @@ def test_api_refuses_dates_outside_2000_2100(
     iptables.drop("127.131.4.0/24")
     d = daemon_factory("run", "--config", str(write_config(tmp_path / "m.yaml", cfg)))
     d.wait_ready()
-    wait_for(lambda: len(tickets(d.db)) == 1, 40, "a ticket")
+    wait_for(lambda: len(db_tickets(d.db, "--all")) == 1, 40, "a ticket")
     api = httpx.Client(base_url=d.url, timeout=10,
                        headers={"Authorization": f"Bearer {TOKEN}"})
     for body, field in (({"scheduled_for": "0001-01-01T00:00:00"}, "scheduled_for"),
@@ -247,7 +234,7 @@ def test_messages_name_things_in_words_and_count_once(
     wait_for(lambda: up()["62020001-sw"] == up()["62020001-tv"] == 0, 30, "switch, TV down")
     iptables.drop("127.132.1.1/32")
     iptables.drop("127.132.2.0/24")
-    rows = wait_value(lambda: tickets(d.db), lambda r: len(r) == 2, 40, "two tickets")
+    rows = wait_value(lambda: db_tickets(d.db, "--all"), lambda r: len(r) == 2, 40, "two tickets")
     t = {x["root"]: x for x in rows}
     school, isp = t["62020001-rtr"], t["isp:NT"]
     assert [e["device_id"] for e in school["equipment"]] == [

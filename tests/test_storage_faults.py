@@ -29,11 +29,11 @@ from monitord.state import State, Transition
 from monitord.storage import Storage
 from monitord.tickets import TicketContext
 from tests.conftest import (
-    MONITORD,
-    ROOT,
     DaemonProcess,
     IptablesDrop,
     base_config,
+    cli,
+    db_tickets,
     http_get,
     require_root,
     wait_for,
@@ -46,22 +46,10 @@ FAILING_TH = "บันทึกลงฐานข้อมูลไม่ได
 RESTORED_TH = "บันทึกลงฐานข้อมูลได้อีกครั้ง"
 
 
-def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*MONITORD, *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=60)
-
-
 def db_states(db: Path) -> dict[str, str]:
     res = cli("status", "--db", str(db), "--format", "json")
     assert res.returncode == 0, res.stderr
     return {r["device"]: r["state"] for r in json.loads(res.stdout)}
-
-
-def db_tickets(db: Path) -> list[dict[str, Any]]:
-    res = cli("tickets", "list", "--db", str(db), "--format", "json", "--all")
-    assert res.returncode == 0, res.stderr
-    out: list[dict[str, Any]] = json.loads(res.stdout)
-    return out
 
 
 def mode(path: Path) -> int:
@@ -289,7 +277,7 @@ def test_full_disk_monitoring_goes_on_and_writes_resume(
                  and len(db_states(d.db)) == 3, 30, "all devices up in the database")
         # A ticket opens and its message is sent (and recorded as sent) before the disk fills.
         iptables.drop("127.131.1.0/24")
-        wait_for(lambda: len(db_tickets(d.db)) == 1, 30, "ticket in the database")
+        wait_for(lambda: len(db_tickets(d.db, "--all")) == 1, 30, "ticket in the database")
         wait_for(lambda: d.metrics().get_sample("monitord_notifications_total",
                                                 channel="cli-1", result="success") == 1,
                  30, "ticket message sent")
@@ -332,7 +320,7 @@ def test_full_disk_monitoring_goes_on_and_writes_resume(
                  and d.metrics()("monitord_storage_pending_writes") == 0, 40,
                  "queued writes flushed")
         assert db_states(d.db) == {rtr: "down", "62020001-sw": "down", "62020002-rtr": "up"}
-        tickets = db_tickets(d.db)
+        tickets = db_tickets(d.db, "--all")
         assert [(t["id"], t["root"], t["status"], t["relapses"]) for t in tickets] == [
             (1, rtr, "open", 1)]
         with sqlite3.connect(d.db) as db:
@@ -422,7 +410,7 @@ def test_online_backup_restores_tickets_and_states(
     d = daemon_factory("run", "--config", str(config))
     d.wait_ready()
     iptables.drop("127.131.1.0/24")
-    wait_for(lambda: len(db_tickets(d.db)) == 1, 40, "ticket opened")
+    wait_for(lambda: len(db_tickets(d.db, "--all")) == 1, 40, "ticket opened")
     wait_for(lambda: db_states(d.db) == {"62020001-rtr": "down", "62020001-sw": "down",
                                          "62020002-rtr": "up"}, 30, "states stored")
     backup = tmp_path / "backup" / "copy.db"
@@ -431,13 +419,13 @@ def test_online_backup_restores_tickets_and_states(
     assert res.returncode == 0, res.stderr
     assert d.proc.poll() is None
     assert cli("db", "check", "--db", str(backup)).returncode == 0
-    tickets, states = db_tickets(d.db), db_states(d.db)
+    tickets, states = db_tickets(d.db, "--all"), db_states(d.db)
     assert d.stop() == 0
 
     restored = tmp_path / "restored" / "monitord.db"
     restored.parent.mkdir()
     shutil.copy(backup, restored)
-    assert db_tickets(restored) == tickets and db_states(restored) == states
+    assert db_tickets(restored, "--all") == tickets and db_states(restored) == states
     d2 = daemon_factory("run", "--config", str(config), db=restored)
     d2.wait_ready()
     m = d2.metrics()
@@ -446,7 +434,7 @@ def test_online_backup_restores_tickets_and_states(
     rounds = m("monitord_probe_rounds_total", probe="icmp")
     wait_for(lambda: d2.metrics()("monitord_probe_rounds_total", probe="icmp") > rounds + 3,
              30, "rounds after the restore")
-    assert [t["id"] for t in db_tickets(restored)] == [1]  # the same ticket, not a new one
+    assert [t["id"] for t in db_tickets(restored, "--all")] == [1]  # the same ticket, not a new one
     assert d2.stop() == 0
 
 

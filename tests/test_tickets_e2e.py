@@ -7,7 +7,6 @@ import json
 import re
 import signal
 import sqlite3
-import subprocess
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -15,11 +14,11 @@ from typing import Any
 
 from monitord.links import LinkSigner, load_secret
 from tests.conftest import (
-    MONITORD,
-    ROOT,
     DaemonProcess,
     IptablesDrop,
     base_config,
+    cli,
+    db_tickets,
     http_get,
     wait_for,
     wait_value,
@@ -54,19 +53,6 @@ def lab_config() -> dict[str, Any]:
     return cfg
 
 
-def tickets(db: Path, *extra: str) -> list[dict[str, Any]]:
-    res = subprocess.run([*MONITORD, "tickets", "list", "--db", str(db), "--format", "json",
-                          *extra], capture_output=True, text=True, cwd=ROOT, timeout=60)
-    assert res.returncode == 0, res.stderr
-    out: list[dict[str, Any]] = json.loads(res.stdout)
-    return out
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*MONITORD, *args], capture_output=True, text=True, cwd=ROOT,
-                          timeout=60)
-
-
 def by_root(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {t["root"]: t for t in rows}
 
@@ -91,14 +77,14 @@ def test_tickets_one_per_root_cause_survive_kill9_and_relapse(
 
     opened = wait_value(incidents, lambda i: "isp:NT" in i and "62020001-rtr" in i
                         and len(i) == 12, 30, "incidents open")
-    assert tickets(d.db) == []
+    assert db_tickets(d.db) == []
     d.proc.send_signal(signal.SIGKILL)
     d.proc.wait(timeout=10)
 
     # Restart: timers resume from the stored incident times; exactly two tickets.
     d2 = daemon_factory("run", "--config", str(config), db=d.db)
     d2.wait_ready()
-    rows = wait_value(lambda: tickets(d.db), lambda r: len(r) == 2, 40, "two tickets")
+    rows = wait_value(lambda: db_tickets(d.db), lambda r: len(r) == 2, 40, "two tickets")
     t = by_root(rows)
     assert set(t) == {"62020001-rtr", "isp:NT"}
     school_t, isp_t = t["62020001-rtr"], t["isp:NT"]
@@ -114,7 +100,7 @@ def test_tickets_one_per_root_cause_survive_kill9_and_relapse(
     rounds = d2.metrics()("monitord_probe_rounds_total", probe="icmp")
     wait_for(lambda: d2.metrics()("monitord_probe_rounds_total", probe="icmp") > rounds + 20,
              60, "more probe rounds")
-    assert sorted(x["root"] for x in tickets(d.db)) == ["62020001-rtr", "isp:NT"]
+    assert sorted(x["root"] for x in db_tickets(d.db)) == ["62020001-rtr", "isp:NT"]
     m = d2.metrics()
     assert m("monitord_tickets_open", school="62020001") == 1
     assert m("monitord_tickets_open", school="upstream") == 1
@@ -153,7 +139,7 @@ def test_tickets_one_per_root_cause_survive_kill9_and_relapse(
     # officer's fields kept.
     iptables.undrop("127.92.1.0/24")
     def school_ticket() -> dict[str, Any]:
-        return by_root(tickets(d.db, "--all"))["62020001-rtr"]
+        return by_root(db_tickets(d.db, "--all"))["62020001-rtr"]
 
     repaired = wait_value(school_ticket, lambda x: x["status"] == "repaired", 40,
                           "ticket repaired")
@@ -170,7 +156,7 @@ def test_tickets_one_per_root_cause_survive_kill9_and_relapse(
     reopened = wait_value(school_ticket, lambda x: x["status"] == "open", 40,
                           "ticket reopened")
     assert reopened["id"] == school_t["id"] and reopened["relapses"] == 1
-    assert len(tickets(d.db, "--all")) == 2
+    assert len(db_tickets(d.db, "--all")) == 2
     assert d2.stop() == 0
 
     # The repair report of the school ticket, as the office's Thai form.
@@ -214,16 +200,16 @@ def test_cli_maintenance_window_suppresses_tickets(
                                             state="maintenance") == 1, 30, "web in maintenance")
     iptables.drop("127.95.0.0/24")
     # ups (no window) gets its ticket; web (in maintenance) does not.
-    rows = wait_value(lambda: tickets(d.db), lambda r: len(r) >= 1, 30, "ups ticket")
+    rows = wait_value(lambda: db_tickets(d.db), lambda r: len(r) >= 1, 30, "ups ticket")
     assert [t["root"] for t in rows] == ["ups"]
     assert rows[0]["variant"] == "office"
     rounds = d.metrics()("monitord_probe_rounds_total", probe="icmp")
     wait_for(lambda: d.metrics()("monitord_probe_rounds_total", probe="icmp") > rounds + 10,
              60, "more rounds")
-    assert [t["root"] for t in tickets(d.db)] == ["ups"]
+    assert [t["root"] for t in db_tickets(d.db)] == ["ups"]
     # Maintenance over: web's ticket opens.
     assert cli("maintenance", "delete", "--db", str(d.db), wid).returncode == 0
-    rows = wait_value(lambda: tickets(d.db), lambda r: len(r) == 2, 30, "web ticket")
+    rows = wait_value(lambda: db_tickets(d.db), lambda r: len(r) == 2, 30, "web ticket")
     web = by_root(rows)["web"]
     assert web["served_unit"] == "กลุ่มอำนวยการ"
     # A recurring (weekly) window from the CLI: all day, every day, for UPSes.
@@ -270,21 +256,21 @@ def test_repeated_kill9_never_duplicates_or_loses_tickets(
         wait_for(lambda want=want: failures() >= want, 30, "some failed probes")
         d.proc.send_signal(signal.SIGKILL)
         d.proc.wait(timeout=10)
-        now = {t["id"]: t["root"] for t in tickets(db, "--all")}
+        now = {t["id"]: t["root"] for t in db_tickets(db, "--all")}
         assert seen.items() <= now.items(), "a ticket was lost or changed by a kill -9"
         seen = now
     d = daemon_factory("run", "--config", str(config), db=db)
     d.wait_ready()
     # dev2 and dev3 stay dead: both end with an open ticket.
-    wait_for(lambda: {"dev2", "dev3"} <= {t["root"] for t in tickets(db)
+    wait_for(lambda: {"dev2", "dev3"} <= {t["root"] for t in db_tickets(db)
                                           if t["status"] == "open"}, 60, "dev2/dev3 tickets")
-    rows = tickets(db, "--all")
+    rows = db_tickets(db, "--all")
     roots = [t["root"] for t in rows]
     assert len(roots) == len(set(roots)), f"duplicate tickets: {roots}"  # one per device
     assert set(roots) <= {"dev0", "dev1", "dev2", "dev3"}  # dev4/dev5 never failed
     for t in rows:
         if t["root"] in ("dev0", "dev1"):  # recovered at restart 2
-            wait_for(lambda t=t: by_root(tickets(db, "--all"))[t["root"]]["status"]
+            wait_for(lambda t=t: by_root(db_tickets(db, "--all"))[t["root"]]["status"]
                      == "repaired", 30, f"{t['root']} repaired")
     with sqlite3.connect(db) as conn:
         opens = conn.execute("SELECT ticket_id, COUNT(*) FROM ticket_event WHERE status = 'open'"
