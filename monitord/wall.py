@@ -42,6 +42,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
+from monitord.incidents import group_label
 from monitord.state import State
 from monitord.status import KIND_TEXT, STATE_TEXT
 from monitord.thaidate import BANGKOK, format_date, format_duration, month_name
@@ -80,7 +81,7 @@ LABELS: dict[str, dict[str, str]] = {
         "stale": "ขาดการเชื่อมต่อกับเซิร์ฟเวอร์ — ข้อมูลอาจไม่เป็นปัจจุบัน",
         "isp_outage": "ผู้ให้บริการขัดข้อง", "ticket": "ใบแจ้งซ่อม", "ticket_unit": "ใบ",
         "office": "สำนักงาน",
-        "isp": "ผู้ให้บริการ", "district": "อำเภอ", "district_short": "อ.",
+        "district_short": "อ.",
         "outage_word": "ขัดข้อง",
         "lossy": "อุปกรณ์ไม่เสถียร (เสียแพ็กเก็ตในช่วงล่าสุด)", "loss": "เสีย {p}%",
         "rounds": "{n} รอบ",
@@ -97,7 +98,7 @@ LABELS: dict[str, dict[str, str]] = {
         "stale": "Lost contact with the server — data may be out of date",
         "isp_outage": "ISP outage", "ticket": "Ticket", "ticket_unit": "tickets",
         "office": "Office",
-        "isp": "ISP", "district": "District", "district_short": "",
+        "district_short": "",
         "outage_word": "outage",
         "lossy": "Unstable devices (recent packet loss)", "loss": "{p}% loss",
         "rounds": "{n} rounds",
@@ -211,13 +212,6 @@ def device_label(dev: Device, lang: str) -> str:
     return name
 
 
-def upstream_label(root: str, lang: str) -> str:
-    group, _, name = root.partition(":")
-    if group == "district":
-        return f"{LABELS[lang]['district']} {name}"
-    return f"{LABELS[lang]['isp']} {name}"
-
-
 def _where(cfg: Config, dev: Device, lang: str) -> str:
     if dev.school is not None and (school := cfg.schools.get(dev.school)) is not None:
         return school.name
@@ -291,7 +285,7 @@ class Wall:
                                      for dev_id in inc.affected}),
         }
         outages: list[dict[str, Any]] = [
-            {"group": inc.root, "label": upstream_label(inc.root, lang),
+            {"group": inc.root, "label": group_label(inc.root, lang),
              "schools": len(inc.affected), "since": inc.opened_at,
              "duration_text": duration_text(now - inc.opened_at, lang)}
             for inc in sorted(upstream, key=lambda i: i.opened_at)]
@@ -366,7 +360,7 @@ class Wall:
             if (dev := devices.get(root)) is not None:
                 subject = f"{device_label(dev, lang)} · {_where(cfg, dev, lang)}"
             elif ":" in root:
-                subject = upstream_label(root, lang)
+                subject = group_label(root, lang)
             else:
                 continue
             status = str(r["status"])
