@@ -10,11 +10,9 @@ names, serial numbers, people's names and officers' free texts are not public â€
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -26,7 +24,7 @@ from pydantic.json_schema import SkipJsonSchema
 from monitord.config import DeviceKind
 from monitord.schedule import parse_days, parse_hours
 from monitord.state import State
-from monitord.thaidate import check_sane
+from monitord.values import SaneDateTime
 
 TicketStatus = Literal["open", "scheduled", "in_repair", "repaired", "closed"]
 TOKEN_ONLY = "only with a valid bearer token"
@@ -265,13 +263,6 @@ class MaintenanceQuery(_Query):
 
 _TEXT = 4000
 _NAME = 200
-
-# Officers' dates: a typo such as 0001-01-01 or 9999-12-31 is refused (422) here, before it
-# reaches a ticket, a notification or a form that would have to print it.
-SaneDateTime = Annotated[
-    dt.datetime, AfterValidator(check_sane),
-    Field(description="between 2000-01-01 and 2100-12-31 (naive: office local time)")]
-
 
 class TicketPatch(BaseModel):
     """An officer's change, as ``monitord tickets update/schedule/close`` allow.

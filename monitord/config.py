@@ -42,7 +42,14 @@ from monitord.schedule import (
     parse_days,
     parse_hours,
 )
-from monitord.values import Duration, SecretRef, TimeZoneName, code_string, parse_duration
+from monitord.values import (
+    Duration,
+    SaneDateTime,
+    SecretRef,
+    TimeZoneName,
+    code_string,
+    parse_duration,
+)
 from probes.mqtt import MqttDeviceParams, MqttSettings
 from probes.snmp import SnmpParams, profile_for_kind
 
@@ -151,8 +158,8 @@ class MaintenanceConfig(_Strict):
     or ``weekly: {days, hours}``; scoped by ``devices``, ``schools`` and ``kinds``."""
 
     name: str = Field(min_length=1)
-    start: dt.datetime | None = None
-    end: dt.datetime | None = None
+    start: SaneDateTime | None = None
+    end: SaneDateTime | None = None
     weekly: ScheduleConfig | None = None
     devices: list[str] = Field(default_factory=list)
     schools: list[Annotated[str, BeforeValidator(code_string)]] = Field(default_factory=list)

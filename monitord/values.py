@@ -6,13 +6,16 @@ settings of their protocol) can use them without importing the whole configurati
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+from monitord.thaidate import check_sane
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -87,3 +90,11 @@ def known_zone(value: str) -> str:
 
 
 TimeZoneName = Annotated[str, AfterValidator(known_zone)]
+
+
+# Officers' dates (API, CLI, config): a typo such as 0001-01-01 or 9999-12-31 is refused
+# where it comes in, before it reaches a ticket, a notification or a form that would have
+# to print it.
+SaneDateTime = Annotated[
+    dt.datetime, AfterValidator(check_sane),
+    Field(description="between 2000-01-01 and 2100-12-31 (naive: office local time)")]

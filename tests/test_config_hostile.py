@@ -92,6 +92,9 @@ HOSTILE = [
     Case("maintenance_devices_not_a_list", _appended(
         "maintenance:\n  - {name: x, start: 2026-01-01T08:00:00, end: 2026-01-01T09:00:00,"
         " devices: 1.5}\n"), BASE_LINES + 2, "maintenance[0].devices", "valid list"),
+    Case("maintenance_year_one", _appended(
+        "maintenance:\n  - {name: x, start: 0001-01-01T08:00:00, end: 2026-01-01T09:00:00}\n"),
+        BASE_LINES + 2, "maintenance[0].start", "outside 2000-01-01..2100-12-31"),
     Case("ip_address_as_device_id", GOOD_TEXT.replace("id: 62020001-rtr", "id: 10.1.2.3")
          .replace("62020001-rtr", "10.1.2.3").encode(),
          GOOD_TEXT[:GOOD_TEXT.index("id: 62020001-rtr")].count("\n") + 1,
