@@ -10,7 +10,6 @@ import json
 import os
 import random
 import re
-import resource
 import signal
 import subprocess
 import threading
@@ -113,25 +112,40 @@ class CheckRun:
     max_rss_mb: float
 
 
+# ``monitord check`` measured by a small wrapper process, not by pytest itself: a child
+# forked from a process inherits its peak RSS (the kernel keeps the pre-exec high-water
+# mark), so wait4 from a pytest grown to 300 MB over the suite would report 300 MB.
+_MEASURE = """
+import os, resource, sys
+pid = os.fork()
+if pid == 0:
+    # a safety net for the machine running the tests: a bomb fails, it doesn't swap
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+    os.execv(sys.executable, [sys.executable, *sys.argv[2:]])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as out:
+    out.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_check(path: Path, timeout: float = 60) -> CheckRun:
     """``monitord check`` with its own wall time and peak memory (wait4's rusage)."""
-    out, err = path.with_suffix(".out"), path.with_suffix(".err")
+    out, err, rss = (path.with_suffix(s) for s in (".out", ".err", ".rss"))
     with out.open("wb") as fo, err.open("wb") as fe:
         start = time.monotonic()
-        proc = subprocess.Popen([*MONITORD, "check", "--config", str(path)],
-                                stdout=fo, stderr=fe, cwd=ROOT)
-        # A safety net for the machine running the tests: a bomb fails, it doesn't swap.
-        resource.prlimit(proc.pid, resource.RLIMIT_AS, (1 << 30, 1 << 30))
-        killer = threading.Timer(timeout, proc.kill)
+        proc = subprocess.Popen(
+            [*MONITORD[:1], "-c", _MEASURE, str(rss), *MONITORD[1:], "check", "--config",
+             str(path)], stdout=fo, stderr=fe, cwd=ROOT, start_new_session=True)
+        killer = threading.Timer(timeout, os.killpg, (proc.pid, signal.SIGKILL))
         killer.start()
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
+            code = proc.wait()
         finally:
             killer.cancel()
         seconds = time.monotonic() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    return CheckRun(proc.returncode, out.read_text("utf-8", "replace"),
-                    err.read_text("utf-8", "replace"), seconds, usage.ru_maxrss / 1024)
+    return CheckRun(code, out.read_text("utf-8", "replace"),
+                    err.read_text("utf-8", "replace"), seconds, int(rss.read_text()) / 1024)
 
 
 @pytest.mark.parametrize("case", HOSTILE, ids=[c.name for c in HOSTILE])
