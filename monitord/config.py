@@ -48,6 +48,7 @@ from monitord.values import (
     SecretRef,
     TimeZoneName,
     code_string,
+    one_line,
     parse_duration,
 )
 from probes.mqtt import MqttDeviceParams, MqttSettings
@@ -706,8 +707,10 @@ class _Loader(yaml.SafeLoader):
             value = node.value if isinstance(node, yaml.ScalarNode) else ""
             shown = value if len(value) <= 40 else f"{value[:20]}… ({len(value)} characters)"
             raise yaml.constructor.ConstructorError(
-                None, None, _one_line(f"cannot read {what} {shown}: "
-                                      + str(exc).split("; use sys.", 1)[0]), node.start_mark
+                None, None,
+                one_line(f"cannot read {what} {shown}: " + str(exc).split("; use sys.", 1)[0],
+                         MESSAGE_LIMIT),
+                node.start_mark
             ) from None
 
 
@@ -767,10 +770,8 @@ def _str_keys(data: Any) -> Any:
     return data
 
 
-def _one_line(text: str, limit: int = 300) -> str:
-    """An exception's text as one bounded line (some span lines, some are huge)."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+#: a problem's message at most this long (one line)
+MESSAGE_LIMIT = 300
 
 
 def _node_path(root: yaml.Node, target: yaml.Node) -> KeyPath | None:
@@ -805,7 +806,8 @@ def _read_yaml(text: str, file: str) -> _Doc:
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, exc.position) + 1
         raise ConfigError(
-            [Problem(file, line, "(yaml)", _one_line(str(exc).splitlines()[0]))]
+            [Problem(file, line, "(yaml)",
+                     one_line(str(exc).splitlines()[0], MESSAGE_LIMIT))]
         ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -816,10 +818,12 @@ def _read_yaml(text: str, file: str) -> _Doc:
             path = loader.refused_at
         where = "(yaml)" if not path else format_path(path[:12]) + ("…" if path[12:] else "")
         raise ConfigError(
-            [Problem(file, line, where, _one_line(f"{exc.problem or exc}"))]
+            [Problem(file, line, where,
+                     one_line(f"{exc.problem or exc}", MESSAGE_LIMIT))]
         ) from None
     except yaml.YAMLError as exc:
-        raise ConfigError([Problem(file, 1, "(yaml)", _one_line(str(exc)))]) from None
+        raise ConfigError(
+            [Problem(file, 1, "(yaml)", one_line(str(exc), MESSAGE_LIMIT))]) from None
     finally:
         if loader is not None:
             loader.dispose()
@@ -1084,8 +1088,8 @@ def load_config(path: str | os.PathLike[str]) -> LoadResult:
         raise
     except Exception as exc:  # a gap in the checks must still read as a rejected file
         log.debug("checking %s failed unexpectedly", file, exc_info=True)
-        raise ConfigError([Problem(file, 1, "(top)", "cannot be checked: "
-                                   + _one_line(f"{type(exc).__name__}: {exc}"))]) from None
+        reason = one_line(f"{type(exc).__name__}: {exc}", MESSAGE_LIMIT)
+        raise ConfigError([Problem(file, 1, "(top)", f"cannot be checked: {reason}")]) from None
 
 
 def devices_by_school(cfg: Config) -> Mapping[str | None, list[Device]]:

@@ -69,6 +69,7 @@ from monitord.storage import (
     is_storage_error,
 )
 from monitord.tickets import Equipment, TicketContext, TicketError
+from monitord.values import one_line
 from monitord.web import (
     HttpServer,
     bind,
@@ -83,6 +84,8 @@ log = logging.getLogger("monitord")
 
 PRUNE_EVERY_SECONDS = 3600.0
 TICK_SECONDS = 2.0
+#: a broker's or a loader's error text at most this long in /healthz and messages
+REASON_LIMIT = 160
 #: queued database writes beyond which the writer compacts its queue (see StateWriter)
 MAX_PENDING_WRITES = 10_000
 RETRY_MAX_SECONDS = 10.0
@@ -658,7 +661,7 @@ class Daemon:
         if self.mqtt is not None:
             st = self.mqtt.stats
             probes["mqtt"] = {"up": st.broker_up, "broker_since": st.broker_since,
-                              **({"last_error": _short_reason(st.last_error)}
+                              **({"last_error": one_line(st.last_error, REASON_LIMIT)}
                                  if not st.broker_up and st.last_error else {})}
         storage_up = self.writer is not None and self.writer.up
         return {
@@ -804,7 +807,7 @@ class Daemon:
                           now - st.broker_since, st.last_error)
                 self.writer.enqueue([], [], {}, [NotificationEvent(
                     event_key("broker_unreachable", st.broker_since), "broker_unreachable",
-                    st.broker_since, {"reason": _short_reason(st.last_error),
+                    st.broker_since, {"reason": one_line(st.last_error, REASON_LIMIT),
                                       "since": st.broker_since})])
         elif st.broker_up and self._broker_alerted_since is not None:
             down_since = self._broker_alerted_since
@@ -968,7 +971,7 @@ class Daemon:
             except Exception as exc:  # load_config maps everything; this is a last guard
                 log.exception("reading the new configuration failed")
                 return await self._reload_failed(
-                    [Problem(str(path), 1, "(top)", _short_reason(f"{exc!r}"))])
+                    [Problem(str(path), 1, "(top)", one_line(f"{exc!r}", REASON_LIMIT))])
             for warning in result.warnings:
                 log.warning("%s", warning)
             old = self.config
@@ -979,7 +982,8 @@ class Daemon:
                 if old is not None:
                     self._adopt(old)
                 return await self._reload_failed(
-                    [Problem(str(path), 1, "(top)", _short_reason(f"cannot apply: {exc!r}"))])
+                    [Problem(str(path), 1, "(top)",
+                             one_line(f"cannot apply: {exc!r}", REASON_LIMIT))])
             if old is not None and (old.storage != result.config.storage
                                     or old.http != result.config.http
                                     or old.engines != result.config.engines):
@@ -1012,7 +1016,7 @@ class Daemon:
     async def _reload_failed(self, problems: list[Problem]) -> bool:
         self.last_reload_ok = False
         more = f" (and {len(problems) - 1} more; see the log)" if len(problems) > 1 else ""
-        self.last_reload_error = _short_reason(
+        self.last_reload_error = one_line(
             (problems[0].without_values() if problems else "rejected") + more, 300)
         self._counters["monitord_config_reloads_total"][("failure",)] += 1
         log.error("new configuration rejected, keeping the running one:")
@@ -1076,22 +1080,19 @@ class Daemon:
             stored = await self.storage.load_states()
             restored = (await self.storage.open_incidents(), await self.storage.ticket_infos(),
                         await self.storage.next_ticket_id())
+            self.links = LinkSigner(await asyncio.to_thread(
+                load_secret, cfg.http.link_secret, db_path.parent), cfg.http.link_ttl)
         except Exception as exc:
             sock.close()
             for store in (self.storage, self._notify_store):
                 if store is not None:
                     with contextlib.suppress(Exception):
                         await store.close()
-            log.error("cannot open database %s: %s%s", db_path, error_text(exc),
-                      OPEN_HINTS.get(error_reason(exc), ""))
-            return 1
-        try:
-            self.links = LinkSigner(await asyncio.to_thread(
-                load_secret, cfg.http.link_secret, db_path.parent), cfg.http.link_ttl)
-        except LinkSecretError as exc:
-            sock.close()
-            await self.storage.close()
-            log.error("%s", exc)
+            if isinstance(exc, LinkSecretError):
+                log.error("%s", exc)
+            else:
+                log.error("cannot open database %s: %s%s", db_path, error_text(exc),
+                          OPEN_HINTS.get(error_reason(exc), ""))
             return 1
         self.writer = StateWriter(self.storage)
         self.deliverer = Deliverer(self._notify_store.connection,
@@ -1192,11 +1193,6 @@ def web_routes(daemon: Daemon) -> list[BaseRoute]:
     from monitord.wall import routes as wall_routes
 
     return [*wall_routes(daemon), *api_routes(daemon), *report_routes(daemon)]
-
-
-def _short_reason(text: str, limit: int = 160) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _snmp_counters(stats: Any) -> dict[str, dict[tuple[str, ...], float]]:

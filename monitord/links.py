@@ -80,10 +80,7 @@ def load_secret(ref: SecretRef | None, data_dir: Path) -> bytes:
             value = ref.reveal()
         except (LookupError, OSError) as exc:
             raise LinkSecretError(f"http.link_secret: {exc}") from None
-        if len(value) < MIN_SECRET_LENGTH:
-            raise LinkSecretError(f"http.link_secret: shorter than {MIN_SECRET_LENGTH} "
-                                  "characters")
-        return value.encode("utf-8")
+        return _long_enough(value, "http.link_secret").encode("utf-8")
     path = data_dir / SECRET_FILE
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -98,7 +95,11 @@ def load_secret(ref: SecretRef | None, data_dir: Path) -> bytes:
         value = path.read_text(encoding="ascii").strip()
     except (OSError, UnicodeDecodeError) as exc:
         raise LinkSecretError(f"cannot read {path}: {exc}") from None
+    return _long_enough(value, str(path),
+                        "; delete it to have a new one generated").encode("ascii")
+
+
+def _long_enough(value: str, where: str, hint: str = "") -> str:
     if len(value) < MIN_SECRET_LENGTH:
-        raise LinkSecretError(f"{path}: shorter than {MIN_SECRET_LENGTH} characters; "
-                              "delete it to have a new one generated")
-    return value.encode("ascii")
+        raise LinkSecretError(f"{where}: shorter than {MIN_SECRET_LENGTH} characters{hint}")
+    return value

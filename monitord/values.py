@@ -98,3 +98,10 @@ TimeZoneName = Annotated[str, AfterValidator(known_zone)]
 SaneDateTime = Annotated[
     dt.datetime, AfterValidator(check_sane),
     Field(description="between 2000-01-01 and 2100-12-31 (naive: office local time)")]
+
+
+def one_line(text: str, limit: int) -> str:
+    """Text (an exception's, a broker's reason) as one line of at most ``limit``
+    characters: some span lines, some are huge."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
