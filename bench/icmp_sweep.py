@@ -3,7 +3,7 @@
 
 Pings ``--hosts`` loopback addresses, ``--dead`` of which are made dead by one iptables
 DROP rule (removed on exit, on exceptions and on SIGINT/SIGTERM), first with monitord's
-:class:`probes.icmp.IcmpEngine`, then with fping using the same packets per host, timeout
+:class:`monitord.probes.icmp.IcmpEngine`, then with fping using the same packets per host, timeout
 and per-host period.  The last line is machine-readable::
 
     icmp_sweep hosts=10000 dead_expected=500 dead_found=500 wrong=0 wall_s=X \
@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from probes.icmp import DEFAULT_RATE_PPS, IcmpEngine, IcmpRound
+from monitord.probes.icmp import DEFAULT_RATE_PPS, IcmpEngine, IcmpRound
 
 LIVE_NET = ipaddress.ip_network("127.201.0.0/16")
 DEAD_NET = ipaddress.ip_network("127.202.0.0/16")

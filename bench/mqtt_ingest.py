@@ -13,7 +13,7 @@ config file; a system broker on 1883 is never touched):
 3. Drain mosquitto_sub's session (``-C N``) and time it, process start to exit.
 4. Drain monitord's session with the real :class:`MqttSource` and time it from
    ``run()`` to the moment every message has been decoded, validated, mapped to its
-   device and folded into a :class:`monitord.state.StateTracker` by the sink, exactly as
+   device and folded into a :class:`monitord.domain.state.StateTracker` by the sink, exactly as
    the daemon will.  ``uptime_seconds`` carries the message's sequence number, so the
    sink can tell lost messages from duplicates.
 
@@ -49,9 +49,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from monitord.state import DeviceSpec, StateTracker  # noqa: E402
-from probes.base import Observation  # noqa: E402
-from probes.mqtt import MqttDevice, MqttDeviceParams, MqttSettings, MqttSource  # noqa: E402
+from monitord.domain.state import DeviceSpec, StateTracker  # noqa: E402
+from monitord.probes.base import Observation  # noqa: E402
+from monitord.probes.mqtt import MqttDevice, MqttDeviceParams, MqttSettings, MqttSource  # noqa: E402
 
 FILTER = "monitord/+/+/state"
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"

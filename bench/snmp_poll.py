@@ -153,8 +153,8 @@ def wait_cmd(cmd: list[str], what: str, procs: list[subprocess.Popen[bytes]],
 
 async def engine_run(devices: int, rounds: int, profile: str, concurrency: int
                      ) -> tuple[float, int]:
-    from probes.base import Target
-    from probes.snmp import SnmpProber
+    from monitord.probes.base import Target
+    from monitord.probes.snmp import SnmpProber
 
     prober = SnmpProber(max_in_flight=concurrency)
     await prober.start()

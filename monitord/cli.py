@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from monitord import __version__
 from monitord.config import Config, ConfigError, load_config
-from monitord.schedule import parse_days, parse_hours
+from monitord.domain.activehours import parse_days, parse_hours
 from monitord.storage import (
     Storage,
     StorageError,
@@ -66,7 +66,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from monitord.daemon import Daemon, DaemonOptions
+    from monitord.app.daemon import Daemon, DaemonOptions
 
     _setup_logging(args.log_level)
     daemon = Daemon(DaemonOptions(Path(args.config), args.db, args.listen,
@@ -75,7 +75,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from monitord.demo import run_demo
+    from monitord.demo.office import run_demo
 
     _setup_logging(args.log_level)
     data_dir: Path = args.data_dir or default_data_dir() / "demo"
@@ -90,7 +90,7 @@ def with_store(db: Path | None, readonly: bool,
     Exit codes: 1 when the database cannot be opened, 2 for a request that cannot be
     applied (unknown ticket, bad transition), else what ``action`` returns.
     """
-    from monitord.tickets import TicketError
+    from monitord.domain.tickets import TicketError
 
     path = _db_path(db)
 
@@ -291,7 +291,7 @@ def cmd_report_repair(args: argparse.Namespace) -> int:
 def _report_inputs(args: argparse.Namespace) -> tuple[Config, Path] | int:
     """The config (school names, ISPs, districts, schedules) and the database it uses
     (``--db``, else the config's ``storage``, as ``monitord run`` resolves it)."""
-    from monitord.daemon import resolve_db_path
+    from monitord.app.daemon import resolve_db_path
 
     try:
         cfg = load_config(args.config).config
@@ -316,7 +316,7 @@ def _write_output(data: bytes, output: str, what: str) -> None:
 def _read_report(db: Path, build: Callable[[sqlite3.Connection], T]) -> T | int:
     """Build a report from a read-only connection; an exit code when that fails
     (1: the database cannot be opened or read, 2: the request cannot be answered)."""
-    from monitord.availability import open_readonly
+    from monitord.domain.availability import open_readonly
 
     try:
         conn = open_readonly(db)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from monitord.demo_snmp import Request, decode_request, encode_response
-from probes import snmp_wire as w
+from monitord.demo.snmp import Request, decode_request, encode_response
+from monitord.probes import snmp_wire as w
 from tests.conftest import free_port, wait_for
 
 SNMPSIM_DATA = Path(sys.prefix) / "lib" / f"python{sys.version_info.major}." \
@@ -200,7 +200,7 @@ Answer = tuple[str, bytes]
 class ScriptedAgent(BadAgent):
     """A UDP agent on 127.0.0.1 whose answers the test writes.
 
-    ``script(request)`` gets each decoded request (:class:`monitord.demo_snmp.Request`)
+    ``script(request)`` gets each decoded request (:class:`monitord.demo.snmp.Request`)
     and returns the datagrams to send back to the requester, in order, each from a named
     sender: ``"agent"`` (the agent's own address and port) or a sender added with
     :meth:`add_sender` (another loopback address or port: a spoofer).

@@ -10,7 +10,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from monitord.availability import (
+from monitord.config import Config, parse_config
+from monitord.domain.activehours import (
+    Calendar,
+    Holiday,
+    Schedule,
+    WeeklyWindow,
+    active_seconds,
+    parse_days,
+    parse_hours,
+)
+from monitord.domain.availability import (
     History,
     Model,
     Segment,
@@ -28,17 +38,7 @@ from monitord.availability import (
     state_segments,
     tally,
 )
-from monitord.config import Config, parse_config
-from monitord.schedule import (
-    Calendar,
-    Holiday,
-    Schedule,
-    WeeklyWindow,
-    active_seconds,
-    parse_days,
-    parse_hours,
-)
-from monitord.state import State, Transition
+from monitord.domain.state import State, Transition
 from monitord.storage import Storage
 
 BKK = ZoneInfo("Asia/Bangkok")

@@ -208,7 +208,7 @@ def test_named_device_ids_stay_valid(device_id: str) -> None:
 
 
 def test_shipped_configs_use_no_ip_shaped_ids() -> None:
-    from monitord.demo import build_lab
+    from monitord.demo.office import build_lab
 
     parse_config((ROOT / "config" / "example.yaml").read_text(encoding="utf-8"), "example")
     parse_config(yaml.safe_dump(build_lab(36).config, allow_unicode=True), "demo")

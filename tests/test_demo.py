@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from monitord.demo import RULE_COMMENT, DemoLab, build_lab
+from monitord.demo.office import RULE_COMMENT, DemoLab, build_lab
 from tests.conftest import (
     MONITORD,
     ROOT,

@@ -1,6 +1,6 @@
 """The demo lab's simulated agents, checked with the real probe and real clients.
 
-SNMP: the simulator (monitord/demo_snmp.py) answers the real ``SnmpProber`` and net-snmp's
+SNMP: the simulator (monitord/demo/snmp.py) answers the real ``SnmpProber`` and net-snmp's
 ``snmpbulkwalk``; the codec is proven against a client that is not ours.  MQTT: the demo's
 own mosquitto and agents.  End to end: ``monitord demo`` with every probe wired.  Loopback
 only; every wait has a deadline.
@@ -25,7 +25,8 @@ from typing import Any
 import pytest
 import yaml
 
-from monitord.demo import (
+from monitord.demo.agents import DOWN_BEHAVIOURS, plan
+from monitord.demo.office import (
     DEAD_BLOCK,
     DEAD_NET,
     LIVE_NET,
@@ -35,8 +36,7 @@ from monitord.demo import (
     build_lab,
     write_config,
 )
-from monitord.demo_agents import DOWN_BEHAVIOURS, plan
-from monitord.demo_snmp import (
+from monitord.demo.snmp import (
     MAX_MESSAGE,
     SimAgent,
     SnmpLab,
@@ -45,9 +45,9 @@ from monitord.demo_snmp import (
     decode_request,
     encode_varbind,
 )
-from probes import snmp_wire as w
-from probes.base import Observation, Target
-from probes.snmp import SnmpProber
+from monitord.probes import snmp_wire as w
+from monitord.probes.base import Observation, Target
+from monitord.probes.snmp import SnmpProber
 from tests.conftest import (
     MONITORD,
     ROOT,
@@ -332,7 +332,7 @@ def test_codec_round_trip_of_every_value_type() -> None:
         (w.GAUGE32, 128), (w.TIMETICKS, 0), (w.COUNTER64, 2 ** 64 - 1),
         (w.OCTET_STRING, b"x" * 200), (w.OBJECT_ID, (1, 3, 6, 1, 4, 1, 2021, 10000)),
         (w.NO_SUCH_OBJECT, None), (w.END_OF_MIB_VIEW, None)]
-    from monitord.demo_snmp import encode_response
+    from monitord.demo.snmp import encode_response
     vbs = [encode_varbind((1, 3, 6, 1, 99, k, 300), t, v) for k, (t, v) in enumerate(values)]
     r = w.decode_response(encode_response(1, b"demo-public", 2 ** 31 - 1, vbs))
     assert r.request_id == 2 ** 31 - 1 and r.community == b"demo-public"
@@ -419,7 +419,8 @@ def test_agents_behind_dead_devices_are_silent() -> None:
 
 def test_broker_dies_with_the_demo(tmp_path: Path) -> None:
     """Even kill -9 of the demo leaves no mosquitto behind (PR_SET_PDEATHSIG)."""
-    code = ("import sys, time; from pathlib import Path; from monitord.demo import DemoBroker\n"
+    code = ("import sys, time; from pathlib import Path\n"
+            "from monitord.demo.office import DemoBroker\n"
             f"b = DemoBroker(Path({str(tmp_path)!r}))\n"
             "assert b.start(), b.why_not\n"
             "print(b.proc.pid, b.port, flush=True)\n"

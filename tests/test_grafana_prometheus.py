@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
-from exporters.prometheus import INTERFACE_COUNTERS, INTERFACE_GAUGES, SNMP_VALUES
-from monitord.demo import DEAD_BLOCK
-from probes.mqtt import VALUE_GAUGES as MQTT_VALUES
+from monitord.demo.office import DEAD_BLOCK
+from monitord.http.metrics import INTERFACE_COUNTERS, INTERFACE_GAUGES, SNMP_VALUES
+from monitord.probes.mqtt import VALUE_GAUGES as MQTT_VALUES
 from tests.conftest import (
     ROOT,
     DaemonProcess,

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from monitord.links import SECRET_FILE, LinkSigner, load_secret, ticket_url
+from monitord.domain.links import SECRET_FILE, LinkSigner, load_secret, ticket_url
 from tests.conftest import (
     MONITORD,
     ROOT,

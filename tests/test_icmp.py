@@ -25,10 +25,10 @@ from pathlib import Path
 import pytest
 from icmplib import ICMPv4Socket
 
-from monitord.state import DeviceSpec, State, StateTracker
-from probes import _icmp_packet as pkt
-from probes.base import Prober, ProbeSetupError, Target
-from probes.icmp import IcmpEngine, IcmpProber, IcmpRound
+from monitord.domain.state import DeviceSpec, State, StateTracker
+from monitord.probes import icmp_packet as pkt
+from monitord.probes.base import Prober, ProbeSetupError, Target
+from monitord.probes.icmp import IcmpEngine, IcmpProber, IcmpRound
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMENT = f"monitord-test-icmp-{os.getpid()}"
@@ -358,7 +358,7 @@ async def test_icmp_unreachable_error_gives_reason(engine: IcmpEngine) -> None:
 
 async def test_auto_mode_picks_raw_as_root(caplog: pytest.LogCaptureFixture) -> None:
     require_root()
-    caplog.set_level(logging.INFO, logger="probes.icmp")
+    caplog.set_level(logging.INFO, logger="monitord.probes.icmp")
     e = IcmpEngine(mode="auto")
     await e.start()
     try:
@@ -444,8 +444,8 @@ async def test_prober_rounds_judged_by_device_thresholds(drops: IcmpDrops) -> No
 
 NETNS_SCRIPT = r"""
 import asyncio, json, logging, sys
-from probes.base import ProbeSetupError
-from probes.icmp import IcmpEngine
+from monitord.probes.base import ProbeSetupError
+from monitord.probes.icmp import IcmpEngine
 
 async def main():
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)

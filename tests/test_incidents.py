@@ -6,7 +6,15 @@ from datetime import datetime
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
-from monitord.incidents import (
+from monitord.domain.activehours import (
+    Calendar,
+    MaintenanceWindow,
+    Schedule,
+    WeeklyWindow,
+    parse_days,
+    parse_hours,
+)
+from monitord.domain.incidents import (
     Change,
     IncidentClosed,
     IncidentEngine,
@@ -18,15 +26,7 @@ from monitord.incidents import (
     TicketRecovered,
     TicketRelapsed,
 )
-from monitord.schedule import (
-    Calendar,
-    MaintenanceWindow,
-    Schedule,
-    WeeklyWindow,
-    parse_days,
-    parse_hours,
-)
-from monitord.state import State
+from monitord.domain.state import State
 
 C = TypeVar("C")
 BKK = ZoneInfo("Asia/Bangkok")

@@ -19,16 +19,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from monitord.state import DeviceSpec, State, StateTracker
-from probes.base import Observation
-from probes.mqtt import (
+from monitord.domain.state import DeviceSpec, State, StateTracker
+from monitord.probes.base import Observation
+from monitord.probes.mqtt import (
     REJECT_REASONS,
     MqttDevice,
     MqttDeviceParams,
     MqttSettings,
     MqttSource,
 )
-from probes.mqtt_decode import parse_path
+from monitord.probes.mqtt_decode import parse_path
 from tests.mqtt_lab import Broker, broker, until
 
 __all__ = ["broker"]  # the fixture, re-exported for pytest
@@ -412,8 +412,8 @@ def test_settings_validation() -> None:
 
 
 async def test_demo_agents_publish_faults(broker: Broker, run_source: Any) -> None:
-    from monitord.demo import build_lab
-    from monitord.demo_agents import plan, run_agents
+    from monitord.demo.agents import plan, run_agents
+    from monitord.demo.office import build_lab
 
     agents = plan(build_lab(schools=6).config["devices"])
     by = {a.behaviour: a for a in agents}

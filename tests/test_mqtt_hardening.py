@@ -1,6 +1,6 @@
 """Hostile MQTT input against a real mosquitto (issue 12): a flooding publisher
 (finding 6), deeply nested and oversized values (finding 7), a failing sink, and a
-bounded fuzz of the payload decoder (probes/mqtt_decode.py)."""
+bounded fuzz of the payload decoder (monitord/probes/mqtt_decode.py)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from monitord.state import State
-from probes.mqtt import REJECT_REASONS
-from probes.mqtt_decode import (
+from monitord.domain.state import State
+from monitord.probes.mqtt import REJECT_REASONS
+from monitord.probes.mqtt_decode import (
     FIELD_NAMES,
     PRESETS,
     Rejected,
@@ -45,7 +45,7 @@ def _rss_bytes() -> int:
 
 def _mqtt_lines(caplog: pytest.LogCaptureFixture, needle: str) -> list[logging.LogRecord]:
     return [r for r in caplog.records
-            if r.name == "probes.mqtt" and needle in r.getMessage()]
+            if r.name == "monitord.probes.mqtt" and needle in r.getMessage()]
 
 
 # ---------------------------------------------------------------------------- finding 6
@@ -58,7 +58,7 @@ async def test_flood_is_bounded_counted_and_the_loop_keeps_its_schedule(
     within max_queued_incoming_messages, what did not fit is counted as overload (and
     logged rate-limited), a 20 ms timer in the same event loop stays on time, memory
     stays flat, and a normal report afterwards is applied."""
-    caplog.set_level(logging.WARNING, logger="probes.mqtt")
+    caplog.set_level(logging.WARNING, logger="monitord.probes.mqtt")
     h = await run_source([dev("rx1", period=3600)],
                          max_queued_incoming_messages=QUEUE_LIMIT, rejected_log_per_minute=5)
     src = h.source
@@ -134,7 +134,7 @@ async def test_deeply_nested_and_huge_values_are_rejected_with_bounded_logs(
     """1,000-deep values (within orjson's 1,024 limit), 2,000-deep JSON and a 10,000-
     character value, each sent several times: counted as rejected, at most
     rejected_log_per_minute log lines, no traceback; a good report still applies."""
-    caplog.set_level(logging.DEBUG, logger="probes.mqtt")
+    caplog.set_level(logging.DEBUG, logger="monitord.probes.mqtt")
     h = await run_source([dev("rx1", period=3600),
                           dev("e1", format="esphome", period=3600,
                               fields={"signal_lock": "binary_sensor/lock"})],
@@ -162,7 +162,7 @@ async def test_deeply_nested_and_huge_values_are_rejected_with_bounded_logs(
     assert r["malformed_json"] == rounds * len(hostile)
     assert r["wrong_type"] == 1
     assert h.source.stats.messages_applied == 0
-    mine = [rec for rec in caplog.records if rec.name == "probes.mqtt"]
+    mine = [rec for rec in caplog.records if rec.name == "monitord.probes.mqtt"]
     rejected_lines = [rec for rec in mine if "rejected message" in rec.getMessage()]
     assert len(rejected_lines) == 4  # rejected_log_per_minute; the rest only counted
     assert not any(rec.exc_info for rec in mine), "no traceback for bad input"
@@ -179,7 +179,7 @@ async def test_a_failing_sink_is_logged_rate_limited(broker: Broker, run_source:
                                                      ) -> None:
     """Every per-message log path is rate-limited: a sink that fails on every batch
     (here: every message) logs at most rejected_log_per_minute lines, and ingest goes on."""
-    caplog.set_level(logging.DEBUG, logger="probes.mqtt")
+    caplog.set_level(logging.DEBUG, logger="monitord.probes.mqtt")
     h = await run_source([dev("rx1", period=3600)], rejected_log_per_minute=3)
     calls = []
 
@@ -193,7 +193,7 @@ async def test_a_failing_sink_is_logged_rate_limited(broker: Broker, run_source:
         broker.publish(state_topic("rx1"), {"ts": time.time(), "channel": i})
         await until(lambda i=i: h.source.stats.messages_applied > i, 10, f"message {i}")
     failures = [rec for rec in caplog.records
-                if rec.name == "probes.mqtt" and "sink failed" in rec.getMessage()]
+                if rec.name == "monitord.probes.mqtt" and "sink failed" in rec.getMessage()]
     assert len(calls) == sent  # one batch per message: every one failed
     assert 1 <= len(failures) <= 3
 

@@ -288,7 +288,7 @@ def event_at(ts: float, tid: int, kind: str = "ticket_opened") -> NotificationEv
 
 async def test_duty_roster_quiet_hours_rate_limit_and_escalation(tmp_path: Path,
                                                                  webhook: Webhook) -> None:
-    from monitord.schedule import Schedule, WeeklyWindow, parse_days, parse_hours
+    from monitord.domain.activehours import Schedule, WeeklyWindow, parse_days, parse_hours
 
     def sched(days: str, hours: str) -> Schedule:
         return Schedule("s", (WeeklyWindow(parse_days([days]), *parse_hours(hours)),))
@@ -358,8 +358,8 @@ def test_timed_events_are_idempotent() -> None:
 
 
 async def test_officer_schedule_and_close_are_recorded_for_notification(tmp_path: Path) -> None:
-    from monitord.incidents import Incident, TicketOpen
-    from monitord.tickets import Equipment, TicketContext
+    from monitord.domain.incidents import Incident, TicketOpen
+    from monitord.domain.tickets import Equipment, TicketContext
 
     store = await Storage.open(tmp_path / "m.db")
     try:

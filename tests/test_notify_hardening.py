@@ -52,9 +52,9 @@ YEAR_ONE = datetime(1, 1, 1, tzinfo=ZoneInfo("Asia/Bangkok")).timestamp()
 
 def _ticket_db(path: Path) -> None:
     """A database with ticket 1 open (as the daemon writes it)."""
-    from monitord.incidents import Incident, TicketOpen
+    from monitord.domain.incidents import Incident, TicketOpen
+    from monitord.domain.tickets import Equipment, TicketContext
     from monitord.storage import Storage
-    from monitord.tickets import Equipment, TicketContext
 
     async def make() -> None:
         store = await Storage.open(path)

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from monitord.state import State, Transition
+from monitord.domain.state import State, Transition
 from monitord.storage import Storage
 from monitord.thaidate import fiscal_year
 from tests.conftest import ROOT, write_config
@@ -231,8 +231,8 @@ def test_usage_errors_exit_2(lab: tuple[Path, Path]) -> None:
 
 def test_daily_report_is_fast_for_300_schools(tmp_path: Path) -> None:
     """300 schools × 10 devices, a month of flapping history: seconds, not minutes."""
-    from monitord.availability import open_readonly
     from monitord.config import parse_config
+    from monitord.domain.availability import open_readonly
     from monitord.reports.daily import build_daily
     from monitord.reports.monthly import build_monthly
 

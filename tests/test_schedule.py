@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from monitord.config import ConfigError, parse_config
-from monitord.schedule import (
+from monitord.domain.activehours import (
     Calendar,
     Holiday,
     Schedule,

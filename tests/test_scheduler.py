@@ -7,8 +7,8 @@ import random
 import time
 from collections.abc import Sequence
 
-from monitord.scheduler import Job, Scheduler
-from probes.base import Observation, RoundStats, Target
+from monitord.probes.base import Observation, RoundStats, Target
+from monitord.probes.scheduler import Job, Scheduler
 
 
 class RecordingProber:

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from probes.base import Observation, Target
-from probes.snmp import SnmpParams, SnmpProber
+from monitord.probes.base import Observation, Target
+from monitord.probes.snmp import SnmpParams, SnmpProber
 from tests.snmp_lab import V3_USERS, BadAgent, Snmpd, Snmpsim, bad_agent, snmpd, snmpsim_factory
 
 __all__ = ["bad_agent", "snmpd", "snmpsim_factory"]  # fixtures, re-exported for pytest

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from monitord.demo_snmp import Request, encode_response, encode_varbind
-from probes import snmp_wire as w
-from probes.base import Observation, Target
-from probes.snmp import SYS_UPTIME, SnmpProber
-from probes.snmp_session import Session, WalkLimits
+from monitord.demo.snmp import Request, encode_response, encode_varbind
+from monitord.probes import snmp_wire as w
+from monitord.probes.base import Observation, Target
+from monitord.probes.snmp import SYS_UPTIME, SnmpProber
+from monitord.probes.snmp_session import Session, WalkLimits
 from tests.conftest import DaemonProcess, Metrics, base_config, wait_for, write_config
 from tests.snmp_lab import (
     Answer,

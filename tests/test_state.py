@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 
 from monitord.config import IcmpParams
-from monitord.state import DeviceSpec, State, StateTracker, StoredState
-from probes.base import Observation
+from monitord.domain.state import DeviceSpec, State, StateTracker, StoredState
+from monitord.probes.base import Observation
 
 
 class Clock:
@@ -137,7 +137,7 @@ def test_unknown_observation_moves_to_unknown_at_once() -> None:
 
 
 def test_percent_state_change_weights() -> None:
-    from monitord.state import percent_state_change
+    from monitord.domain.state import percent_state_change
 
     assert percent_state_change([True] * 21) == 0.0
     alternating = [i % 2 == 0 for i in range(21)]

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from playwright.sync_api import sync_playwright
 
-from monitord.state import State, Transition
+from monitord.domain.state import State, Transition
 from monitord.storage import Storage
 from tests.conftest import DaemonProcess, base_config, http_get, wait_for, write_config
 from tests.test_status_browser import CHROMIUM_ARGS

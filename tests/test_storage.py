@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from monitord.state import State, Transition
+from monitord.domain.state import State, Transition
 from monitord.storage import SCHEMA_VERSION, Storage, StorageError
 
 

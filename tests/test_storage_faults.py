@@ -20,14 +20,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from monitord.availability import open_readonly
-from monitord.daemon import StateWriter
-from monitord.incidents import IncidentEngine, Node, Policy, TicketOpen
+from monitord.app.daemon import StateWriter
+from monitord.domain.activehours import Calendar
+from monitord.domain.availability import open_readonly
+from monitord.domain.incidents import IncidentEngine, Node, Policy, TicketOpen
+from monitord.domain.state import State, Transition
+from monitord.domain.tickets import TicketContext
 from monitord.notify import Channel, Deliverer, NotificationEvent, NotifyPolicy
-from monitord.schedule import Calendar
-from monitord.state import State, Transition
 from monitord.storage import Storage
-from monitord.tickets import TicketContext
 from tests.conftest import (
     DaemonProcess,
     IptablesDrop,

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from monitord.links import LinkSigner, load_secret
+from monitord.domain.links import LinkSigner, load_secret
 from tests.conftest import (
     DaemonProcess,
     IptablesDrop,

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import jinja2
 
 from monitord import thaidate
-from monitord.state import State
+from monitord.domain.state import State
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 Format = Literal["html", "csv", "pdf"]

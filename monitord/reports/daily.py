@@ -4,7 +4,7 @@ Per school, for one office-local day: online or offline (at the end of that day,
 for today), since when it is offline, how long it was offline *in school hours* that
 day, with its ISP and district — what the office once had to send OBEC every day.
 Rows are sorted by district (อำเภอ), then school name; a summary per district comes
-first.  Counting rules are :mod:`monitord.availability`'s.
+first.  Counting rules are :mod:`monitord.domain.availability`'s.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
-from monitord import availability as av
+from monitord.domain import availability as av
+from monitord.domain.state import State
 from monitord.reports import common
 from monitord.reports.common import Format, Lang
-from monitord.state import State
 
 if TYPE_CHECKING:
     from monitord.config import Config

@@ -4,7 +4,7 @@ in which it ends: ปีงบประมาณ 2569 = 1 Oct 2025 – 30 Sep 20
 
 Per school (its internet link: the devices without a parent) and per device kind (all
 devices of that kind, office devices included), the availability of each month counted
-only in each device's active hours (:mod:`monitord.availability`).  Months after now
+only in each device's active hours (:mod:`monitord.domain.availability`).  Months after now
 are left empty, and so are months older than the stored history (``retention_days``).
 """
 
@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
-from monitord import availability as av
 from monitord import thaidate
+from monitord.domain import availability as av
+from monitord.http.status import KIND_TEXT
 from monitord.reports import common
 from monitord.reports.common import Format, Lang
-from monitord.status import KIND_TEXT
 
 if TYPE_CHECKING:
     from monitord.config import Config

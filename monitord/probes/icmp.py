@@ -21,7 +21,7 @@ small receive buffers — live hosts then look dead.  Instead:
   because of a local limit.
 
 icmplib provides socket creation with clear permission errors; packet building, matching
-and batching live here and in :mod:`probes._icmp_packet`.
+and batching live here and in :mod:`monitord.probes.icmp_packet`.
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ from typing import Any, Literal
 from icmplib import ICMPv4Socket, ICMPv6Socket
 from icmplib.exceptions import ICMPLibError, SocketPermissionError
 
-from probes import _icmp_packet as pkt
-from probes.base import Observation, ProbeSetupError, RoundStats, Target
+from monitord.probes import icmp_packet as pkt
+from monitord.probes.base import Observation, ProbeSetupError, RoundStats, Target
 
 log = logging.getLogger(__name__)
 
@@ -1026,13 +1026,13 @@ def _params(params: Mapping[str, Any]) -> _Params:
 
 
 class IcmpProber:
-    """The ``icmp`` probe (probes.base.Prober) on top of one shared :class:`IcmpEngine`.
+    """The ``icmp`` probe (monitord.probes.base.Prober) on top of one shared :class:`IcmpEngine`.
 
     Target params: ``count`` (pings), ``timeout`` and ``period`` (seconds).  Targets with
     equal params share one engine round; different groups run concurrently.  Observation
     values: ``rtt_{min,avg,max}_seconds`` and ``jitter_seconds`` (only when a reply came),
     ``loss_ratio``, ``sent``, ``received``.  The prober reports one round as it was; the
-    state tracker judges loss and latency over a window of rounds (monitord.state).
+    state tracker judges loss and latency over a window of rounds (monitord.domain.state).
     """
 
     name = "icmp"

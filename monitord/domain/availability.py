@@ -24,7 +24,7 @@ What counts as what:
 
 A **school** is online while its link devices (devices with the school set and no
 parent, normally its router) are UP/DEGRADED; its state at any moment is the worst of
-their states (:func:`monitord.status.school_state`, as on the status page), and its
+their states (:func:`monitord.http.status.school_state`, as on the status page), and its
 active hours are those of its link devices.
 
 Days are calendar days in the office's time zone (Asia/Bangkok: UTC+7 all year, no
@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from monitord.schedule import (
+from monitord.domain.activehours import (
     ALWAYS,
     Calendar,
     MaintenanceWindow,
@@ -58,8 +58,8 @@ from monitord.schedule import (
     parse_days,
     parse_hours,
 )
-from monitord.state import State
-from monitord.status import school_state
+from monitord.domain.state import State
+from monitord.http.status import school_state
 from monitord.storage import readonly_uri
 
 if TYPE_CHECKING:

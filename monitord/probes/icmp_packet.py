@@ -1,8 +1,8 @@
-"""ICMP echo wire format and socket plumbing for :mod:`probes.icmp`.
+"""ICMP echo wire format and socket plumbing for :mod:`monitord.probes.icmp`.
 
 Everything here is cheap, pure and separately testable: the payload layout, the
 incremental checksum, the kernel receive filters and the per-socket drop counters.  The
-engine in :mod:`probes.icmp` owns batching, pacing and matching.
+engine in :mod:`monitord.probes.icmp` owns batching, pacing and matching.
 
 Payload layout (all fields start on a 16-bit boundary, which the checksum trick needs)::
 

@@ -12,7 +12,7 @@ the devices misbehaves, chosen by :func:`plan`:
 * ``weak``     — signal quality below the threshold: DEGRADED;
 * ``tv_off``   — a classroom TV switched off during lesson hours (``powered_off``).
 
-Wiring (:mod:`monitord.demo`): each DLTV receiver/TV of the lab gets
+Wiring (:mod:`monitord.demo.office`): each DLTV receiver/TV of the lab gets
 ``probes: {mqtt: mqtt_params(...)}`` and :func:`run_agents` runs next to the daemon
 against the demo's own mosquitto.
 """

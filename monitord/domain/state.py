@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from probes.base import Observation
+from monitord.probes.base import Observation
 
 FLAP_HISTORY = 21  # results kept: 20 possible changes, as Nagios does
 #: Conditions a secondary probe reports that make a device that still answers DOWN: its

@@ -1,11 +1,11 @@
 """The daemon's one HTTP server (Starlette on uvicorn, in the daemon's event loop).
 
 Routes: ``/metrics`` (Prometheus), ``/healthz``, ``/status`` and ``/status/<smis>`` (the
-public schools' status page, :mod:`monitord.status`), ``/tickets/<id>`` and
+public schools' status page, :mod:`monitord.http.status`), ``/tickets/<id>`` and
 ``/tickets/<id>/report.pdf`` (a ticket as the office's repair report form: people's names
 and serial numbers, so only with an API bearer token or a signed link from a notification,
-:mod:`monitord.links`).  The wall screen (:mod:`monitord.wall`), the API and the report
-pages come from :func:`monitord.daemon.web_routes`.  We bind the listening socket ourselves
+:mod:`monitord.domain.links`).  The wall screen (:mod:`monitord.http.wall`), the API and the report
+pages come from :func:`monitord.app.daemon.web_routes`.  We bind the listening socket ourselves
 so that a port in use is a clear error instead of uvicorn's ``sys.exit``.
 
 Hostile clients: path ids are range-checked (1..2^63-1), unexpected errors get a Thai page
@@ -35,8 +35,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from exporters.prometheus import CONTENT_TYPE, render
-from monitord.status import StatusSource, render_status
+from monitord.http.metrics import CONTENT_TYPE, render
+from monitord.http.status import StatusSource, render_status
 from monitord.thaidate import SANE_FIRST, SANE_LAST
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from probes.base import Observation, Prober, RoundStats, Target
+from monitord.probes.base import Observation, Prober, RoundStats, Target
 
 log = logging.getLogger(__name__)
 

@@ -27,11 +27,11 @@ from zoneinfo import ZoneInfo
 from starlette.requests import Request
 from starlette.routing import BaseRoute
 
-from exporters.prometheus import DeviceLabels, RoundInfo, SchoolLabels, build_registry
 from monitord import __version__
-from monitord.availability import AvailabilityCache
 from monitord.config import Config, ConfigError, Device, Problem, load_config, parse_listen
-from monitord.incidents import (
+from monitord.domain.activehours import MaintenanceWindow, WeeklyWindow, parse_days, parse_hours
+from monitord.domain.availability import AvailabilityCache
+from monitord.domain.incidents import (
     Change,
     Incident,
     IncidentClosed,
@@ -45,7 +45,18 @@ from monitord.incidents import (
     TicketRelapsed,
     group_label,
 )
-from monitord.links import LinkSecretError, LinkSigner, load_secret
+from monitord.domain.links import LinkSecretError, LinkSigner, load_secret
+from monitord.domain.state import DeviceSpec, DeviceStatus, State, StateTracker, Transition
+from monitord.domain.tickets import Equipment, TicketContext, TicketError
+from monitord.http.metrics import DeviceLabels, RoundInfo, SchoolLabels, build_registry
+from monitord.http.server import (
+    HttpServer,
+    bind,
+    build_app,
+    default_concurrency,
+    raise_open_files_limit,
+)
+from monitord.http.status import KIND_TEXT, DeviceRow, SchoolRow, StatusData, school_state
 from monitord.notify import (
     Channel,
     Deliverer,
@@ -57,10 +68,9 @@ from monitord.notify import (
     send,
     timed_events,
 )
-from monitord.schedule import MaintenanceWindow, WeeklyWindow, parse_days, parse_hours
-from monitord.scheduler import Job, Scheduler
-from monitord.state import DeviceSpec, DeviceStatus, State, StateTracker, Transition
-from monitord.status import KIND_TEXT, DeviceRow, SchoolRow, StatusData, school_state
+from monitord.probes.base import Observation, Prober, ProbeSetupError, RoundStats, Target
+from monitord.probes.mqtt import MqttDevice, MqttSettings, MqttSource
+from monitord.probes.scheduler import Job, Scheduler
 from monitord.storage import (
     Storage,
     default_data_dir,
@@ -68,17 +78,7 @@ from monitord.storage import (
     error_text,
     is_storage_error,
 )
-from monitord.tickets import Equipment, TicketContext, TicketError
 from monitord.values import one_line
-from monitord.web import (
-    HttpServer,
-    bind,
-    build_app,
-    default_concurrency,
-    raise_open_files_limit,
-)
-from probes.base import Observation, Prober, ProbeSetupError, RoundStats, Target
-from probes.mqtt import MqttDevice, MqttSettings, MqttSource
 
 log = logging.getLogger("monitord")
 
@@ -120,8 +120,8 @@ def resolve_db_path(cfg: Config, override: Path | None) -> Path:
 
 
 def make_probers(cfg: Config) -> dict[str, Prober]:
-    from probes.icmp import IcmpProber
-    from probes.snmp import SnmpProber
+    from monitord.probes.icmp import IcmpProber
+    from monitord.probes.snmp import SnmpProber
 
     icmp = cfg.engines.icmp
     snmp = cfg.engines.snmp
@@ -527,7 +527,7 @@ class Daemon:
     def _ticket_access(self, request: Request, ticket_id: int) -> bool:
         """Ticket pages (personal data): a signed link from a notification or an API
         bearer token; refusals are counted."""
-        from monitord.api import token_holder, usable_tokens
+        from monitord.http.api.routes import token_holder, usable_tokens
 
         if self.links is not None and self.links.verify(ticket_id, request.query_params):
             return True
@@ -1188,15 +1188,15 @@ class Daemon:
 
 def web_routes(daemon: Daemon) -> list[BaseRoute]:
     """Pages and APIs that read the running daemon (each module owns its routes)."""
-    from monitord.api import routes as api_routes
-    from monitord.reports.web import routes as report_routes
-    from monitord.wall import routes as wall_routes
+    from monitord.http.api.routes import routes as api_routes
+    from monitord.http.reports import routes as report_routes
+    from monitord.http.wall import routes as wall_routes
 
     return [*wall_routes(daemon), *api_routes(daemon), *report_routes(daemon)]
 
 
 def _snmp_counters(stats: Any) -> dict[str, dict[tuple[str, ...], float]]:
-    """Map the SNMP engine's counters (probes.snmp.SnmpStats) onto exported names."""
+    """Map the SNMP engine's counters (monitord.probes.snmp.SnmpStats) onto exported names."""
     return {
         "monitord_snmp_errors_total": {k: float(n) for k, n in stats.errors.items()},
         "monitord_snmp_reboots_total": {(d,): float(n) for d, n in stats.reboots.items()},

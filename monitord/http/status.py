@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING
 
 import jinja2
 
-from monitord.state import State
+from monitord.domain.state import State
 from monitord.thaidate import BANGKOK, format_date, format_datetime, format_duration
 
 if TYPE_CHECKING:
-    from monitord.availability import Bar, DayCell
+    from monitord.domain.availability import Bar, DayCell
 
 TEMPLATES = Path(__file__).parent / "templates"
 

@@ -32,7 +32,7 @@ from pydantic import (
     field_validator,
 )
 
-from monitord.schedule import (
+from monitord.domain.activehours import (
     ALWAYS,
     Calendar,
     Holiday,
@@ -42,6 +42,8 @@ from monitord.schedule import (
     parse_days,
     parse_hours,
 )
+from monitord.probes.mqtt import MqttDeviceParams, MqttSettings
+from monitord.probes.snmp import SnmpParams, profile_for_kind
 from monitord.values import (
     Duration,
     SaneDateTime,
@@ -51,8 +53,6 @@ from monitord.values import (
     one_line,
     parse_duration,
 )
-from probes.mqtt import MqttDeviceParams, MqttSettings
-from probes.snmp import SnmpParams, profile_for_kind
 
 UTC = dt.UTC
 log = logging.getLogger(__name__)
@@ -209,9 +209,9 @@ class Settings(_Strict):
     ticket_delay: Duration | None = Field(None, description="down this long → ticket")
     icmp: IcmpParams | None = None
     snmp: dict[str, Any] | None = Field(None, description="SNMP settings (docs/snmp.md), "
-                                        "merged under a device's probes.snmp")
+                                        "merged under a device's monitord.probes.snmp")
     mqtt: dict[str, Any] | None = Field(None, description="MQTT device settings "
-                                        "(docs/mqtt.md), merged under probes.mqtt")
+                                        "(docs/mqtt.md), merged under monitord.probes.mqtt")
 
 
 class Defaults(_Strict):

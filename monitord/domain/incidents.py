@@ -1,6 +1,6 @@
 """Incidents: from device states to one problem per root cause, and when to ticket it.
 
-Input: the *observed* state of every device (from :mod:`monitord.state`) and the
+Input: the *observed* state of every device (from :mod:`monitord.domain.state`) and the
 topology (parents, schools, ISPs).  Output: *effective* states (UNREACHABLE when an
 ancestor is down, MAINTENANCE inside a window) and :class:`Change` records — incident
 opened/updated/closed, ticket to open, ticket recovered or relapsed — which the daemon
@@ -18,7 +18,7 @@ Rules:
 * A ticket is due when a root incident has been open ≥ the device kind's ``ticket_delay``
   and the root device is inside its active hours and not under maintenance.
 * A device that recovers closes its incident — unless it is *flapping* (see
-  :mod:`monitord.state`), in which case the incident stays open until it settles.  The
+  :mod:`monitord.domain.state`), in which case the incident stays open until it settles.  The
   ticket is then marked repaired; if the same device fails again within
   ``relapse_window`` the same ticket is reopened instead of a new one.
 
@@ -34,8 +34,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from monitord.schedule import ALWAYS, Calendar, MaintenanceWindow, Schedule, in_maintenance
-from monitord.state import State
+from monitord.domain.activehours import (
+    ALWAYS,
+    Calendar,
+    MaintenanceWindow,
+    Schedule,
+    in_maintenance,
+)
+from monitord.domain.state import State
 
 DOWNISH = (State.DOWN, State.UNREACHABLE)
 

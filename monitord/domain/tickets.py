@@ -20,7 +20,7 @@ from typing import Any
 
 import aiosqlite
 
-from monitord.incidents import (
+from monitord.domain.incidents import (
     Change,
     Incident,
     IncidentClosed,

@@ -20,8 +20,8 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-from monitord.state import DeviceStatus, State
-from probes.mqtt import VALUE_GAUGES as MQTT_VALUES
+from monitord.domain.state import DeviceStatus, State
+from monitord.probes.mqtt import VALUE_GAUGES as MQTT_VALUES
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

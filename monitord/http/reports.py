@@ -26,14 +26,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from monitord import availability as av
+from monitord.domain import availability as av
+from monitord.http.server import FIRST_DATE, LAST_DATE, PAGE_HEADERS, SECURITY_HEADERS, error_page
 from monitord.reports import common, daily, monthly
 from monitord.reports.common import Format, Lang
-from monitord.web import FIRST_DATE, LAST_DATE, PAGE_HEADERS, SECURITY_HEADERS, error_page
 
 if TYPE_CHECKING:
+    from monitord.app.daemon import Daemon
     from monitord.config import Config
-    from monitord.daemon import Daemon
 
 INDEX_TEXT: dict[Lang, dict[str, str]] = {
     "th": {"title": "รายงาน", "daily": "รายงานสถานะการเชื่อมต่ออินเทอร์เน็ตของโรงเรียนประจำวัน",

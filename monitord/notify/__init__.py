@@ -42,9 +42,14 @@ from zoneinfo import ZoneInfo
 import aiosqlite
 import apprise
 
-from monitord.incidents import device_hypothesis, group_label, is_group_key, upstream_hypothesis
-from monitord.links import LinkSigner, ticket_url
-from monitord.schedule import Calendar, Schedule
+from monitord.domain.activehours import Calendar, Schedule
+from monitord.domain.incidents import (
+    device_hypothesis,
+    group_label,
+    is_group_key,
+    upstream_hypothesis,
+)
+from monitord.domain.links import LinkSigner, ticket_url
 from monitord.sqlitetx import rollback
 from monitord.thaidate import format_duration, format_timestamp, from_timestamp
 
@@ -121,7 +126,7 @@ class NotifyPolicy:
     backoff_max: float = 1800.0
     base_url: str = ""
     lang: str = "th"
-    links: LinkSigner | None = None  # signs ticket links (monitord.links)
+    links: LinkSigner | None = None  # signs ticket links (monitord.domain.links)
 
 
 # -- recording (inside the caller's transaction) ---------------------------------------

@@ -2,8 +2,8 @@
 
 Layers (each small enough to read on its own):
 
-* :mod:`probes.snmp_wire`    — BER codec + one shared UDP socket for SNMPv1/v2c (fast path);
-* :mod:`probes.snmp_session` — GET/GETNEXT/GETBULK sessions (v1/v2c wire, v3 via pysnmp)
+* :mod:`monitord.probes.snmp_wire` — BER codec + one shared UDP socket for SNMPv1/v2c (fast path);
+* :mod:`monitord.probes.snmp_session` — GET/GETNEXT/GETBULK sessions (v1/v2c wire, v3 via pysnmp)
   and the table walker with loop/budget protection;
 * this module               — per-device settings (:class:`SnmpParams`), profiles (what to
   collect for a router, a server, a UPS …), per-device memory (last counters, last
@@ -25,11 +25,10 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
-from monitord.values import SecretRef
-from probes import snmp_wire as w
-from probes.base import Observation, ProbeSetupError, RoundStats, Target
-from probes.ratelog import RateLimitedLog
-from probes.snmp_session import (
+from monitord.probes import snmp_wire as w
+from monitord.probes.base import Observation, ProbeSetupError, RoundStats, Target
+from monitord.probes.ratelog import RateLimitedLog
+from monitord.probes.snmp_session import (
     AUTH_PROTOCOLS,
     PRIV_PROTOCOLS,
     REASONS,
@@ -42,6 +41,7 @@ from probes.snmp_session import (
     WalkLimits,
     walk_columns,
 )
+from monitord.values import SecretRef
 
 log = logging.getLogger("monitord.probes.snmp")
 
@@ -291,7 +291,7 @@ class SnmpProber:
 
     @property
     def dropped_datagrams(self) -> Mapping[str, int]:
-        """Datagrams dropped by reason (:data:`probes.snmp_wire.DROP_REASONS`)."""
+        """Datagrams dropped by reason (:data:`monitord.probes.snmp_wire.DROP_REASONS`)."""
         return self._sock.dropped
 
     @property

@@ -31,12 +31,13 @@ from typing import Any
 
 import aiosqlite
 
-from monitord import notify, tickets
-from monitord.incidents import Change, Incident, TicketInfo
+from monitord import notify
+from monitord.domain import tickets
+from monitord.domain.incidents import Change, Incident, TicketInfo
+from monitord.domain.state import State, StoredState, Transition
+from monitord.domain.tickets import TicketContext
 from monitord.notify import NotificationEvent
 from monitord.sqlitetx import rollback
-from monitord.state import State, StoredState, Transition
-from monitord.tickets import TicketContext
 
 log = logging.getLogger(__name__)
 

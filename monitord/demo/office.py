@@ -10,12 +10,12 @@ demo says so and runs with every device alive.
 Besides ping, the lab exercises the other probes with no outside service:
 
 * SNMP — routers, the office switch, access point, servers and UPS are answered by
-  simulated v2c agents (:mod:`monitord.demo_snmp`) running in the daemon's event loop,
-  one socket per device address on :data:`~monitord.demo_snmp.SNMP_PORT`; the community
+  simulated v2c agents (:mod:`monitord.demo.snmp`) running in the daemon's event loop,
+  one socket per device address on :data:`~monitord.demo.snmp.SNMP_PORT`; the community
   is passed by reference (``MONITORD_DEMO_SNMP_COMMUNITY``).  The office UPS loses mains
   power for two minutes every five, one school router reboots every ten minutes.
 * MQTT — the demo starts its own mosquitto on a free loopback port and publishes for
-  every DLTV receiver and TV (:mod:`monitord.demo_agents`); those devices are watched
+  every DLTV receiver and TV (:mod:`monitord.demo.agents`); those devices are watched
   over MQTT only.  Without mosquitto the demo says so and pings them instead.
 """
 
@@ -40,8 +40,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from monitord.demo_agents import DOWN_BEHAVIOURS, Agent, mqtt_params, plan, run_agents
-from monitord.demo_snmp import (
+from monitord.demo.agents import DOWN_BEHAVIOURS, Agent, mqtt_params, plan, run_agents
+from monitord.demo.snmp import (
     COMMUNITY_ENV,
     DEFAULT_COMMUNITY,
     SNMP_PORT,
@@ -51,7 +51,7 @@ from monitord.demo_snmp import (
 )
 
 if TYPE_CHECKING:
-    from monitord.daemon import Daemon
+    from monitord.app.daemon import Daemon
 
 log = logging.getLogger(__name__)
 
@@ -516,7 +516,7 @@ def run_demo(data_dir: Path, *, db: Path | None = None, listen: str | None = Non
     removed on every way out: a normal stop (SIGTERM/SIGINT), an exception, or SIGTERM
     while still starting.  Returns the daemon's exit code.
     """
-    from monitord.daemon import Daemon, DaemonOptions
+    from monitord.app.daemon import Daemon, DaemonOptions
 
     os.environ.setdefault(COMMUNITY_ENV, DEFAULT_COMMUNITY)
     db, db_note = demo_database(data_dir, db)

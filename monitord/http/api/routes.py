@@ -38,7 +38,10 @@ from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import Message, Receive, Scope, Send
 
 from monitord import __version__
-from monitord.api_models import (
+from monitord.config import Config, Device
+from monitord.domain.state import State
+from monitord.domain.tickets import STATUS_TH, TicketError
+from monitord.http.api.models import (
     TOKEN_ONLY,
     DeviceList,
     DeviceOut,
@@ -67,15 +70,12 @@ from monitord.api_models import (
     TicketQuery,
     WeeklyOut,
 )
-from monitord.config import Config, Device
-from monitord.state import State
-from monitord.status import STATE_TEXT
+from monitord.http.server import SECURITY_HEADERS
+from monitord.http.status import STATE_TEXT
 from monitord.storage import Storage
-from monitord.tickets import STATUS_TH, TicketError
-from monitord.web import SECURITY_HEADERS
 
 if TYPE_CHECKING:
-    from monitord.daemon import Daemon
+    from monitord.app.daemon import Daemon
 
 log = logging.getLogger(__name__)
 
@@ -549,7 +549,7 @@ def _window_id(call: Call) -> int:
 
 
 def maintenance_db_out(call: Call, row: Mapping[str, Any], now: float) -> MaintenanceOut:
-    from monitord.daemon import db_window
+    from monitord.app.daemon import db_window
 
     cfg = call.config
     weekly = row["weekly"]
@@ -571,7 +571,7 @@ def maintenance_db_out(call: Call, row: Mapping[str, Any], now: float) -> Mainte
 
 async def refresh_maintenance(call: Call, store: Storage) -> None:
     """Put the windows in force now instead of at the daemon's next tick."""
-    from monitord.daemon import db_window
+    from monitord.app.daemon import db_window
 
     windows = [db_window(r) for r in await store.maintenance()]
     call.daemon.engine.set_maintenance([*call.config.maintenance_windows(), *windows])

@@ -3,7 +3,7 @@
 Two session kinds share one small interface, so profiles and the walker never care which
 protocol version is underneath:
 
-* :class:`CommunitySession` — SNMPv1/v2c over :mod:`probes.snmp_wire` (the fast path);
+* :class:`CommunitySession` — SNMPv1/v2c over :mod:`monitord.probes.snmp_wire` (the fast path);
 * :class:`UsmSession` — SNMPv3 (USM auth/priv) through pysnmp 7's asyncio API.
 
 Every failure becomes an :class:`SnmpError` with a reason from :data:`REASONS`, which is
@@ -19,8 +19,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from probes import snmp_wire as w
-from probes.snmp_wire import Oid, Value, VarBind
+from monitord.probes import snmp_wire as w
+from monitord.probes.snmp_wire import Oid, Value, VarBind
 
 #: the fixed set of failure reasons (Observation.reason, errors_total{reason})
 REASONS: Final = (
@@ -88,7 +88,7 @@ class RequestCounters:
 
 
 class CommunitySession:
-    """SNMPv1/v2c to one agent over the shared :class:`~probes.snmp_wire.SnmpSocket`."""
+    """SNMPv1/v2c to one agent over the shared :class:`~monitord.probes.snmp_wire.SnmpSocket`."""
 
     def __init__(self, sock: w.SnmpSocket, limiter: asyncio.Semaphore,
                  counters: RequestCounters, address: str, port: int, version: int,

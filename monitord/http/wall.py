@@ -14,7 +14,7 @@ Routes:
 * ``/wall/data.json`` — the same snapshot, for the script's polling fallback.
 
 Under the offline schools it lists the unstable (DEGRADED) devices with their loss over
-the loss window (monitord.state), worst first.
+the loss window (monitord.domain.state), worst first.
 
 What it shows is read from the running daemon (states, incidents, tickets) and from the
 database (the last state transitions and ticket status changes, read-only SQL).  Devices
@@ -42,15 +42,15 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from monitord.incidents import group_label
-from monitord.state import State
-from monitord.status import KIND_TEXT, STATE_TEXT
+from monitord.domain.incidents import group_label
+from monitord.domain.state import State
+from monitord.http.server import PAGE_HEADERS, SECURITY_HEADERS
+from monitord.http.status import KIND_TEXT, STATE_TEXT
 from monitord.thaidate import BANGKOK, format_date, format_duration, month_name
-from monitord.web import PAGE_HEADERS, SECURITY_HEADERS
 
 if TYPE_CHECKING:
+    from monitord.app.daemon import Daemon
     from monitord.config import Config, Device
-    from monitord.daemon import Daemon
 
 log = logging.getLogger(__name__)
 

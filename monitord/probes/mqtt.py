@@ -3,9 +3,9 @@
 Many classroom devices (a DLTV satellite receiver, a TV) cannot be pinged or polled; a
 small agent at the school (Raspberry Pi, ESP32, Tasmota/ESPHome/Shelly plug) publishes
 their state over MQTT instead.  MQTT is push-based, so this is not a poll
-:class:`~probes.base.Prober`: :class:`MqttSource` holds one persistent broker session,
-decodes every message and hands :class:`~probes.base.Observation` batches to a *sink*
-(the daemon folds them into :class:`monitord.state.StateTracker`).
+:class:`~monitord.probes.base.Prober`: :class:`MqttSource` holds one persistent broker session,
+decodes every message and hands :class:`~monitord.probes.base.Observation` batches to a *sink*
+(the daemon folds them into :class:`monitord.domain.state.StateTracker`).
 
 The rules that matter (docs/mqtt.md has the agent-facing side):
 
@@ -56,9 +56,8 @@ from zoneinfo import ZoneInfo
 import aiomqtt
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from monitord.values import Duration, SecretRef, TimeZoneName
-from probes.base import Observation
-from probes.mqtt_decode import (
+from monitord.probes.base import Observation
+from monitord.probes.mqtt_decode import (
     BOOL_FIELDS,
     FIELD_NAMES,
     PRESETS,
@@ -75,7 +74,8 @@ from probes.mqtt_decode import (
     parse_path,
     to_timestamp,
 )
-from probes.ratelog import RateLimitedLog
+from monitord.probes.ratelog import RateLimitedLog
+from monitord.values import Duration, SecretRef, TimeZoneName
 
 log = logging.getLogger(__name__)
 

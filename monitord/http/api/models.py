@@ -1,6 +1,6 @@
 """Request and response models of the JSON API (``/api/v1``).
 
-The OpenAPI document is generated from these models (:func:`monitord.api.openapi`) and
+The OpenAPI document is generated from these models (:func:`monitord.http.api.routes.openapi`) and
 every response is built from them, so the document and the code cannot drift apart.
 
 Conventions: instants are Unix seconds (float, UTC epoch); fields marked *token only*
@@ -22,8 +22,8 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from monitord.config import DeviceKind
-from monitord.schedule import parse_days, parse_hours
-from monitord.state import State
+from monitord.domain.activehours import parse_days, parse_hours
+from monitord.domain.state import State
 from monitord.values import SaneDateTime
 
 TicketStatus = Literal["open", "scheduled", "in_repair", "repaired", "closed"]
