@@ -8,22 +8,38 @@ write only through the commands (the same ones the CLI uses).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from starlette.requests import Request
+
+from monitord.http.metrics import MetricsView
 
 if TYPE_CHECKING:
     from monitord.config import Config
     from monitord.domain.incidents import Incident
-    from monitord.domain.state import DeviceStatus, State
-    from monitord.http.metrics import SchoolLabels
+    from monitord.domain.state import State
     from monitord.http.status import StatusData
     from monitord.storage import Storage
 
 
-class View(Protocol):
-    """The read model: what pages, the wall, reports and the API read."""
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class RecentEvents:
+    """The wall's event list, newest first."""
+
+    #: rows with id, device_id, old_state, new_state, ts (unknown → up left out)
+    transitions: Sequence[Mapping[str, Any]]
+    #: rows with id, ticket_id, ts, status, root: one per change of a ticket's status
+    tickets: Sequence[Mapping[str, Any]]
+
+
+class View(MetricsView, Protocol):
+    """The read model (monitord.app.readmodel.ReadModel): what pages, the wall, reports
+    and the API read.  It also satisfies monitord.http.metrics.MetricsView."""
 
     @property
     def config(self) -> Config | None: ...
@@ -33,14 +49,17 @@ class View(Protocol):
     def stopping(self) -> asyncio.Event: ...
     def status_data(self) -> StatusData: ...
     def health(self) -> Mapping[str, Any]: ...
-    def school_labels(self) -> Iterable[SchoolLabels]: ...
-    def device_status(self, device_id: str) -> DeviceStatus | None: ...
-    def effective_state(self, device_id: str, now: float) -> State: ...
+    def effective_state(self, device_id: str, now: float | None = None) -> State: ...
     def open_incidents(self) -> Sequence[Incident]: ...
     def ticket_counts(self) -> Mapping[str, int]: ...
     def count_http_rejected(self, reason: str) -> None: ...
     def ticket_access(self, request: Request, ticket_id: int) -> bool: ...
     async def ticket_for_web(self, ticket_id: int) -> dict[str, Any] | None: ...
+    async def recent_events(self, transitions: int, tickets: int) -> RecentEvents: ...
+    async def read_history(self, fn: Callable[[Config, Any], T]) -> T:
+        """``fn(config, a read-only database connection)`` in a thread (reports); raises
+        RuntimeError when not ready or the database fails, passes ``fn``'s ValueError."""
+        ...
 
 
 class Commands(Protocol):

@@ -16,8 +16,9 @@ Routes:
 Under the offline schools it lists the unstable (DEGRADED) devices with their loss over
 the loss window (monitord.domain.state), worst first.
 
-What it shows is read from the running daemon (states, incidents, tickets) and from the
-database (the last state transitions and ticket status changes, read-only SQL).  Devices
+What it shows is read from the read model (:class:`monitord.http.ports.View`: states,
+incidents, tickets, and the last state transitions and ticket status changes from the
+database).  Devices
 appear by their display names only, never by address; every string from the config is
 escaped (Jinja2 autoescape in the page, ``textContent`` in the script).
 """
@@ -44,12 +45,12 @@ from starlette.types import Receive, Scope, Send
 
 from monitord.domain.incidents import group_label
 from monitord.domain.state import State
+from monitord.http.ports import View
 from monitord.http.server import PAGE_HEADERS, SECURITY_HEADERS
 from monitord.http.status import KIND_TEXT, STATE_TEXT
 from monitord.thaidate import BANGKOK, format_date, format_duration, month_name
 
 if TYPE_CHECKING:
-    from monitord.app.daemon import Daemon
     from monitord.config import Config, Device
 
 log = logging.getLogger(__name__)
@@ -116,15 +117,6 @@ TICKET_SEVERITY = {"open": "bad", "repaired": "good", "closed": "good"}
 
 # The last transitions (first sightings UNKNOWN → UP at start-up are noise on a wall) and
 # the last real status changes of tickets (an officer's edit repeats the current status).
-TRANSITIONS_SQL = (
-    "SELECT id, device_id, old_state, new_state, ts FROM state_transition "
-    "WHERE NOT (old_state = 'unknown' AND new_state = 'up') ORDER BY id DESC LIMIT ?")
-TICKET_EVENTS_SQL = (
-    "SELECT id, ticket_id, ts, status, root FROM ("
-    " SELECT e.id, e.ticket_id, e.ts, e.status, t.root,"
-    "  LAG(e.status) OVER (PARTITION BY e.ticket_id ORDER BY e.id) AS prev"
-    " FROM ticket_event e JOIN ticket t ON t.id = e.ticket_id)"
-    " WHERE prev IS NULL OR prev <> status ORDER BY id DESC LIMIT ?")
 
 
 def _env() -> jinja2.Environment:
@@ -219,10 +211,10 @@ def _where(cfg: Config, dev: Device, lang: str) -> str:
 
 
 class Wall:
-    """Builds snapshots of the daemon's view (cached briefly: many screens, one query)."""
+    """Builds snapshots of the read model (cached briefly: many screens, one query)."""
 
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    def __init__(self, view: View) -> None:
+        self.view = view
         self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
         self._lock = asyncio.Lock()
 
@@ -236,10 +228,10 @@ class Wall:
             return data
 
     async def _build(self, lang: str, now: float) -> dict[str, Any]:
-        d = self.daemon
+        d = self.view
         cfg = d.config
         states = STATE_TEXT[lang]
-        upstream = [inc for inc in d.engine.open_incidents() if inc.kind == "upstream"]
+        upstream = [inc for inc in d.open_incidents() if inc.kind == "upstream"]
         in_upstream = {dev for inc in upstream for dev in inc.affected}
         status = d.status_data()
         online = offline = 0
@@ -263,12 +255,12 @@ class Wall:
         roots = unreachable = dltv_total = dltv_no_signal = 0
         school_of = {dev.id: dev.school for dev in cfg.devices} if cfg is not None else {}
         for dev in cfg.devices if cfg is not None else []:
-            eff = d.engine.effective_state(dev.id, now)
+            eff = d.effective_state(dev.id, now)
             roots += eff == State.DOWN
             unreachable += eff == State.UNREACHABLE
             if dev.kind.value == "dltv_receiver":
                 dltv_total += 1
-                st = d.tracker.status(dev.id)
+                st = d.device_status(dev.id)
                 obs = st.latest.get("mqtt") if st is not None else None
                 if obs is not None and (obs.values.get("signal_lock") == 0
                                         or obs.reason == "no_signal_lock"):
@@ -310,9 +302,9 @@ class Wall:
         if cfg is None:
             return rows
         for dev in cfg.devices:
-            st = self.daemon.tracker.status(dev.id)
+            st = self.view.device_status(dev.id)
             if st is None or (loss := st.window.loss_ratio) is None or \
-                    self.daemon.engine.effective_state(dev.id, now) is not State.DEGRADED:
+                    self.view.effective_state(dev.id, now) is not State.DEGRADED:
                 continue
             percent = round(loss * 100)
             rtt = st.window.rtt_avg
@@ -328,18 +320,14 @@ class Wall:
         return rows
 
     async def _events(self, cfg: Config | None, lang: str, now: float) -> list[dict[str, Any]]:
-        storage = self.daemon.storage
-        if storage is None or cfg is None:
+        if cfg is None:
             return []
         devices = cfg.device_map()
         states = STATE_TEXT[lang]
         out: list[dict[str, Any]] = []
         try:
-            db = storage.connection
-            async with db.execute(TRANSITIONS_SQL, (EVENT_ROWS * 3,)) as cur:
-                transitions = list(await cur.fetchall())
-            async with db.execute(TICKET_EVENTS_SQL, (EVENT_ROWS,)) as cur:
-                ticket_rows = list(await cur.fetchall())
+            recent = await self.view.recent_events(EVENT_ROWS * 3, EVENT_ROWS)
+            transitions, ticket_rows = recent.transitions, recent.tickets
         except Exception as exc:  # the wall must keep running when the database hiccups
             log.warning("wall: reading events failed: %s", exc)
             return []
@@ -409,9 +397,9 @@ def _dump(data: Mapping[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
-def routes(daemon: Daemon) -> list[BaseRoute]:
-    wall = Wall(daemon)
-    slots = _Slots(daemon.config.http.max_sse_clients if daemon.config is not None else 100)
+def routes(view: View) -> list[BaseRoute]:
+    wall = Wall(view)
+    slots = _Slots(view.config.http.max_sse_clients if view.config is not None else 100)
 
     async def page(request: Request) -> Response:
         lang = _lang(request)
@@ -429,7 +417,7 @@ def routes(daemon: Daemon) -> list[BaseRoute]:
         yield "retry: 3000\n\n"
         last_digest = ""
         last_sent = 0.0
-        stop = daemon.stop_event
+        stop = view.stopping
         while not stop.is_set():
             data = await wall.snapshot(lang)
             mono = time.monotonic()
@@ -441,7 +429,7 @@ def routes(daemon: Daemon) -> list[BaseRoute]:
 
     async def events(request: Request) -> Response:
         if not slots.take():
-            daemon.count_http_rejected("sse_limit")
+            view.count_http_rejected("sse_limit")
             return Response("too many live wall screens; poll /wall/data.json\n",
                             status_code=429, media_type="text/plain",
                             headers={**SECURITY_HEADERS, "Retry-After": "60"})
