@@ -62,6 +62,71 @@ class View(MetricsView, Protocol):
         ...
 
 
+class CommandError(ValueError):
+    """A command that cannot be applied; ``str(exc)`` says why (API: problem JSON,
+    CLI: ``monitord: …`` and exit 2)."""
+
+
+class NotFound(CommandError):
+    """No such ticket / maintenance window (404)."""
+
+
+class Conflict(CommandError):
+    """The change conflicts with the stored state, e.g. a closed ticket (409)."""
+
+
+class Invalid(CommandError):
+    """The request is not valid (422).  ``problems``: (where, message, type) per field,
+    where is a key path such as ``("devices", 0)`` or ``("end",)``."""
+
+    def __init__(self, message: str,
+                 problems: Sequence[tuple[tuple[str | int, ...], str, str]] = ()) -> None:
+        super().__init__(message)
+        self.problems = list(problems)
+
+
+class Unavailable(CommandError):
+    """The application cannot take writes yet (starting, database not open) (503)."""
+
+
 class Commands(Protocol):
-    """Application commands (monitord.app.commands): the only way pages change state.
-    The API helper fills this in (tickets: schedule/update/close; maintenance: add/delete)."""
+    """Application commands (:mod:`monitord.app.commands`): the only way pages change
+    state, and the same path the CLI (``monitord tickets …``, ``monitord maintenance …``)
+    takes: same validation, same ticket history rows.
+
+    Instants are Unix seconds (callers turn local date-times into instants).  Tickets
+    are returned as :meth:`monitord.storage.Storage.get_ticket` dicts (with ``history``),
+    maintenance windows as :meth:`monitord.storage.Storage.maintenance` rows.  Errors are
+    :class:`CommandError` subclasses; a running daemon's engine learns about maintenance
+    changes at once (not at its next tick)."""
+
+    async def schedule_ticket(self, ticket_id: int, actor: str, when: float,
+                              note: str = "") -> dict[str, Any]:
+        """Set the inspection appointment (นัดหมาย); an open ticket becomes scheduled."""
+        ...
+
+    async def update_ticket(self, ticket_id: int, actor: str, *, status: str | None = None,
+                            scheduled_for: float | None = None, note: str = "",
+                            fields: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """An officer's change: status, appointment and the free-text/time ``fields``
+        (cause, fix, summary, event_text, repairer_name, repairer_position,
+        repair_started, repair_finished)."""
+        ...
+
+    async def close_ticket(self, ticket_id: int, actor: str, note: str = "") -> dict[str, Any]:
+        ...
+
+    async def add_maintenance(self, name: str, actor: str, *, start: float | None = None,
+                              end: float | None = None,
+                              weekly: tuple[Sequence[str], str] | None = None,
+                              devices: Sequence[str] = (), schools: Sequence[str] = (),
+                              kinds: Sequence[str] = (), reason: str = ""
+                              ) -> dict[str, Any]:
+        """A one-off (``start`` < ``end``) or weekly (``(days, "HH:MM-HH:MM")``) window;
+        returns the stored row (with ``id``).  Devices and schools must be configured
+        when the application knows its config."""
+        ...
+
+    async def delete_maintenance(self, window_id: int, actor: str) -> None:
+        """Raises :class:`NotFound` for an unknown id."""
+        ...
