@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from monitord import __version__
+from monitord.app.commands import AppCommands
 from monitord.app.compile import (
     build_channels,
     build_jobs,
@@ -36,13 +37,8 @@ from monitord.app.readmodel import ReadModel, Runtime
 from monitord.app.writer import StateWriter
 from monitord.config import Config, ConfigError, Problem, load_config, parse_listen
 from monitord.domain.links import LinkSecretError, LinkSigner, load_secret
-from monitord.http.server import (
-    HttpServer,
-    bind,
-    build_app,
-    default_concurrency,
-    raise_open_files_limit,
-)
+from monitord.http.server import HttpServer, bind, default_concurrency, raise_open_files_limit
+from monitord.http.site import build_app
 from monitord.notify import Deliverer
 from monitord.probes.base import ProbeSetupError
 from monitord.probes.mqtt import MqttSource
@@ -83,6 +79,10 @@ class Daemon:
         self.pipeline = Pipeline()
         self.runtime = Runtime(stop_event=self.pipeline.stop_event)
         self.view = ReadModel(self.pipeline, self.runtime)
+        #: officers' changes from the API (the same commands as the CLI's)
+        self.commands = AppCommands.for_daemon(lambda: self.pipeline.storage,
+                                               lambda: self.pipeline.config,
+                                               self.pipeline.maintenance_changed)
         self.mqtt: MqttSource | None = None
         self.http: HttpServer | None = None
         self._notify_store: Storage | None = None
@@ -285,7 +285,7 @@ class Daemon:
 
         connections = cfg.http.limit_concurrency or default_concurrency(open_files)
         log.info("open files limit %d: HTTP connections at most %d", open_files, connections)
-        self.http = HttpServer(build_app(self.view, None), sock,
+        self.http = HttpServer(build_app(self.view, self.commands), sock,
                                limit_concurrency=connections)
         await self.http.start()
         self.view.status_data()  # starts computing the status page's availability figures

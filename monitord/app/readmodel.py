@@ -20,6 +20,7 @@ from starlette.requests import Request
 from monitord import __version__
 from monitord.app.pipeline import REASON_LIMIT, Pipeline
 from monitord.config import Config, Device
+from monitord.domain.activehours import MaintenanceWindow
 from monitord.domain.availability import AvailabilityCache, open_readonly
 from monitord.domain.incidents import Incident
 from monitord.domain.links import LinkSigner
@@ -77,6 +78,10 @@ class ReadModel:
     @property
     def stopping(self) -> asyncio.Event:
         return self._rt.stop_event
+
+    def in_maintenance(self, device_id: str, now: float | None = None
+                       ) -> MaintenanceWindow | None:
+        return self._p.engine.in_maintenance(device_id, time.time() if now is None else now)
 
     def open_incidents(self) -> Sequence[Incident]:
         return self._p.engine.open_incidents()
@@ -242,6 +247,7 @@ class ReadModel:
 
     def health(self) -> dict[str, Any]:
         """``/healthz``: ok, degraded (database not writable), starting or stopping."""
+        rt = self._rt
         sch = self._rt.scheduler
         running = sch is not None and sch.running
         probes: dict[str, Any] = {}
@@ -269,10 +275,10 @@ class ReadModel:
             "devices": len(self._p.labels.devices),
             "states": {s.value: n for s, n in self._p.tracker.counts().items()},
             "probes": probes,
-            "config": {"loaded_at": self._rt.config_loaded_at, "last_reload_ok": self._rt.last_reload_ok,
-                       "last_reload_at": self._rt.last_reload_attempt_at or self._rt.config_loaded_at,
-                       **({"last_reload_error": self._rt.last_reload_error}
-                          if not self._rt.last_reload_ok else {})},
+            "config": {"loaded_at": rt.config_loaded_at, "last_reload_ok": rt.last_reload_ok,
+                       "last_reload_at": rt.last_reload_attempt_at or rt.config_loaded_at,
+                       **({"last_reload_error": rt.last_reload_error}
+                          if not rt.last_reload_ok else {})},
             "storage": {
                 "up": storage_up,
                 "pending_writes": self._p.writer.pending if self._p.writer else 0,

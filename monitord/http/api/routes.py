@@ -75,7 +75,8 @@ from monitord.http.status import STATE_TEXT
 from monitord.storage import Storage
 
 if TYPE_CHECKING:
-    from monitord.app.daemon import Daemon
+    from monitord.http.ports import Commands
+    from monitord.http.ports import View as Daemon  # interim (issue 13): helper B rewrites
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +271,7 @@ def token_holder(header: str | None, tokens: Sequence[tuple[str, bytes]]) -> str
 
 class Api:
     def __init__(self, daemon: Daemon) -> None:
+        self.commands: Commands | None = None
         self.daemon = daemon
         self._write_lock = asyncio.Lock()
         self._warned: set[str] = set()
@@ -396,9 +398,11 @@ async def read_json(request: Request) -> Any:
     return data
 
 
-def routes(daemon: Daemon) -> list[BaseRoute]:
-    """The routes this module serves from the running daemon."""
-    return Api(daemon).routes()
+def routes(daemon: Daemon, commands: Commands | None = None) -> list[BaseRoute]:
+    """The routes this module serves from the read model (interim, issue 13)."""
+    api = Api(daemon)
+    api.commands = commands
+    return api.routes()
 
 
 # -- views ---------------------------------------------------------------------------
@@ -429,9 +433,9 @@ def _private(dev: Device | None) -> tuple[str, ...]:
 
 def device_out(call: Call, dev: Device, now: float) -> DeviceOut:
     d = call.daemon
-    st = d.tracker.status(dev.id)
-    state = d.engine.effective_state(dev.id, now)
-    window = d.engine.in_maintenance(dev.id, now)
+    st = d.device_status(dev.id)
+    state = d.effective_state(dev.id, now)
+    window = d.in_maintenance(dev.id, now)
     reason = st.reason if st is not None else ""
     out = DeviceOut(
         id=dev.id, name=dev.display_name, kind=dev.kind, school=dev.school, parent=dev.parent,
@@ -549,7 +553,7 @@ def _window_id(call: Call) -> int:
 
 
 def maintenance_db_out(call: Call, row: Mapping[str, Any], now: float) -> MaintenanceOut:
-    from monitord.app.daemon import db_window
+    from monitord.app.compile import db_window  # interim (issue 13)
 
     cfg = call.config
     weekly = row["weekly"]
@@ -571,10 +575,10 @@ def maintenance_db_out(call: Call, row: Mapping[str, Any], now: float) -> Mainte
 
 async def refresh_maintenance(call: Call, store: Storage) -> None:
     """Put the windows in force now instead of at the daemon's next tick."""
-    from monitord.app.daemon import db_window
-
-    windows = [db_window(r) for r in await store.maintenance()]
-    call.daemon.engine.set_maintenance([*call.config.maintenance_windows(), *windows])
+    # interim (issue 13): the running engine learns through the commands' callback
+    changed = getattr(call.api.commands, "_maintenance_changed", None)
+    if changed is not None:
+        await changed()
 
 
 # -- handlers ------------------------------------------------------------------------
@@ -632,7 +636,7 @@ async def list_incidents(call: Call) -> IncidentList:
                  "opened_at": i.opened_at, "closed_at": i.closed_at, "reason": i.reason,
                  "hypothesis": i.hypothesis, "affected": i.affected, "members": i.members,
                  "parent_incident": i.parent_incident, "ticket_id": i.ticket_id}
-                for i in sorted(call.daemon.engine.open_incidents(),
+                for i in sorted(call.daemon.open_incidents(),
                                 key=lambda i: (i.opened_at, i.id))]
     items = [incident_out(call, r) for r in rows]
     return IncidentList(count=len(items), items=items)
