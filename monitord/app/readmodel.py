@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from starlette.requests import Request
@@ -313,24 +314,33 @@ class ReadModel:
         cfg, storage = self.config, self.storage
         if cfg is None or storage is None:
             raise RuntimeError("not ready")
-        path = storage.path
-
-        def work() -> T:
-            try:
-                conn = open_readonly(path)
-            except Exception as exc:
-                raise RuntimeError(f"database: {exc}") from exc
-            try:
-                return fn(cfg, conn)
-            except Exception as exc:
-                if is_storage_error(exc):
-                    raise RuntimeError(f"database: {exc}") from exc
-                raise
-            finally:
-                conn.close()
-
         async with self._history_lock:
-            return await asyncio.to_thread(work)
+            return await asyncio.to_thread(read_history, storage.path,
+                                           lambda conn: fn(cfg, conn))
+
+
+class HistoryError(RuntimeError):
+    """The database could not be opened or read for a report."""
+
+
+def read_history(path: Path, fn: Callable[[Any], T]) -> T:
+    """``fn(a read-only connection to the database at path)`` (blocking: safe while the
+    daemon writes).  A database that cannot be opened or read raises HistoryError
+    ("cannot open/read database PATH: why"); ``fn``'s other errors go through."""
+    try:
+        conn = open_readonly(path)
+    except Exception as exc:
+        if is_storage_error(exc):
+            raise HistoryError(f"cannot open database {path}: {exc}") from exc
+        raise
+    try:
+        return fn(conn)
+    except Exception as exc:
+        if is_storage_error(exc):
+            raise HistoryError(f"cannot read database {path}: {exc}") from exc
+        raise
+    finally:
+        conn.close()
 
 
 _TRANSITIONS_SQL = (
