@@ -71,6 +71,26 @@ class DaemonOptions:
     notify_urls: list[str] = field(default_factory=list)
 
 
+async def open_database(cfg: Config, db_path: Path
+                        ) -> tuple[Storage, Storage, LinkSigner, Saved]:
+    """Both database connections (the state writer's and the outbox worker's: their
+    transactions must not interleave on one connection), the saved state and the link
+    signer; closes what it opened when something fails."""
+    stores: list[Storage] = []
+    try:
+        stores.append(await Storage.open(db_path))
+        stores.append(await Storage.open(db_path))
+        saved = await Pipeline.load_saved(stores[0])
+        links = LinkSigner(await asyncio.to_thread(
+            load_secret, cfg.http.link_secret, db_path.parent), cfg.http.link_ttl)
+    except BaseException:
+        for store in stores:
+            with contextlib.suppress(Exception):
+                await store.close()
+        raise
+    return stores[0], stores[1], links, saved
+
+
 class Daemon:
     version = __version__
 
@@ -190,26 +210,6 @@ class Daemon:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), timeout=PRUNE_EVERY_SECONDS)
 
-    async def _open(self, cfg: Config, db_path: Path
-                    ) -> tuple[Storage, Storage, LinkSigner, Saved]:
-        """Both database connections, the saved state and the link signer; closes what it
-        opened on failure."""
-        stores: list[Storage] = []
-        try:
-            stores.append(await Storage.open(db_path))
-            # The outbox worker gets its own connection: its transactions must not
-            # interleave with the state writer's on one connection.
-            stores.append(await Storage.open(db_path))
-            saved = await Pipeline.load_saved(stores[0])
-            links = LinkSigner(await asyncio.to_thread(
-                load_secret, cfg.http.link_secret, db_path.parent), cfg.http.link_ttl)
-        except BaseException:
-            for store in stores:
-                with contextlib.suppress(Exception):
-                    await store.close()
-            raise
-        return stores[0], stores[1], links, saved
-
     async def _start_probes(self, cfg: Config) -> None:
         rt = self.runtime
         rt.probers = make_probers(cfg)
@@ -246,7 +246,7 @@ class Daemon:
             log.error("%s", exc)
             return 1
         try:
-            storage, self._notify_store, links, saved = await self._open(cfg, db_path)
+            storage, self._notify_store, links, saved = await open_database(cfg, db_path)
         except Exception as exc:
             sock.close()
             if isinstance(exc, LinkSecretError):
