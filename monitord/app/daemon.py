@@ -30,7 +30,6 @@ from starlette.routing import BaseRoute
 from monitord import __version__
 from monitord.config import Config, ConfigError, Device, Problem, load_config, parse_listen
 from monitord.domain.activehours import MaintenanceWindow, WeeklyWindow, parse_days, parse_hours
-from monitord.domain.availability import AvailabilityCache
 from monitord.domain.incidents import (
     Change,
     Incident,
@@ -45,7 +44,9 @@ from monitord.domain.incidents import (
     TicketRelapsed,
     group_label,
 )
+from monitord.domain.labels import KIND_TEXT
 from monitord.domain.links import LinkSecretError, LinkSigner, load_secret
+from monitord.domain.school import school_state
 from monitord.domain.state import DeviceSpec, DeviceStatus, State, StateTracker, Transition
 from monitord.domain.tickets import Equipment, TicketContext, TicketError
 from monitord.http.metrics import DeviceLabels, RoundInfo, SchoolLabels, build_registry
@@ -56,7 +57,7 @@ from monitord.http.server import (
     default_concurrency,
     raise_open_files_limit,
 )
-from monitord.http.status import KIND_TEXT, DeviceRow, SchoolRow, StatusData, school_state
+from monitord.http.status import DeviceRow, SchoolRow, StatusData
 from monitord.notify import (
     Channel,
     Deliverer,
@@ -78,6 +79,7 @@ from monitord.storage import (
     error_text,
     is_storage_error,
 )
+from monitord.storage.history import AvailabilityCache
 from monitord.values import one_line
 
 log = logging.getLogger("monitord")

@@ -43,9 +43,9 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from monitord.domain.incidents import group_label
+from monitord.domain.labels import KIND_TEXT, STATE_TEXT
 from monitord.domain.state import State
 from monitord.http.server import PAGE_HEADERS, SECURITY_HEADERS
-from monitord.http.status import KIND_TEXT, STATE_TEXT
 from monitord.thaidate import BANGKOK, format_date, format_duration, month_name
 
 if TYPE_CHECKING:

@@ -39,6 +39,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from monitord import __version__
 from monitord.config import Config, Device
+from monitord.domain.labels import STATE_TEXT
 from monitord.domain.state import State
 from monitord.domain.tickets import STATUS_TH, TicketError
 from monitord.http.api.models import (
@@ -71,7 +72,6 @@ from monitord.http.api.models import (
     WeeklyOut,
 )
 from monitord.http.server import SECURITY_HEADERS
-from monitord.http.status import STATE_TEXT
 from monitord.storage import Storage
 
 if TYPE_CHECKING:
