@@ -22,6 +22,7 @@ from monitord import __version__
 from monitord.config import Config, ConfigError, load_config
 from monitord.domain.activehours import parse_days, parse_hours
 from monitord.domain.availability import HistoryLoader
+from monitord.domain.tickets import TicketStatus
 from monitord.storage import (
     DatabaseError,
     Storage,
@@ -202,7 +203,7 @@ async def _tickets_action(store: Storage, args: argparse.Namespace) -> int:
     if args.action == "schedule":
         t = await store.update_ticket(args.id, actor, scheduled_for=args.at, note=args.note)
     elif args.action == "close":
-        t = await store.update_ticket(args.id, actor, status="closed", note=args.note)
+        t = await store.update_ticket(args.id, actor, status=TicketStatus.CLOSED, note=args.note)
     else:  # update
         fields = {"cause": args.cause, "fix": args.fix, "summary": args.summary,
                   "event_text": args.event, "repairer_name": args.repairer,
@@ -495,8 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     t_list = t_sub.add_parser("list", help="tickets not closed (or --all / --status)")
     t_common(t_list, with_id=False)
     t_list.add_argument("--format", choices=["text", "json"], default="text")
-    t_list.add_argument("--status", choices=["open", "scheduled", "in_repair", "repaired",
-                                             "closed"])
+    t_list.add_argument("--status", choices=[str(s) for s in TicketStatus])
     t_list.add_argument("--all", action="store_true", help="include closed tickets")
     t_show = t_sub.add_parser("show", help="one ticket with its history")
     t_common(t_show)
@@ -507,8 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     t_actor(t_sched)
     t_upd = t_sub.add_parser("update", help="fill in cause, fix, repairer, status")
     t_common(t_upd)
-    t_upd.add_argument("--status", choices=["open", "scheduled", "in_repair", "repaired",
-                                            "closed"])
+    t_upd.add_argument("--status", choices=[str(s) for s in TicketStatus])
     t_upd.add_argument("--cause")
     t_upd.add_argument("--fix")
     t_upd.add_argument("--summary")

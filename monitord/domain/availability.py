@@ -50,14 +50,14 @@ from monitord.domain.activehours import (
     Schedule,
     WeeklyWindow,
 )
-from monitord.domain.school import is_link_device, school_state
+from monitord.domain.school import OFFLINE_STATES, ONLINE_STATES, is_link_device, school_state
 from monitord.domain.state import State
 
 Interval = tuple[float, float]
 """``[start, end)`` in Unix seconds."""
 
-UP_STATES = frozenset({State.UP, State.DEGRADED})
-DOWN_STATES = frozenset({State.DOWN, State.UNREACHABLE})
+UP_STATES = ONLINE_STATES  # UP, DEGRADED
+DOWN_STATES = OFFLINE_STATES  # DOWN, UNREACHABLE
 
 
 def counts_as(state: State) -> bool | None:

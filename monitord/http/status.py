@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import jinja2
 
 from monitord.domain.labels import KIND_TEXT, STATE_TEXT
+from monitord.domain.school import OFFLINE_STATES, ONLINE_STATES
 from monitord.domain.state import State
 from monitord.thaidate import BANGKOK, format_date, format_datetime, format_duration
 
@@ -206,8 +207,8 @@ def render_status(data: StatusData, *, lang: str, now: float, q: str = "", isp: 
     districts: dict[str, list[SchoolRow]] = {}
     for s in sorted(schools, key=lambda s: (s.district, s.name)):
         districts.setdefault(s.district, []).append(s)
-    online = sum(1 for s in schools if s.state in (State.UP, State.DEGRADED))
-    offline = sum(1 for s in schools if s.state in (State.DOWN, State.UNREACHABLE))
+    online = sum(1 for s in schools if s.state in ONLINE_STATES)
+    offline = sum(1 for s in schools if s.state in OFFLINE_STATES)
     isps = sorted({s.isp for s in data.schools if s.isp})
     return _ENV.get_template("status.html").render(
         districts=districts, online=online, offline=offline, isps=isps, q=q, isp=isp,

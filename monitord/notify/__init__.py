@@ -50,6 +50,7 @@ from monitord.domain.incidents import (
     upstream_hypothesis,
 )
 from monitord.domain.links import LinkSigner, ticket_url
+from monitord.domain.tickets import ACTIVE as ACTIVE_TICKET
 from monitord.storage import outbox
 from monitord.storage.outbox import event_of
 from monitord.storage.outbox import record as record
@@ -442,7 +443,7 @@ def timed_events(tickets: Sequence[Mapping[str, Any]], offline_schools: Sequence
     this every few seconds records each reminder exactly once.
     """
     out: list[NotificationEvent] = []
-    active = [t for t in tickets if t["status"] in ("open", "scheduled", "in_repair")]
+    active = [t for t in tickets if t["status"] in ACTIVE_TICKET]
     for t in active:
         age = now - float(t["opened_at"])
         data = {"ticket_id": t["id"], "root": t["root"], "school": t.get("school"),

@@ -73,6 +73,7 @@ from monitord.http.api.models import (
 )
 from monitord.http.server import SECURITY_HEADERS
 from monitord.storage import Storage
+from monitord.storage.maintenance import db_window
 
 if TYPE_CHECKING:
     from monitord.app.daemon import Daemon
@@ -549,8 +550,6 @@ def _window_id(call: Call) -> int:
 
 
 def maintenance_db_out(call: Call, row: Mapping[str, Any], now: float) -> MaintenanceOut:
-    from monitord.app.daemon import db_window
-
     cfg = call.config
     weekly = row["weekly"]
     try:
@@ -571,8 +570,6 @@ def maintenance_db_out(call: Call, row: Mapping[str, Any], now: float) -> Mainte
 
 async def refresh_maintenance(call: Call, store: Storage) -> None:
     """Put the windows in force now instead of at the daemon's next tick."""
-    from monitord.app.daemon import db_window
-
     windows = [db_window(r) for r in await store.maintenance()]
     call.daemon.engine.set_maintenance([*call.config.maintenance_windows(), *windows])
 
