@@ -4,6 +4,7 @@ reports."""
 from __future__ import annotations
 
 from monitord.domain.state import State
+from monitord.domain.tickets import STATUS_TH, TicketStatus
 
 STATE_TEXT = {
     "th": {State.UP: "ปกติ", State.DEGRADED: "ช้า/ไม่เสถียร", State.DOWN: "ขัดข้อง",
@@ -21,4 +22,11 @@ KIND_TEXT = {
     "en": {"router": "Router", "switch": "Switch", "access_point": "Wi-Fi access point",
            "server": "Server", "dltv_receiver": "Satellite receiver", "tv": "TV",
            "projector": "Projector", "ups": "UPS", "other": "Other"},
+}
+#: a ticket's status in words (Thai: the repair form's own terms)
+TICKET_STATUS_TEXT: dict[str, dict[str, str]] = {
+    "th": STATUS_TH,
+    "en": {TicketStatus.OPEN: "opened", TicketStatus.SCHEDULED: "scheduled",
+           TicketStatus.IN_REPAIR: "in repair", TicketStatus.REPAIRED: "repaired",
+           TicketStatus.CLOSED: "closed"},
 }
