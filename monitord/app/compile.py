@@ -9,16 +9,15 @@ them at start and on every reload.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from monitord.config import Config, Device
-from monitord.domain.activehours import MaintenanceWindow, WeeklyWindow, parse_days, parse_hours
 from monitord.domain.incidents import Node, Policy, TicketOpen, group_label
 from monitord.domain.links import LinkSigner
+from monitord.domain.school import link_devices
 from monitord.domain.state import DeviceSpec
 from monitord.domain.tickets import Equipment, TicketContext
 from monitord.http.metrics import DeviceLabels, SchoolLabels
@@ -155,20 +154,6 @@ def build_notify_policy(cfg: Config, links: LinkSigner | None = None) -> NotifyP
                         n.base_url, n.lang, links=links)
 
 
-def db_window(row: Mapping[str, Any]) -> MaintenanceWindow:
-    """A maintenance window added with the CLI (a row of ``maintenance_window``)."""
-    weekly = None
-    if row["weekly"]:
-        weekly = WeeklyWindow(parse_days(row["weekly"]["days"]),
-                              *parse_hours(row["weekly"]["hours"]))
-    return MaintenanceWindow(
-        row["name"],
-        datetime.fromtimestamp(row["start"], UTC) if row["start"] is not None else None,
-        datetime.fromtimestamp(row["end"], UTC) if row["end"] is not None else None,
-        weekly, devices=frozenset(row["devices"]), schools=frozenset(row["schools"]),
-        kinds=frozenset(row["kinds"]), reason=row["reason"])
-
-
 def ticket_context(cfg: Config, change: TicketOpen) -> TicketContext:
     """Freeze what the repair report needs from the config at the moment a ticket opens."""
     inc = change.incident
@@ -216,10 +201,7 @@ class Labels:
 
 
 def build_labels(cfg: Config) -> Labels:
-    gateways: dict[str, list[str]] = {}
-    for d in cfg.devices:
-        if d.school is not None and d.parent is None:
-            gateways.setdefault(d.school, []).append(d.id)
+    gateways = link_devices(cfg.devices)
     return Labels(
         [DeviceLabels(d.id, d.school or "office", d.kind.value) for d in cfg.devices],
         [SchoolLabels(smis, sch.name, sch.district, sch.isp,

@@ -26,7 +26,6 @@ from monitord.app.compile import (
     build_channels,
     build_jobs,
     build_notify_policy,
-    db_window,
     make_probers,
     mqtt_devices,
     mqtt_settings,
@@ -46,7 +45,7 @@ from monitord.probes.scheduler import Scheduler
 from monitord.storage import Storage, error_reason, error_text
 from monitord.values import one_line
 
-__all__ = ["Daemon", "DaemonOptions", "StateWriter", "db_window", "resolve_db_path"]
+__all__ = ["Daemon", "DaemonOptions", "StateWriter", "resolve_db_path"]
 
 log = logging.getLogger("monitord")
 

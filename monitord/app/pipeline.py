@@ -29,7 +29,6 @@ from monitord.app.compile import (
     build_nodes,
     build_policy,
     build_specs,
-    db_window,
     ticket_context,
 )
 from monitord.app.writer import StateWriter
@@ -47,6 +46,7 @@ from monitord.domain.incidents import (
     TicketRecovered,
     TicketRelapsed,
 )
+from monitord.domain.school import school_offline
 from monitord.domain.state import DeviceStatus, State, StateTracker, StoredState, Transition
 from monitord.domain.tickets import TicketContext
 from monitord.notify import (
@@ -62,6 +62,7 @@ from monitord.notify import (
 from monitord.probes.base import Observation, RoundStats
 from monitord.probes.mqtt import MqttSource
 from monitord.storage import Storage, is_storage_error
+from monitord.storage.maintenance import db_window
 from monitord.values import one_line
 
 log = logging.getLogger("monitord")
@@ -405,8 +406,7 @@ class Pipeline:
             log.error("reading tickets for reminders failed: %s", exc)
             return
         offline = [s.name for s in self.labels.schools
-                   if any(self.effective_state(g, now) in (State.DOWN, State.UNREACHABLE)
-                          for g in s.gateways)]
+                   if school_offline(self.effective_state(g, now) for g in s.gateways)]
         events = timed_events(open_tickets, offline, now,
                               Reminders(n.remind_every, n.escalate_after, n.daily_summary_at))
         if events and self.writer is not None:

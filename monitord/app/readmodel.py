@@ -22,18 +22,22 @@ from monitord import __version__
 from monitord.app.pipeline import REASON_LIMIT, Pipeline
 from monitord.config import Config, Device
 from monitord.domain.activehours import MaintenanceWindow
-from monitord.domain.availability import AvailabilityCache, open_readonly
+from monitord.domain.availability import HistoryLoader
 from monitord.domain.incidents import Incident
+from monitord.domain.labels import KIND_TEXT
 from monitord.domain.links import LinkSigner
+from monitord.domain.school import school_state
 from monitord.domain.state import DeviceStatus, State
+from monitord.domain.tickets import ACTIVE as ACTIVE_TICKET
 from monitord.domain.tickets import TicketError
 from monitord.http.metrics import DeviceLabels, RoundInfo, SchoolLabels
-from monitord.http.ports import RecentEvents
-from monitord.http.status import KIND_TEXT, DeviceRow, SchoolRow, StatusData, school_state
+from monitord.http.status import DeviceRow, SchoolRow, StatusData
 from monitord.probes.base import Prober
 from monitord.probes.mqtt import MqttSource
 from monitord.probes.scheduler import Scheduler
 from monitord.storage import Storage, is_storage_error
+from monitord.storage.events import RecentEvents, recent_events
+from monitord.storage.history import AvailabilityCache, load_history, open_readonly
 from monitord.values import one_line
 
 T = TypeVar("T")
@@ -163,7 +167,7 @@ class ReadModel:
         """Open (not repaired/closed) tickets by school ('office' for office devices)."""
         out: Counter[str] = Counter()
         for info in self._p.engine.tickets():
-            if info.status in ("open", "scheduled", "in_repair"):
+            if info.status in ACTIVE_TICKET:
                 out[self._p.labels.school_of.get(info.root, "upstream" if ":" in info.root
                                         else "office")] += 1
         return out
@@ -292,22 +296,13 @@ class ReadModel:
 
     # -- lifecycle -------------------------------------------------------------------
 
-    async def recent_events(self, transitions: int, tickets: int) -> RecentEvents:
-        """The wall's event list: the last state transitions (newest first; unknown → up
-        left out) and the last ticket status changes.  Raises when the database fails."""
-        storage = self.storage
-        if storage is None:
-            return RecentEvents((), ())
-        # TODO(issue 13, lead): SQL stays here until monitord.storage.events lands (helper
-        # C); then call it and delete this block.
-        db = storage.connection
-        async with db.execute(_TRANSITIONS_SQL, (transitions,)) as cur:
-            trans = [dict(r) for r in await cur.fetchall()]
-        async with db.execute(_TICKET_EVENTS_SQL, (tickets,)) as cur:
-            ticket_rows = [dict(r) for r in await cur.fetchall()]
-        return RecentEvents(trans, ticket_rows)
+    async def recent_events(self, limit: int) -> RecentEvents:
+        """The wall's event list (newest first); raises when the database fails."""
+        if self.storage is None:
+            return RecentEvents([], [])
+        return await recent_events(self.storage, limit)
 
-    async def read_history(self, fn: Callable[[Config, Any], T]) -> T:
+    async def read_history(self, fn: Callable[[Config, HistoryLoader], T]) -> T:
         """Run ``fn(config, read-only connection)`` in a thread, one at a time (reports).
         Raises RuntimeError when the daemon or its database is not ready; ``fn``'s own
         ValueError (a bad request) goes through."""
@@ -323,10 +318,11 @@ class HistoryError(RuntimeError):
     """The database could not be opened or read for a report."""
 
 
-def read_history(path: Path, fn: Callable[[Any], T]) -> T:
-    """``fn(a read-only connection to the database at path)`` (blocking: safe while the
-    daemon writes).  A database that cannot be opened or read raises HistoryError
-    ("cannot open/read database PATH: why"); ``fn``'s other errors go through."""
+def read_history(path: Path, fn: Callable[[HistoryLoader], T]) -> T:
+    """``fn(a loader of history spans from the database at path)`` on one read-only
+    connection (blocking; safe while the daemon writes).  A database that cannot be opened
+    or read raises HistoryError ("cannot open/read database PATH: why"); ``fn``'s other
+    errors go through."""
     try:
         conn = open_readonly(path)
     except Exception as exc:
@@ -334,25 +330,13 @@ def read_history(path: Path, fn: Callable[[Any], T]) -> T:
             raise HistoryError(f"cannot open database {path}: {exc}") from exc
         raise
     try:
-        return fn(conn)
+        return fn(lambda start, end: load_history(conn, start, end))
     except Exception as exc:
         if is_storage_error(exc):
             raise HistoryError(f"cannot read database {path}: {exc}") from exc
         raise
     finally:
         conn.close()
-
-
-_TRANSITIONS_SQL = (
-    "SELECT id, device_id, old_state, new_state, ts FROM state_transition "
-    "WHERE NOT (old_state = 'unknown' AND new_state = 'up') ORDER BY id DESC LIMIT ?")
-_TICKET_EVENTS_SQL = (
-    "SELECT id, ticket_id, ts, status, root FROM ("
-    " SELECT e.id, e.ticket_id, e.ts, e.status, t.root,"
-    "  LAG(e.status) OVER (PARTITION BY e.ticket_id ORDER BY e.id) AS prev"
-    " FROM ticket_event e JOIN ticket t ON t.id = e.ticket_id)"
-    " WHERE prev IS NULL OR prev <> status ORDER BY id DESC LIMIT ?")
-
 
 
 def _snmp_counters(stats: Any) -> dict[str, dict[tuple[str, ...], float]]:

@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 import os
-import sqlite3
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -20,7 +19,9 @@ from zoneinfo import ZoneInfo
 
 from monitord import __version__
 from monitord.domain.activehours import parse_days, parse_hours
+from monitord.domain.tickets import TicketStatus
 from monitord.storage import (
+    DatabaseError,
     Storage,
     StorageError,
     backup_database,
@@ -60,7 +61,7 @@ def with_store(db: Path | None, readonly: bool,
     async def run() -> int:
         try:
             store = await Storage.open(path, readonly=readonly)
-        except (StorageError, OSError, sqlite3.Error) as exc:
+        except (StorageError, OSError, DatabaseError) as exc:
             print(f"monitord: cannot open database {path}: {exc}", file=sys.stderr)
             return 1
         try:
@@ -68,7 +69,7 @@ def with_store(db: Path | None, readonly: bool,
         except TicketError as exc:
             print(f"monitord: {exc}", file=sys.stderr)
             return 2
-        except sqlite3.Error as exc:  # damaged, or not a monitord database
+        except DatabaseError as exc:  # damaged, or not a monitord database
             print(f"monitord: cannot read database {path}: {exc} (see `monitord db check`)",
                   file=sys.stderr)
             return 1
@@ -144,7 +145,7 @@ async def _tickets_action(store: Storage, args: argparse.Namespace) -> int:
     if args.action == "schedule":
         t = await store.update_ticket(args.id, actor, scheduled_for=args.at, note=args.note)
     elif args.action == "close":
-        t = await store.update_ticket(args.id, actor, status="closed", note=args.note)
+        t = await store.update_ticket(args.id, actor, status=TicketStatus.CLOSED, note=args.note)
     else:  # update
         fields = {"cause": args.cause, "fix": args.fix, "summary": args.summary,
                   "event_text": args.event, "repairer_name": args.repairer,
@@ -226,7 +227,7 @@ def cmd_db_backup(args: argparse.Namespace) -> int:
     path = _db_path(args.db)
     try:
         backup_database(path, Path(args.file))
-    except (StorageError, OSError, sqlite3.Error) as exc:
+    except (StorageError, OSError, DatabaseError) as exc:
         print(f"monitord: backup of {path} failed: {exc}", file=sys.stderr)
         return 1
     print(f"backup of {path} written to {args.file}", file=sys.stderr)
@@ -318,8 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     t_list = t_sub.add_parser("list", help="tickets not closed (or --all / --status)")
     t_common(t_list, with_id=False)
     t_list.add_argument("--format", choices=["text", "json"], default="text")
-    t_list.add_argument("--status", choices=["open", "scheduled", "in_repair", "repaired",
-                                             "closed"])
+    t_list.add_argument("--status", choices=[str(s) for s in TicketStatus])
     t_list.add_argument("--all", action="store_true", help="include closed tickets")
     t_show = t_sub.add_parser("show", help="one ticket with its history")
     t_common(t_show)
@@ -330,8 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     t_actor(t_sched)
     t_upd = t_sub.add_parser("update", help="fill in cause, fix, repairer, status")
     t_common(t_upd)
-    t_upd.add_argument("--status", choices=["open", "scheduled", "in_repair", "repaired",
-                                            "closed"])
+    t_upd.add_argument("--status", choices=[str(s) for s in TicketStatus])
     t_upd.add_argument("--cause")
     t_upd.add_argument("--fix")
     t_upd.add_argument("--summary")

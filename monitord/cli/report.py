@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from monitord.cli import with_store
 from monitord.config import Config, ConfigError, load_config
+from monitord.domain.availability import HistoryLoader
 from monitord.storage import Storage
 
 T = TypeVar("T")
@@ -67,7 +68,7 @@ def _write_output(data: bytes, output: str, what: str) -> None:
         print(f"{what} written to {output}", file=sys.stderr)
 
 
-def _read_report(db: Path, build: Callable[[Any], T]) -> T | int:
+def _read_report(db: Path, build: Callable[[HistoryLoader], T]) -> T | int:
     """Build a report from a read-only connection; an exit code when that fails
     (1: the database cannot be opened or read, 2: the request cannot be answered)."""
     from monitord.app.readmodel import HistoryError, read_history
@@ -94,7 +95,7 @@ def cmd_report_daily(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"monitord: expected --date YYYY-MM-DD, got {args.date!r}", file=sys.stderr)
         return 2
-    report = _read_report(db, lambda conn: daily.build_daily(cfg, conn, day))
+    report = _read_report(db, lambda load: daily.build_daily(cfg, load, day))
     if isinstance(report, int):
         return report
     _write_output(daily.render_daily(report, args.format, args.lang), args.output,
@@ -126,8 +127,8 @@ def cmd_report_availability(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"monitord: {exc}", file=sys.stderr)
         return 2
-    report = _read_report(db, lambda conn: monthly.build_monthly(
-        cfg, conn, first, last, fiscal_year=args.fiscal_year, lang=args.lang))
+    report = _read_report(db, lambda load: monthly.build_monthly(
+        cfg, load, first, last, fiscal_year=args.fiscal_year, lang=args.lang))
     if isinstance(report, int):
         return report
     _write_output(monthly.render_monthly(report, args.format, args.lang), args.output,

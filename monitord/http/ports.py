@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from starlette.requests import Request
@@ -19,23 +18,15 @@ from monitord.http.metrics import MetricsView
 if TYPE_CHECKING:
     from monitord.config import Config
     from monitord.domain.activehours import MaintenanceWindow
+    from monitord.domain.availability import HistoryLoader
     from monitord.domain.incidents import Incident
     from monitord.domain.state import State
     from monitord.http.status import StatusData
     from monitord.storage import Storage
+    from monitord.storage.events import RecentEvents
 
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class RecentEvents:
-    """The wall's event list, newest first."""
-
-    #: rows with id, device_id, old_state, new_state, ts (unknown → up left out)
-    transitions: Sequence[Mapping[str, Any]]
-    #: rows with id, ticket_id, ts, status, root: one per change of a ticket's status
-    tickets: Sequence[Mapping[str, Any]]
 
 
 class View(MetricsView, Protocol):
@@ -58,8 +49,11 @@ class View(MetricsView, Protocol):
     def count_http_rejected(self, reason: str) -> None: ...
     def ticket_access(self, request: Request, ticket_id: int) -> bool: ...
     async def ticket_for_web(self, ticket_id: int) -> dict[str, Any] | None: ...
-    async def recent_events(self, transitions: int, tickets: int) -> RecentEvents: ...
-    async def read_history(self, fn: Callable[[Config, Any], T]) -> T:
+    async def recent_events(self, limit: int) -> RecentEvents:
+        """For the wall (monitord.storage.events.recent_events); raises when the
+        database fails."""
+        ...
+    async def read_history(self, fn: Callable[[Config, HistoryLoader], T]) -> T:
         """``fn(config, a read-only database connection)`` in a thread (reports); raises
         RuntimeError when not ready or the database fails, passes ``fn``'s ValueError."""
         ...

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -31,6 +31,7 @@ from monitord.reports.common import Format, Lang
 
 if TYPE_CHECKING:
     from monitord.config import Config
+    from monitord.domain.availability import HistoryLoader
 
 INDEX_TEXT: dict[Lang, dict[str, str]] = {
     "th": {"title": "รายงาน", "daily": "รายงานสถานะการเชื่อมต่ออินเทอร์เน็ตของโรงเรียนประจำวัน",
@@ -79,8 +80,8 @@ def _respond(body: bytes, fmt: Format, name: str) -> Response:
         **SECURITY_HEADERS, "Content-Disposition": f'{disposition}; filename="{name}"'})
 
 
-#: builds one report from the config and a read-only database connection (in a thread)
-Build = Callable[["Config", Any], tuple[bytes, str]]
+#: builds one report from the config and a loader of history spans (in a thread)
+Build = Callable[["Config", "HistoryLoader"], tuple[bytes, str]]
 
 
 def routes(view: View) -> list[BaseRoute]:
@@ -119,8 +120,8 @@ def routes(view: View) -> list[BaseRoute]:
             return refuse(400, str(exc))
         lang = common.lang_of(params.get("lang"))
 
-        def build(cfg: Config, conn: Any) -> tuple[bytes, str]:
-            report = daily.build_daily(cfg, conn, day)
+        def build(cfg: Config, load: HistoryLoader) -> tuple[bytes, str]:
+            report = daily.build_daily(cfg, load, day)
             return daily.render_daily(report, fmt, lang), daily.filename(report, fmt)
 
         return await handle(request, build, fmt)
@@ -146,8 +147,8 @@ def routes(view: View) -> list[BaseRoute]:
         except ValueError as exc:
             return refuse(400, str(exc))
 
-        def build(cfg: Config, conn: Any) -> tuple[bytes, str]:
-            report = monthly.build_monthly(cfg, conn, first, last, fiscal_year=fy, lang=lang)
+        def build(cfg: Config, load: HistoryLoader) -> tuple[bytes, str]:
+            report = monthly.build_monthly(cfg, load, first, last, fiscal_year=fy, lang=lang)
             return monthly.render_monthly(report, fmt, lang), monthly.filename(report, fmt)
 
         return await handle(request, build, fmt)

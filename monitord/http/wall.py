@@ -44,10 +44,12 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from monitord.domain.incidents import group_label
+from monitord.domain.labels import KIND_TEXT, STATE_TEXT, TICKET_STATUS_TEXT
+from monitord.domain.school import OFFLINE_STATES, ONLINE_STATES
 from monitord.domain.state import State
+from monitord.domain.tickets import TicketStatus
 from monitord.http.ports import View
 from monitord.http.server import PAGE_HEADERS, SECURITY_HEADERS
-from monitord.http.status import KIND_TEXT, STATE_TEXT
 from monitord.thaidate import BANGKOK, format_date, format_duration, month_name
 
 if TYPE_CHECKING:
@@ -105,18 +107,11 @@ LABELS: dict[str, dict[str, str]] = {
         "rounds": "{n} rounds",
     },
 }
-TICKET_STATUS = {
-    "th": {"open": "เปิด", "scheduled": "นัดหมายแล้ว", "in_repair": "กำลังซ่อม",
-           "repaired": "ซ่อมเสร็จ", "closed": "ปิด"},
-    "en": {"open": "opened", "scheduled": "scheduled", "in_repair": "in repair",
-           "repaired": "repaired", "closed": "closed"},
-}
+TICKET_STATUS = TICKET_STATUS_TEXT
 SEVERITY = {State.DOWN: "bad", State.UNREACHABLE: "bad", State.UP: "good",
             State.DEGRADED: "warn", State.MAINTENANCE: "info", State.UNKNOWN: "info"}
-TICKET_SEVERITY = {"open": "bad", "repaired": "good", "closed": "good"}
-
-# The last transitions (first sightings UNKNOWN → UP at start-up are noise on a wall) and
-# the last real status changes of tickets (an officer's edit repeats the current status).
+TICKET_SEVERITY: dict[str, str] = {TicketStatus.OPEN: "bad", TicketStatus.REPAIRED: "good",
+                                    TicketStatus.CLOSED: "good"}
 
 
 def _env() -> jinja2.Environment:
@@ -238,9 +233,9 @@ class Wall:
         down: list[dict[str, Any]] = []
         gateways = {s.school: s.gateways for s in d.school_labels()}
         for row in status.schools:
-            if row.state in (State.UP, State.DEGRADED):
+            if row.state in ONLINE_STATES:
                 online += 1
-            elif row.state in (State.DOWN, State.UNREACHABLE):
+            elif row.state in OFFLINE_STATES:
                 offline += 1
                 down.append({
                     "smis": row.smis, "name": row.name,
@@ -326,37 +321,31 @@ class Wall:
         states = STATE_TEXT[lang]
         out: list[dict[str, Any]] = []
         try:
-            recent = await self.view.recent_events(EVENT_ROWS * 3, EVENT_ROWS)
-            transitions, ticket_rows = recent.transitions, recent.tickets
+            # the last transitions (no first sightings) and real ticket status changes
+            recent = await self.view.recent_events(EVENT_ROWS)
         except Exception as exc:  # the wall must keep running when the database hiccups
             log.warning("wall: reading events failed: %s", exc)
             return []
-        for r in transitions:
-            dev = devices.get(r["device_id"])
+        for t in recent.states:
+            dev = devices.get(t.device_id)
             if dev is None:
                 continue  # removed from the config: no name to show
-            try:
-                new = State(r["new_state"])
-            except ValueError:
-                continue
-            out.append({"key": f"t{r['id']}", "ts": r["ts"], "kind": "state",
-                        "time_text": time_text(r["ts"], now, lang),
-                        "severity": SEVERITY[new], "badge": states[new],
+            out.append({"key": f"t{t.id}", "ts": t.ts, "kind": "state",
+                        "time_text": time_text(t.ts, now, lang),
+                        "severity": SEVERITY[t.new], "badge": states[t.new],
                         "text": f"{device_label(dev, lang)} · {_where(cfg, dev, lang)}"})
-        for r in ticket_rows:
-            root = str(r["root"])
-            if (dev := devices.get(root)) is not None:
+        for k in recent.tickets:
+            if (dev := devices.get(k.root)) is not None:
                 subject = f"{device_label(dev, lang)} · {_where(cfg, dev, lang)}"
-            elif ":" in root:
-                subject = group_label(root, lang)
+            elif ":" in k.root:
+                subject = group_label(k.root, lang)
             else:
                 continue
-            status = str(r["status"])
-            out.append({"key": f"k{r['id']}", "ts": r["ts"], "kind": "ticket",
-                        "time_text": time_text(r["ts"], now, lang),
-                        "severity": TICKET_SEVERITY.get(status, "info"),
-                        "badge": f"{LABELS[lang]['ticket']} #{r['ticket_id']} "
-                                 f"{TICKET_STATUS[lang].get(status, status)}",
+            out.append({"key": f"k{k.id}", "ts": k.ts, "kind": "ticket",
+                        "time_text": time_text(k.ts, now, lang),
+                        "severity": TICKET_SEVERITY.get(k.status, "info"),
+                        "badge": f"{LABELS[lang]['ticket']} #{k.ticket_id} "
+                                 f"{TICKET_STATUS[lang].get(k.status, k.status)}",
                         "text": subject})
         out.sort(key=lambda e: e["ts"], reverse=True)
         return out[:EVENT_ROWS]

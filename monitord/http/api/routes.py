@@ -39,6 +39,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from monitord import __version__
 from monitord.config import Config, Device
+from monitord.domain.labels import STATE_TEXT
 from monitord.domain.state import State
 from monitord.domain.tickets import STATUS_TH, TicketError
 from monitord.http.api.models import (
@@ -71,8 +72,8 @@ from monitord.http.api.models import (
     WeeklyOut,
 )
 from monitord.http.server import SECURITY_HEADERS
-from monitord.http.status import STATE_TEXT
 from monitord.storage import Storage
+from monitord.storage.maintenance import db_window
 
 if TYPE_CHECKING:
     from monitord.http.ports import Commands
@@ -553,8 +554,6 @@ def _window_id(call: Call) -> int:
 
 
 def maintenance_db_out(call: Call, row: Mapping[str, Any], now: float) -> MaintenanceOut:
-    from monitord.app.compile import db_window  # interim (issue 13)
-
     cfg = call.config
     weekly = row["weekly"]
     try:
