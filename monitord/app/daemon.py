@@ -1186,13 +1186,56 @@ class Daemon:
         return 0
 
 
+class _ApiView:
+    """TEMPORARY (h-api): what the API reads of the daemon until the read model
+    (monitord.app.readmodel) replaces this; the lead drops it when merging h-app."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self._d = daemon
+        self.status_data = daemon.status_data
+        self.device_status = daemon.device_status
+
+    @property
+    def config(self) -> Config | None:
+        return self._d.config
+
+    @property
+    def storage(self) -> Storage | None:
+        return self._d.storage
+
+    def effective_state(self, device_id: str, now: float) -> State:
+        return self._d.engine.effective_state(device_id, now)
+
+    def in_maintenance(self, device_id: str, now: float) -> MaintenanceWindow | None:
+        return self._d.engine.in_maintenance(device_id, now)
+
+    def open_incidents(self) -> list[Incident]:
+        return self._d.engine.open_incidents()
+
+
 def web_routes(daemon: Daemon) -> list[BaseRoute]:
     """Pages and APIs that read the running daemon (each module owns its routes)."""
+    from typing import cast
+
+    from monitord.app.commands import AppCommands
     from monitord.http.api.routes import routes as api_routes
+    from monitord.http.ports import View
     from monitord.http.reports import routes as report_routes
     from monitord.http.wall import routes as wall_routes
 
-    return [*wall_routes(daemon), *api_routes(daemon), *report_routes(daemon)]
+    async def maintenance_changed() -> None:
+        # was monitord.http.api.routes.refresh_maintenance: the windows in force now
+        # instead of at the daemon's next tick
+        if daemon.storage is None or daemon.config is None:
+            return
+        daemon._db_windows = [db_window(w) for w in await daemon.storage.maintenance()]
+        daemon.engine.set_maintenance(
+            [*daemon.config.maintenance_windows(), *daemon._db_windows])
+
+    commands = AppCommands.for_daemon(lambda: daemon.storage, lambda: daemon.config,
+                                      maintenance_changed)
+    view = cast(View, _ApiView(daemon))
+    return [*wall_routes(daemon), *api_routes(view, commands), *report_routes(daemon)]
 
 
 def _snmp_counters(stats: Any) -> dict[str, dict[tuple[str, ...], float]]:
