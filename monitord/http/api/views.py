@@ -15,12 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from monitord.config import Device
-from monitord.domain.activehours import (
-    MaintenanceWindow,
-    WeeklyWindow,
-    parse_days,
-    parse_hours,
-)
+from monitord.domain.labels import STATE_TEXT
 from monitord.domain.state import State
 from monitord.domain.tickets import STATUS_TH
 from monitord.http.api.auth import Caller
@@ -35,7 +30,7 @@ from monitord.http.api.models import (
     TicketEventOut,
     WeeklyOut,
 )
-from monitord.http.status import STATE_TEXT
+from monitord.storage.maintenance import db_window
 
 _IPV4 = re.compile(r"(?<![0-9])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![0-9])")
 _IPV6 = re.compile(r"(?<![0-9A-Za-z:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![0-9A-Za-z:])")
@@ -164,26 +159,11 @@ def ticket_detail(caller: Caller, t: Mapping[str, Any]) -> TicketDetail:
                         history=history)
 
 
-def _window(row: Mapping[str, Any]) -> MaintenanceWindow:
-    # TODO(merge): the storage layer's row → MaintenanceWindow conversion (db_window,
-    # moving from monitord/app/daemon.py to monitord/storage) replaces this copy.
-    weekly = None
-    if row["weekly"]:
-        weekly = WeeklyWindow(parse_days(row["weekly"]["days"]),
-                              *parse_hours(row["weekly"]["hours"]))
-    return MaintenanceWindow(
-        row["name"],
-        dt.datetime.fromtimestamp(row["start"], dt.UTC) if row["start"] is not None else None,
-        dt.datetime.fromtimestamp(row["end"], dt.UTC) if row["end"] is not None else None,
-        weekly, devices=frozenset(row["devices"]), schools=frozenset(row["schools"]),
-        kinds=frozenset(row["kinds"]), reason=row["reason"])
-
-
 def maintenance_db_out(caller: Caller, row: Mapping[str, Any], now: float) -> MaintenanceOut:
     cfg = caller.config
     weekly = row["weekly"]
     try:
-        active = _window(row).active(dt.datetime.fromtimestamp(now, dt.UTC), cfg.tz)
+        active = db_window(row).active(dt.datetime.fromtimestamp(now, dt.UTC), cfg.tz)
     except (ValueError, KeyError, TypeError):
         active = False
     out = MaintenanceOut(
