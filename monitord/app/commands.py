@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from typing import TYPE_CHECKING, Any
 
 from monitord.domain.activehours import parse_days, parse_hours
-from monitord.domain.tickets import STATUSES, TicketError
+from monitord.domain.tickets import STATUSES, TicketError, TicketStatus
 from monitord.http.ports import Conflict, Invalid, NotFound, Unavailable
 from monitord.storage import Storage
 
@@ -97,7 +97,7 @@ class AppCommands:
         return await self.update_ticket(ticket_id, actor, scheduled_for=when, note=note)
 
     async def close_ticket(self, ticket_id: int, actor: str, note: str = "") -> dict[str, Any]:
-        return await self.update_ticket(ticket_id, actor, status="closed", note=note)
+        return await self.update_ticket(ticket_id, actor, status=TicketStatus.CLOSED, note=note)
 
     async def update_ticket(self, ticket_id: int, actor: str, *, status: str | None = None,
                             scheduled_for: float | None = None, note: str = "",

@@ -30,6 +30,7 @@ from monitord.domain.school import school_state
 from monitord.domain.state import DeviceStatus, State
 from monitord.domain.tickets import ACTIVE as ACTIVE_TICKET
 from monitord.domain.tickets import TicketError
+from monitord.http.api.auth import token_holder, usable_tokens
 from monitord.http.metrics import DeviceLabels, RoundInfo, SchoolLabels
 from monitord.http.status import DeviceRow, SchoolRow, StatusData
 from monitord.probes.base import Prober
@@ -131,8 +132,6 @@ class ReadModel:
     def ticket_access(self, request: Request, ticket_id: int) -> bool:
         """Ticket pages (personal data): a signed link from a notification or an API
         bearer token; refusals are counted."""
-        from monitord.http.api.routes import token_holder, usable_tokens
-
         if self._rt.links is not None and self._rt.links.verify(ticket_id, request.query_params):
             return True
         header = request.headers.get("authorization")

@@ -15,10 +15,10 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from monitord import __version__
-from monitord.domain.activehours import parse_days, parse_hours
 from monitord.domain.tickets import TicketStatus
 from monitord.storage import (
     DatabaseError,
@@ -29,6 +29,9 @@ from monitord.storage import (
     default_data_dir,
 )
 from monitord.thaidate import check_sane, from_timestamp
+
+if TYPE_CHECKING:
+    from monitord.app.commands import AppCommands
 
 BANGKOK = ZoneInfo("Asia/Bangkok")
 
@@ -141,18 +144,26 @@ async def _tickets_action(store: Storage, args: argparse.Namespace) -> int:
         for h in t["history"]:
             print(f"  {_fmt_ts(h['ts'])}  {h['status']:<10} {h['actor']:<16} {h['note']}")
         return 0
+    from monitord.app.commands import AppCommands
+    from monitord.http.ports import CommandError
+
+    commands = AppCommands.on_store(store)
     actor = args.by
-    if args.action == "schedule":
-        t = await store.update_ticket(args.id, actor, scheduled_for=args.at, note=args.note)
-    elif args.action == "close":
-        t = await store.update_ticket(args.id, actor, status=TicketStatus.CLOSED, note=args.note)
-    else:  # update
-        fields = {"cause": args.cause, "fix": args.fix, "summary": args.summary,
-                  "event_text": args.event, "repairer_name": args.repairer,
-                  "repairer_position": args.repairer_position,
-                  "repair_started": args.started, "repair_finished": args.finished}
-        t = await store.update_ticket(args.id, actor, status=args.status, note=args.note,
-                                      fields={k: v for k, v in fields.items() if v is not None})
+    try:
+        if args.action == "schedule":
+            t = await commands.schedule_ticket(args.id, actor, args.at, note=args.note)
+        elif args.action == "close":
+            t = await commands.close_ticket(args.id, actor, note=args.note)
+        else:  # update
+            fields = {"cause": args.cause, "fix": args.fix, "summary": args.summary,
+                      "event_text": args.event, "repairer_name": args.repairer,
+                      "repairer_position": args.repairer_position,
+                      "repair_started": args.started, "repair_finished": args.finished}
+            t = await commands.update_ticket(args.id, actor, status=args.status,
+                                             note=args.note, fields=fields)
+    except CommandError as exc:
+        print(f"monitord: {exc}", file=sys.stderr)
+        return 2
     print(f"ticket {t['id']}: {t['status']} ({t['status_th']})")
     return 0
 
@@ -163,46 +174,50 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
 
 
 async def _maintenance_action(store: Storage, args: argparse.Namespace) -> int:
-    if args.action == "add":
-        weekly = None
-        if args.weekly:
-            if args.start is not None or args.end is not None or not args.hours:
-                print("monitord: --weekly takes --hours, not --start/--end",
-                      file=sys.stderr)
-                return 2
-            try:
-                parse_days(args.weekly.split(","))
-                parse_hours(args.hours)
-            except ValueError as exc:
-                print(f"monitord: {exc}", file=sys.stderr)
-                return 2
-            weekly = {"days": args.weekly.split(","), "hours": args.hours}
-            when = f"every {args.weekly} {args.hours}"
-        elif args.start is None or args.end is None or args.end <= args.start:
-            print("monitord: give --start and a later --end (or --weekly and --hours)",
-                  file=sys.stderr)
+    from monitord.app.commands import AppCommands
+    from monitord.http.ports import CommandError
+
+    commands = AppCommands.on_store(store)
+    try:
+        if args.action == "add":
+            return await _maintenance_add(commands, args)
+        if args.action == "delete":
+            await commands.delete_maintenance(args.id, _default_actor())
+            print(f"maintenance window {args.id} deleted")
+            return 0
+    except CommandError as exc:
+        print(f"monitord: {exc}", file=sys.stderr)
+        return 2
+    rows = await store.maintenance(include_past=args.all)
+    if args.format == "json":
+        print(json.dumps(rows, ensure_ascii=False, indent=1))
+    for r in rows if args.format == "text" else []:
+        scope = ", ".join(r["devices"] + r["schools"] + r["kinds"]) or "ทั้งหมด"
+        when = (f"every {','.join(r['weekly']['days'])} {r['weekly']['hours']}"
+                if r["weekly"] else f"{_fmt_ts(r['start'])} → {_fmt_ts(r['end'])}")
+        print(f"{r['id']:>4}  {when}  {r['name']}  [{scope}]")
+    return 0
+
+
+async def _maintenance_add(commands: AppCommands, args: argparse.Namespace) -> int:
+    weekly = None
+    if args.weekly:
+        if args.start is not None or args.end is not None or not args.hours:
+            print("monitord: --weekly takes --hours, not --start/--end", file=sys.stderr)
             return 2
-        else:
-            when = f"{_fmt_ts(args.start)} → {_fmt_ts(args.end)}"
-        wid = await store.add_maintenance(
-            args.name, args.start, args.end, weekly=weekly, devices=args.device or [],
-            schools=args.school or [], kinds=args.kind or [], reason=args.reason,
-            created_by=args.by)
-        print(f"maintenance window {wid} added: {args.name} {when}")
-    elif args.action == "delete":
-        if not await store.delete_maintenance(args.id):
-            print(f"monitord: no maintenance window {args.id}", file=sys.stderr)
-            return 2
-        print(f"maintenance window {args.id} deleted")
+        weekly = (args.weekly.split(","), args.hours)
+        when = f"every {args.weekly} {args.hours}"
+    elif args.start is None or args.end is None or args.end <= args.start:
+        print("monitord: give --start and a later --end (or --weekly and --hours)",
+              file=sys.stderr)
+        return 2
     else:
-        rows = await store.maintenance(include_past=args.all)
-        if args.format == "json":
-            print(json.dumps(rows, ensure_ascii=False, indent=1))
-        for r in rows if args.format == "text" else []:
-            scope = ", ".join(r["devices"] + r["schools"] + r["kinds"]) or "ทั้งหมด"
-            when = (f"every {','.join(r['weekly']['days'])} {r['weekly']['hours']}"
-                    if r["weekly"] else f"{_fmt_ts(r['start'])} → {_fmt_ts(r['end'])}")
-            print(f"{r['id']:>4}  {when}  {r['name']}  [{scope}]")
+        when = f"{_fmt_ts(args.start)} → {_fmt_ts(args.end)}"
+    row = await commands.add_maintenance(
+        args.name, args.by, start=args.start, end=args.end, weekly=weekly,
+        devices=args.device or [], schools=args.school or [], kinds=args.kind or [],
+        reason=args.reason)
+    print(f"maintenance window {row['id']} added: {args.name} {when}")
     return 0
 
 

@@ -39,7 +39,7 @@ from monitord.http.status import render_status
 from monitord.http.wall import routes as wall_routes
 
 
-def build_app(view: View, commands: Commands | None = None) -> Starlette:
+def build_app(view: View, commands: Commands) -> Starlette:
     registry = build_registry(view)
 
     async def metrics(_: Request) -> Response:
