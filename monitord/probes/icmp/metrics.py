@@ -1,0 +1,37 @@
+"""The ICMP engine's exported counters (``monitord_icmp_*``), help texts and values."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from monitord.probes.icmp.results import IcmpStats
+from monitord.probes.metrics import MetricFamily, MetricSpec, counter
+
+PACKETS_SENT = counter("monitord_icmp_packets_sent_total", "ICMP echo requests sent.")
+PACKETS_RECEIVED = counter("monitord_icmp_packets_received_total",
+                           "ICMP echo replies matched.")
+SEND_ERRORS = counter("monitord_icmp_send_errors_total", "ICMP sends that failed locally.")
+SOCKET_DROPS = counter(
+    "monitord_icmp_socket_drops_total",
+    "Kernel receive-buffer overruns on the ICMP sockets (a sign of overload; affected "
+    "hosts are probed again, so it is not a count of lost replies).")
+REPLIES_IGNORED = counter("monitord_icmp_replies_ignored_total",
+                          "ICMP packets received but not counted, by reason.", "reason")
+
+SPECS: Final[tuple[MetricSpec, ...]] = (PACKETS_SENT, PACKETS_RECEIVED, SEND_ERRORS,
+                                        SOCKET_DROPS, REPLIES_IGNORED)
+
+
+def families(stats: IcmpStats) -> list[MetricFamily]:
+    """The engine's counters since start, as exported families."""
+    return [
+        PACKETS_SENT.family({(): float(stats.packets_sent)}),
+        PACKETS_RECEIVED.family({(): float(stats.packets_received)}),
+        SEND_ERRORS.family({(): float(stats.send_errors)}),
+        SOCKET_DROPS.family({(): float(stats.socket_drops)}),
+        REPLIES_IGNORED.family({
+            ("invalid",): float(stats.invalid_replies),
+            ("duplicate",): float(stats.duplicate_replies),
+            ("late",): float(stats.late_replies),
+        }),
+    ]
