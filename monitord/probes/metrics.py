@@ -15,6 +15,8 @@ from typing import Literal
 MetricType = Literal["counter", "gauge"]
 #: label values (in the order of the family's label names) → value
 Samples = Mapping[tuple[str, ...], float]
+#: a device's identifying labels as exporters pass them to probes: (device, school, kind)
+DeviceKey = tuple[str, str, str]
 
 
 @dataclass(frozen=True, slots=True)

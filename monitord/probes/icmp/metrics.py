@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final
 
+from monitord.probes.base import Observation
 from monitord.probes.icmp.results import IcmpStats
-from monitord.probes.metrics import MetricFamily, MetricSpec, counter
+from monitord.probes.metrics import DeviceKey, MetricFamily, MetricSpec, counter, gauge
 
 PACKETS_SENT = counter("monitord_icmp_packets_sent_total", "ICMP echo requests sent.")
 PACKETS_RECEIVED = counter("monitord_icmp_packets_received_total",
@@ -35,3 +37,36 @@ def families(stats: IcmpStats) -> list[MetricFamily]:
             ("late",): float(stats.late_replies),
         }),
     ]
+
+
+# ---------------------------------------------------------------------------- readings
+
+RTT = gauge("monitord_icmp_rtt_seconds",
+            "ICMP round-trip time of the last round (min, avg, max).",
+            "device", "school", "kind", "stat")
+JITTER = gauge("monitord_icmp_jitter_seconds",
+               "Mean absolute difference of successive ICMP round-trip times, last round.",
+               "device", "school", "kind")
+LOSS = gauge("monitord_icmp_packet_loss_ratio",
+             "Share of ICMP echo requests unanswered in the last round (0–1).",
+             "device", "school", "kind")
+
+
+def observation_families(latest: Iterable[tuple[DeviceKey, Observation]]
+                         ) -> list[MetricFamily]:
+    """Loss, round-trip times and jitter of each device's last complete ICMP round."""
+    rtt: dict[tuple[str, ...], float] = {}
+    jitter: dict[tuple[str, ...], float] = {}
+    loss: dict[tuple[str, ...], float] = {}
+    for key, obs in latest:
+        if not obs.complete:
+            continue
+        v = obs.values
+        if "loss_ratio" in v:
+            loss[key] = v["loss_ratio"]
+        for stat in ("min", "avg", "max"):
+            if (x := v.get(f"rtt_{stat}_seconds")) is not None:
+                rtt[(*key, stat)] = x
+        if (j := v.get("jitter_seconds")) is not None:
+            jitter[key] = j
+    return [RTT.family(rtt), JITTER.family(jitter), LOSS.family(loss)]

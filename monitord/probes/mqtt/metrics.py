@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from monitord.probes.base import Observation
-from monitord.probes.metrics import MetricFamily, MetricSpec, counter, gauge
+from monitord.probes.metrics import DeviceKey, MetricFamily, MetricSpec, counter, gauge
 from monitord.probes.mqtt.decode import REJECT_REASONS
 
 #: Why a message was received but did not change state (monitord_mqtt_messages_ignored_total).
@@ -96,10 +96,11 @@ VALUE_GAUGES: Final[Mapping[str, tuple[str, str]]] = {
 }
 
 
-def observation_families(latest: Iterable[tuple[str, Observation]]) -> list[MetricFamily]:
-    """Readings of the last MQTT report of each device, from ``(device, observation)``."""
+def observation_families(latest: Iterable[tuple[DeviceKey, Observation]]
+                         ) -> list[MetricFamily]:
+    """Readings of the last MQTT report of each device (``((device, school, kind), obs)``)."""
     samples: dict[str, dict[tuple[str, ...], float]] = {k: {} for k in VALUE_GAUGES}
-    for dev, obs in latest:
+    for (dev, _school, _kind), obs in latest:
         if obs.unknown:
             continue
         for key, fam in samples.items():

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Final
 
 from monitord.probes.base import Observation
-from monitord.probes.metrics import MetricFamily, MetricSpec, counter, gauge
+from monitord.probes.metrics import DeviceKey, MetricFamily, MetricSpec, counter, gauge
 from monitord.probes.snmp.state import SnmpStats
 
 ERRORS = counter("monitord_snmp_errors_total", "SNMP poll errors by device and reason "
@@ -112,8 +112,9 @@ STORAGE_USED = gauge("monitord_storage_used_bytes", "Bytes in use in a storage a
                      "device", "storage")
 
 
-def observation_families(latest: Iterable[tuple[str, Observation]]) -> list[MetricFamily]:
-    """What the last SNMP poll of each device read, from ``(device, observation)`` pairs.
+def observation_families(latest: Iterable[tuple[DeviceKey, Observation]]
+                         ) -> list[MetricFamily]:
+    """What the last SNMP poll of each device read (``((device, school, kind), obs)``).
 
     Nothing for a failed or incomplete poll: its series go stale in Prometheus rather
     than repeating old numbers.
@@ -127,7 +128,7 @@ def observation_families(latest: Iterable[tuple[str, Observation]]) -> list[Metr
     util: dict[tuple[str, ...], float] = {}
     storage: dict[str, dict[tuple[str, ...], float]] = {
         "used_ratio": {}, "size_bytes": {}, "used_bytes": {}}
-    for dev, obs in latest:
+    for (dev, _school, _kind), obs in latest:
         if not obs.complete:
             continue
         up[(dev,)] = 1 if obs.ok else 0
