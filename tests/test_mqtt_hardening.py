@@ -1,6 +1,6 @@
 """Hostile MQTT input against a real mosquitto (issue 12): a flooding publisher
 (finding 6), deeply nested and oversized values (finding 7), a failing sink, and a
-bounded fuzz of the payload decoder (monitord/probes/mqtt_decode.py)."""
+bounded fuzz of the payload decoder (monitord/probes/mqtt/decode.py)."""
 
 from __future__ import annotations
 
