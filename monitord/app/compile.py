@@ -22,6 +22,7 @@ from monitord.domain.state import DeviceSpec
 from monitord.domain.tickets import Equipment, TicketContext
 from monitord.http.metrics import DeviceLabels, SchoolLabels
 from monitord.notify import Channel, NotifyPolicy
+from monitord.probes import registry as probe_registry
 from monitord.probes.base import Prober, Target
 from monitord.probes.mqtt import MqttDevice, MqttSettings
 from monitord.probes.scheduler import Job
@@ -39,17 +40,12 @@ def resolve_db_path(cfg: Config, override: Path | None) -> Path:
 
 
 def make_probers(cfg: Config) -> dict[str, Prober]:
-    from monitord.probes.icmp import IcmpProber
-    from monitord.probes.snmp import SnmpProber
-
-    icmp = cfg.engines.icmp
-    snmp = cfg.engines.snmp
-    return {
-        "icmp": IcmpProber(
-            mode=icmp.mode, rate_pps=icmp.rate_pps, max_in_flight=icmp.max_in_flight
-        ),
-        "snmp": SnmpProber(max_in_flight=snmp.max_in_flight, rcvbuf=snmp.rcvbuf),
-    }
+    """Every polled probe of the registry, built from its ``engines.<name>`` settings."""
+    out: dict[str, Prober] = {}
+    for name in probe_registry.polled():
+        engine = getattr(cfg.engines, name, None)
+        out[name] = probe_registry.build(name, **(engine.model_dump() if engine else {}))
+    return out
 
 
 def build_jobs(cfg: Config) -> list[Job]:
