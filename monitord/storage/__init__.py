@@ -31,13 +31,12 @@ from typing import Any
 
 import aiosqlite
 
-from monitord import notify
-from monitord.domain import tickets
+from monitord.domain.events import NotificationEvent
 from monitord.domain.incidents import Change, Incident, TicketInfo
 from monitord.domain.state import State, StoredState, Transition
 from monitord.domain.tickets import TicketContext
-from monitord.notify import NotificationEvent
-from monitord.sqlitetx import rollback
+from monitord.storage import outbox, tickets
+from monitord.storage.tx import rollback
 
 log = logging.getLogger(__name__)
 
@@ -357,7 +356,7 @@ class Storage:
                     [(t.device_id, t.new.value, t.ts, t.reason, now) for t in transitions],
                 )
             await tickets.apply_changes(self._db, changes, contexts, now)
-            await notify.record(self._db, notifications)
+            await outbox.record(self._db, notifications)
             await self._db.execute("COMMIT")
         except BaseException:
             await rollback(self._db)
