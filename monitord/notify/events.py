@@ -17,9 +17,16 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
-from monitord.domain.events import EVENT_KINDS as EVENT_KINDS
-from monitord.domain.events import NotificationEvent as NotificationEvent
-from monitord.domain.events import event_key as event_key
+from monitord.domain.events import EVENT_KINDS, NotificationEvent, event_key
+
+__all__ = [
+    "EVENT_KINDS", "Cause", "DeviceCause", "NotificationEvent", "SummaryTicket",
+    "TicketChange", "TicketSubject", "UpstreamCause", "broker_restored",
+    "broker_unreachable", "daily_summary", "event_key", "storage_failing",
+    "storage_restored", "ticket_changed", "ticket_closed_by", "ticket_escalated",
+    "ticket_opened", "ticket_reminder", "ticket_scheduled", "upstream_ended",
+    "upstream_started",
+]
 
 TicketChange = Literal["ticket_repaired", "ticket_reopened", "ticket_closed"]
 

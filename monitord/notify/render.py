@@ -23,7 +23,6 @@ from monitord.domain.links import ticket_url
 from monitord.notify.channel import NotifyPolicy
 from monitord.thaidate import format_duration, format_timestamp, from_timestamp
 
-
 LINES: dict[str, dict[str, str]] = {
     "th": {
         "ticket_opened": "🔴 เปิดใบแจ้งซ่อม #{tid} {subject} ขัดข้องตั้งแต่ {down_since}"
