@@ -13,11 +13,12 @@ from collections.abc import Callable, Sequence
 
 from monitord.domain.activehours import Calendar
 from monitord.domain.events import NotificationEvent
-from monitord.notify import pipeline, route
 from monitord.notify.channel import Channel, NotifyPolicy
 from monitord.notify.outbox import Outbox, StoredOutbox
+from monitord.notify.pipeline import Context, Turn, run
 from monitord.notify.render import render_message
 from monitord.notify.retry import Backoff, send_directly
+from monitord.notify.route import targets
 from monitord.notify.send import Sender, send
 from monitord.storage.outbox import Connection
 
@@ -46,7 +47,7 @@ class Deliverer:
                 raise ValueError("a Deliverer needs a database or an outbox")
             outbox = StoredOutbox(db)
         self.channels = list(channels)
-        self._ctx = pipeline.Context(outbox, policy, office, sender, backoff=Backoff(rng))
+        self._ctx = Context(outbox, policy, office, sender, backoff=Backoff(rng))
         #: the worker waits while this says so (the daemon: while the database fails)
         self.hold: Callable[[], bool] = lambda: False
         #: told about the worker's errors (the daemon counts database failures)
@@ -81,12 +82,12 @@ class Deliverer:
         """Create deliveries for events not routed yet (one transaction)."""
         ctx = self._ctx
         return await ctx.outbox.route(
-            lambda ev: route.targets(ev, self.channels, now, ctx.policy, ctx.calendar))
+            lambda ev: targets(ev, self.channels, now, ctx.policy, ctx.calendar))
 
     async def deliver(self, now: float) -> None:
         """Each channel's turn through the pipeline: its due deliveries as one message."""
         for ch in self.channels:
-            await pipeline.run(pipeline.Turn(ch, now), self._ctx)
+            await run(Turn(ch, now), self._ctx)
 
     async def alert_directly(self, event: NotificationEvent, stop: asyncio.Event) -> None:
         """Send one event to every channel that wants it, now, with a few retries in
