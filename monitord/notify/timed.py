@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from monitord.domain.tickets import ACTIVE
 from monitord.notify.events import (
     NotificationEvent,
     SummaryTicket,
@@ -18,7 +19,6 @@ from monitord.notify.events import (
 )
 
 BANGKOK = ZoneInfo("Asia/Bangkok")
-ACTIVE = ("open", "scheduled", "in_repair")
 
 
 @dataclass(frozen=True, slots=True)
