@@ -43,9 +43,10 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from monitord.domain.incidents import group_label
+from monitord.domain.labels import KIND_TEXT, STATE_TEXT
+from monitord.domain.school import OFFLINE_STATES, ONLINE_STATES
 from monitord.domain.state import State
 from monitord.http.server import PAGE_HEADERS, SECURITY_HEADERS
-from monitord.http.status import KIND_TEXT, STATE_TEXT
 from monitord.thaidate import BANGKOK, format_date, format_duration, month_name
 
 if TYPE_CHECKING:
@@ -246,9 +247,9 @@ class Wall:
         down: list[dict[str, Any]] = []
         gateways = {s.school: s.gateways for s in d.school_labels()}
         for row in status.schools:
-            if row.state in (State.UP, State.DEGRADED):
+            if row.state in ONLINE_STATES:
                 online += 1
-            elif row.state in (State.DOWN, State.UNREACHABLE):
+            elif row.state in OFFLINE_STATES:
                 offline += 1
                 down.append({
                     "smis": row.smis, "name": row.name,
