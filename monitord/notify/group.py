@@ -1,4 +1,4 @@
-"""Stage 4, group: a channel's due deliveries become ONE message.
+"""The group stage: a channel's due deliveries become ONE message.
 
 Forty schools dropping at once is one message, not forty.  The message is identified by
 an idempotency key (:func:`monitord.notify.send.message_key`) stable per (events,

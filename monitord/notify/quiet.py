@@ -1,4 +1,4 @@
-"""Stage 2, quiet hours: during a channel's ``quiet`` schedule nothing is sent to it.
+"""The quiet-hours stage: during a channel's ``quiet`` schedule nothing is sent to it.
 
 Its deliveries stay pending; when the quiet hours end they are due and go out grouped as
 one message (Alertmanager's mute-time stage).

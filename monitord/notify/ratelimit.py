@@ -1,4 +1,4 @@
-"""Stage 3, rate limit: at most ``max_per_hour`` messages per channel in a rolling hour.
+"""The rate-limit stage: at most ``max_per_hour`` messages per channel in a rolling hour.
 
 A channel at its limit is skipped; what accumulates meanwhile goes out as one message
 when the oldest send leaves the hour.  Counted in memory: a restart starts afresh.

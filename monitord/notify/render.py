@@ -1,4 +1,4 @@
-"""Stage 5, render: events as the words people read (Thai; English with ``notify.lang: en``).
+"""The render stage: events as the words people read (Thai; English: ``notify.lang: en``).
 
 One line per event, one message per group: the title names the office (and the number
 of events), the body has the lines in time order and, with ``notify.base_url``, a link

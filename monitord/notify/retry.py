@@ -1,4 +1,4 @@
-"""Stage 7, retry: what a failed attempt leads to.
+"""The retry stage: what a failed attempt leads to.
 
 A failed attempt is retried after an exponential backoff with ±20 % jitter
 (``backoff_initial`` · 2^(attempts−1), at most ``backoff_max``) until ``max_attempts``,

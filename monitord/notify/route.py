@@ -1,4 +1,4 @@
-"""Stage 1, route: fan an event out to the channels that want it.
+"""The route stage: fan an event out to the channels that want it.
 
 Each event goes to every channel whose filters match (:meth:`Channel.wants`: escalation,
 duty roster, event kinds, schools, districts, device kinds), as one delivery per

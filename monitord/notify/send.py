@@ -1,4 +1,4 @@
-"""Stage 6, send: one message to one channel through apprise, with its idempotency key.
+"""The send stage: one message to one channel through apprise, with its idempotency key.
 
 Channel URLs may hold tokens: they are never logged; errors are reported by type only.
 """
