@@ -30,6 +30,13 @@ and :mod:`monitord.notify.pipeline` documents it.
 
 Channel URLs may hold tokens: they are given by reference (``{env: NAME}``/``{file:
 PATH}``) and only the channel *name* ever appears in logs, metrics or messages.
+
+Adding things: a new *channel type* is an apprise URL, nothing to write here.  A new
+*event kind*: its name in ``EVENT_KINDS`` (:mod:`monitord.domain.events`), a typed
+constructor in :mod:`monitord.domain.notifications`, its line in both languages in
+:data:`monitord.notify.render.LINES`.  A new *stage*: a module with the rule, a small
+``(Turn, Context) -> bool`` function in :mod:`monitord.notify.pipeline`, and its place
+in ``STAGES`` (the order is the policy; say why in the module's list).
 """
 
 from __future__ import annotations
