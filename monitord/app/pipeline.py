@@ -33,6 +33,7 @@ from monitord.app.compile import (
 )
 from monitord.app.writer import StateWriter
 from monitord.config import Config
+from monitord.domain import notifications as events
 from monitord.domain.activehours import MaintenanceWindow
 from monitord.domain.incidents import (
     Change,
@@ -46,6 +47,7 @@ from monitord.domain.incidents import (
     TicketRecovered,
     TicketRelapsed,
 )
+from monitord.domain.notifications import TicketSubject
 from monitord.domain.school import school_offline
 from monitord.domain.state import DeviceStatus, State, StateTracker, StoredState, Transition
 from monitord.domain.tickets import TicketContext
@@ -54,7 +56,6 @@ from monitord.notify import (
     Deliverer,
     NotificationEvent,
     Reminders,
-    event_key,
     render_message,
     send,
     timed_events,
@@ -235,56 +236,57 @@ class Pipeline:
 
     # -- changes → notifications -------------------------------------------------------
 
-    def ticket_data(self, ticket_id: int, root: str) -> dict[str, Any]:
+    def subject(self, ticket_id: int, root: str, served_unit: str | None = None
+                ) -> TicketSubject:
+        """What a ticket is about, as messages name it and channels filter it."""
         cfg = self.config
         dev = cfg.device_map().get(root) if cfg is not None else None
         school = cfg.schools.get(dev.school or "") if cfg is not None and dev else None
-        return {"ticket_id": ticket_id, "root": root,
-                "root_name": dev.display_name if dev else root,
-                "school": dev.school if dev else None,
-                "district": school.district if school else "",
-                "kind": dev.kind.value if dev else "",
-                "served_unit": school.name if school else (dev.unit if dev else root)}
+        if served_unit is None:
+            served_unit = school.name if school else (dev.unit if dev else root)
+        return TicketSubject(ticket_id, root, dev.display_name if dev else root,
+                             served_unit, dev.school if dev else None,
+                             school.district if school else "", dev.kind.value if dev else "")
 
     def notification(self, ch: Change, contexts: Mapping[int, TicketContext]
                      ) -> NotificationEvent | None:
         """The message-worthy changes, as outbox events with idempotency keys."""
         if isinstance(ch, TicketOpen):
-            data = self.ticket_data(ch.ticket_id, ch.incident.root)
             ctx = contexts.get(ch.ticket_id)
-            if ctx is not None:
-                data["served_unit"] = ctx.served_unit
-            data.update(down_since=ch.incident.opened_at, hypothesis=ch.incident.hypothesis)
-            data.update(self.cause(ch.incident))
-            return NotificationEvent(event_key("open", ch.ticket_id, ch.incident.id),
-                                     "ticket_opened", ch.ts, data)
+            subject = self.subject(ch.ticket_id, ch.incident.root,
+                                   ctx.served_unit if ctx is not None else None)
+            return events.ticket_opened(subject, ch.incident.id, ch.ts, ch.incident.opened_at,
+                                        ch.incident.hypothesis, self.cause(ch.incident))
         if isinstance(ch, TicketRecovered | TicketRelapsed | TicketAutoClosed):
             info = self.engine.ticket(ch.ticket_id)
-            data = self.ticket_data(ch.ticket_id, info.root if info else "")
-            kind = {TicketRecovered: "ticket_repaired", TicketRelapsed: "ticket_reopened",
-                    TicketAutoClosed: "ticket_closed"}[type(ch)]
-            return NotificationEvent(event_key(kind, ch.ticket_id, ch.ts), kind, ch.ts, data)
+            kind: events.TicketChange = (
+                "ticket_repaired" if isinstance(ch, TicketRecovered)
+                else "ticket_reopened" if isinstance(ch, TicketRelapsed) else "ticket_closed")
+            return events.ticket_changed(kind, self.subject(ch.ticket_id,
+                                                            info.root if info else ""), ch.ts)
         if isinstance(ch, IncidentOpened | IncidentClosed) and ch.incident.kind == "upstream":
             live = self.engine.incident_for(ch.incident.root) or ch.incident
-            started = isinstance(ch, IncidentOpened)
-            kind = "upstream_started" if started else "upstream_ended"
-            ts = ch.incident.opened_at if started else (ch.incident.closed_at or self.now())
-            return NotificationEvent(
-                event_key(kind, ch.incident.id), kind, ts,
-                {"hypothesis": live.hypothesis, **self.cause(live)})
+            cause = self.upstream_cause(live)
+            if isinstance(ch, IncidentOpened):
+                return events.upstream_started(ch.incident.id, ch.incident.opened_at,
+                                               live.hypothesis, cause)
+            return events.upstream_ended(ch.incident.id, ch.incident.closed_at or self.now(),
+                                         live.hypothesis, cause)
         return None
 
-    def cause(self, inc: Incident) -> dict[str, Any]:
+    def upstream_cause(self, inc: Incident) -> events.UpstreamCause:
+        return events.UpstreamCause(inc.root, len(inc.affected), self.engine.group_size(inc.root))
+
+    def cause(self, inc: Incident) -> events.Cause:
         """The facts a message words its hypothesis from (in notify.lang), with one count
         of what is affected: the incident's affected devices, which are also the ticket's
         equipment list after its root (device tickets), or its schools (upstream)."""
         if inc.kind == "upstream":
-            return {"group": inc.root, "schools": len(inc.affected),
-                    "total": self.engine.group_size(inc.root)}
+            return self.upstream_cause(inc)
         node = self.engine.node(inc.root)
-        return {"affected": len(inc.affected),
-                "gateway": node.is_school_gateway if node is not None else False,
-                "isp": node.isp if node is not None else ""}
+        return events.DeviceCause(len(inc.affected),
+                                  node.is_school_gateway if node is not None else False,
+                                  node.isp if node is not None else "")
 
     # -- timers ------------------------------------------------------------------------
 
@@ -334,16 +336,13 @@ class Pipeline:
                 s = src.settings
                 log.error("MQTT broker %s:%d unreachable for %.0f s: %s", s.host, s.port,
                           now - st.broker_since, st.last_error)
-                self.writer.enqueue([], [], {}, [NotificationEvent(
-                    event_key("broker_unreachable", st.broker_since), "broker_unreachable",
-                    st.broker_since, {"reason": one_line(st.last_error, REASON_LIMIT),
-                                      "since": st.broker_since})])
+                self.writer.enqueue([], [], {}, [events.broker_unreachable(
+                    st.broker_since, one_line(st.last_error, REASON_LIMIT))])
         elif st.broker_up and self._broker_alerted_since is not None:
             down_since = self._broker_alerted_since
             self._broker_alerted_since = None
-            self.writer.enqueue([], [], {}, [NotificationEvent(
-                event_key("broker_restored", down_since), "broker_restored", st.broker_since,
-                {"age": max(0.0, st.broker_since - down_since)})])
+            self.writer.enqueue([], [], {}, [events.broker_restored(down_since,
+                                                                    st.broker_since)])
 
     def storage_notifications(self, now: float) -> None:
         """One ``storage_failing`` message per episode of failed database writes, and one
@@ -354,14 +353,10 @@ class Pipeline:
             return
         if not w.up and w.failing_since is not None and self._storage_alerted_since is None:
             since = self._storage_alerted_since = w.failing_since
-            self._background(self.alert_directly(NotificationEvent(
-                event_key("storage_failing", since), "storage_failing", since,
-                {"reason": w.last_error, "since": since})))
+            self._background(self.alert_directly(events.storage_failing(since, w.last_error)))
         elif w.up and self._storage_alerted_since is not None:
             since, self._storage_alerted_since = self._storage_alerted_since, None
-            self._background(self.alert_directly(NotificationEvent(
-                event_key("storage_restored", since), "storage_restored", now,
-                {"age": max(0.0, now - since)})))
+            self._background(self.alert_directly(events.storage_restored(since, now)))
 
     async def alert_directly(self, event: NotificationEvent) -> None:
         """Send one event to every channel that wants it, now, with a few retries."""
