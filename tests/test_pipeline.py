@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 
 from monitord.app.pipeline import Pipeline
 from monitord.app.readmodel import ReadModel, Runtime
@@ -25,7 +26,6 @@ from monitord.config import load_config
 from monitord.domain.state import State
 from monitord.probes.base import Observation
 from monitord.storage import Storage
-from tests.conftest import base_config, write_config
 
 pytestmark = pytest.mark.unit
 
@@ -76,9 +76,22 @@ class Lab:
         return (await self.storage.load_states())[device].state.value
 
 
+def config_data(devices: list[dict[str, Any]], **defaults: Any) -> dict[str, Any]:
+    return {
+        "office": {"name": "สำนักงานเขตพื้นที่การศึกษาประถมศึกษาทดสอบ เขต 1", "area_code": "6202"},
+        "defaults": {"interval": "1s", "failure_threshold": 2, "success_threshold": 1,
+                     **defaults},
+        "schools": {
+            "62020001": {"name": "โรงเรียนบ้านทดสอบ", "district": "คลองขลุง", "isp": "NT"},
+            "62020002": {"name": "โรงเรียนวัดทดสอบ", "district": "คลองลาน", "isp": "TRUE"},
+        },
+        "devices": devices,
+    }
+
+
 @pytest.fixture
 async def lab(tmp_path: Path) -> AsyncIterator[Lab]:
-    cfg = base_config([
+    cfg = config_data([
         {"id": "r1", "name": "เราเตอร์โรงเรียน", "kind": "router", "school": "62020001",
          "address": "192.0.2.1"},
         {"id": "sw1", "kind": "switch", "school": "62020001", "parent": "r1",
@@ -90,7 +103,9 @@ async def lab(tmp_path: Path) -> AsyncIterator[Lab]:
     cfg["schedules"] = {"school_hours": {"days": ["mon-fri"], "hours": ["08:00-16:00"]}}
     cfg["kinds"] = {"tv": {"schedule": "school_hours"}}
     cfg["mqtt"] = {"host": "127.0.0.1", "port": 1883}
-    config = load_config(write_config(tmp_path / "m.yaml", cfg)).config
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    config = load_config(path).config
     clock = Clock(MONDAY_10)
     storage = await Storage.open(tmp_path / "m.db")
     writer = StateWriter(storage)
