@@ -233,3 +233,21 @@ async def test_maintenance_added_is_in_force_at_once(lab: Lab) -> None:
     assert lab.view.in_maintenance("r2", now) is not None
     await lab.settle(after=120)  # no ticket for a device in maintenance
     assert await lab.storage.list_tickets() == []
+
+
+async def test_wall_reads_the_read_model(lab: Lab) -> None:
+    """A page built in-process over the read model: no daemon, no sockets."""
+    from monitord.http.wall import Wall
+
+    for dev in ("r1", "r2"):
+        lab.feed(dev, True, after=0.1)
+    lab.feed("r1", False)
+    lab.feed("r1", False)
+    await lab.settle(after=61)
+    data = await Wall(lab.view).snapshot("en")
+    f = data["figures"]
+    assert (f["schools_offline"], f["schools_online"], f["tickets_open"]) == (1, 1, 1)
+    assert [r["smis"] for r in data["down_schools"]] == ["62020001"]
+    kinds = [e["kind"] for e in data["events"]]
+    assert "ticket" in kinds and "state" in kinds
+    assert all("192.0.2." not in e["text"] for e in data["events"])  # never an address
