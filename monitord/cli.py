@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 import os
-import sqlite3
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -22,7 +21,10 @@ from zoneinfo import ZoneInfo
 from monitord import __version__
 from monitord.config import Config, ConfigError, load_config
 from monitord.domain.activehours import parse_days, parse_hours
+from monitord.domain.availability import HistoryLoader
+from monitord.domain.tickets import TicketStatus
 from monitord.storage import (
+    DatabaseError,
     Storage,
     StorageError,
     backup_database,
@@ -97,7 +99,7 @@ def with_store(db: Path | None, readonly: bool,
     async def run() -> int:
         try:
             store = await Storage.open(path, readonly=readonly)
-        except (StorageError, OSError, sqlite3.Error) as exc:
+        except (StorageError, OSError, DatabaseError) as exc:
             print(f"monitord: cannot open database {path}: {exc}", file=sys.stderr)
             return 1
         try:
@@ -105,7 +107,7 @@ def with_store(db: Path | None, readonly: bool,
         except TicketError as exc:
             print(f"monitord: {exc}", file=sys.stderr)
             return 2
-        except sqlite3.Error as exc:  # damaged, or not a monitord database
+        except DatabaseError as exc:  # damaged, or not a monitord database
             print(f"monitord: cannot read database {path}: {exc} (see `monitord db check`)",
                   file=sys.stderr)
             return 1
@@ -201,7 +203,7 @@ async def _tickets_action(store: Storage, args: argparse.Namespace) -> int:
     if args.action == "schedule":
         t = await store.update_ticket(args.id, actor, scheduled_for=args.at, note=args.note)
     elif args.action == "close":
-        t = await store.update_ticket(args.id, actor, status="closed", note=args.note)
+        t = await store.update_ticket(args.id, actor, status=TicketStatus.CLOSED, note=args.note)
     else:  # update
         fields = {"cause": args.cause, "fix": args.fix, "summary": args.summary,
                   "event_text": args.event, "repairer_name": args.repairer,
@@ -313,22 +315,22 @@ def _write_output(data: bytes, output: str, what: str) -> None:
         print(f"{what} written to {output}", file=sys.stderr)
 
 
-def _read_report(db: Path, build: Callable[[sqlite3.Connection], T]) -> T | int:
+def _read_report(db: Path, build: Callable[[HistoryLoader], T]) -> T | int:
     """Build a report from a read-only connection; an exit code when that fails
     (1: the database cannot be opened or read, 2: the request cannot be answered)."""
-    from monitord.domain.availability import open_readonly
+    from monitord.storage.history import load_history, open_readonly
 
     try:
         conn = open_readonly(db)
-    except (OSError, sqlite3.Error) as exc:
+    except (OSError, DatabaseError) as exc:
         print(f"monitord: cannot open database {db}: {exc}", file=sys.stderr)
         return 1
     try:
-        return build(conn)
+        return build(lambda start, end: load_history(conn, start, end))
     except ValueError as exc:
         print(f"monitord: {exc}", file=sys.stderr)
         return 2
-    except sqlite3.Error as exc:
+    except DatabaseError as exc:
         print(f"monitord: cannot read database {db}: {exc}", file=sys.stderr)
         return 1
     finally:
@@ -347,7 +349,7 @@ def cmd_report_daily(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"monitord: expected --date YYYY-MM-DD, got {args.date!r}", file=sys.stderr)
         return 2
-    report = _read_report(db, lambda conn: daily.build_daily(cfg, conn, day))
+    report = _read_report(db, lambda load: daily.build_daily(cfg, load, day))
     if isinstance(report, int):
         return report
     _write_output(daily.render_daily(report, args.format, args.lang), args.output,
@@ -379,8 +381,8 @@ def cmd_report_availability(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"monitord: {exc}", file=sys.stderr)
         return 2
-    report = _read_report(db, lambda conn: monthly.build_monthly(
-        cfg, conn, first, last, fiscal_year=args.fiscal_year, lang=args.lang))
+    report = _read_report(db, lambda load: monthly.build_monthly(
+        cfg, load, first, last, fiscal_year=args.fiscal_year, lang=args.lang))
     if isinstance(report, int):
         return report
     _write_output(monthly.render_monthly(report, args.format, args.lang), args.output,
@@ -409,7 +411,7 @@ def cmd_db_backup(args: argparse.Namespace) -> int:
     path = _db_path(args.db)
     try:
         backup_database(path, Path(args.file))
-    except (StorageError, OSError, sqlite3.Error) as exc:
+    except (StorageError, OSError, DatabaseError) as exc:
         print(f"monitord: backup of {path} failed: {exc}", file=sys.stderr)
         return 1
     print(f"backup of {path} written to {args.file}", file=sys.stderr)
@@ -494,8 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     t_list = t_sub.add_parser("list", help="tickets not closed (or --all / --status)")
     t_common(t_list, with_id=False)
     t_list.add_argument("--format", choices=["text", "json"], default="text")
-    t_list.add_argument("--status", choices=["open", "scheduled", "in_repair", "repaired",
-                                             "closed"])
+    t_list.add_argument("--status", choices=[str(s) for s in TicketStatus])
     t_list.add_argument("--all", action="store_true", help="include closed tickets")
     t_show = t_sub.add_parser("show", help="one ticket with its history")
     t_common(t_show)
@@ -506,8 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     t_actor(t_sched)
     t_upd = t_sub.add_parser("update", help="fill in cause, fix, repairer, status")
     t_common(t_upd)
-    t_upd.add_argument("--status", choices=["open", "scheduled", "in_repair", "repaired",
-                                            "closed"])
+    t_upd.add_argument("--status", choices=[str(s) for s in TicketStatus])
     t_upd.add_argument("--cause")
     t_upd.add_argument("--fix")
     t_upd.add_argument("--summary")

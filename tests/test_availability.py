@@ -26,13 +26,10 @@ from monitord.domain.availability import (
     Segment,
     Tally,
     combine_links,
-    compute_snapshot,
     day_buckets,
     days_between,
     intersect,
-    load_history,
     merge,
-    open_readonly,
     overlay,
     schedule_intervals,
     state_segments,
@@ -40,6 +37,7 @@ from monitord.domain.availability import (
 )
 from monitord.domain.state import State, Transition
 from monitord.storage import Storage
+from monitord.storage.history import compute_snapshot, load_history, open_readonly
 
 BKK = ZoneInfo("Asia/Bangkok")
 H = 3600.0

@@ -232,9 +232,9 @@ def test_usage_errors_exit_2(lab: tuple[Path, Path]) -> None:
 def test_daily_report_is_fast_for_300_schools(tmp_path: Path) -> None:
     """300 schools × 10 devices, a month of flapping history: seconds, not minutes."""
     from monitord.config import parse_config
-    from monitord.domain.availability import open_readonly
     from monitord.reports.daily import build_daily
     from monitord.reports.monthly import build_monthly
+    from monitord.storage.history import history_reader
 
     data = config()
     data["schools"] = {f"6202{n:04d}": {"name": f"โรงเรียนที่ {n}", "district": f"อำเภอ {n % 9}",
@@ -265,16 +265,13 @@ def test_daily_report_is_fast_for_300_schools(tmp_path: Path) -> None:
 
     import asyncio
     asyncio.run(fill())
-    conn = open_readonly(db)
-    try:
+    with history_reader(db) as load:
         t0 = time.monotonic()
-        report = build_daily(cfg, conn)
+        report = build_daily(cfg, load)
         t1 = time.monotonic()
         today = datetime.now(BKK).date()
-        monthly = build_monthly(cfg, conn, (today.year, today.month) if today.month > 1
+        monthly = build_monthly(cfg, load, (today.year, today.month) if today.month > 1
                                 else (today.year - 1, 12), (today.year, today.month))
         t2 = time.monotonic()
-    finally:
-        conn.close()
     assert len(report.rows) == 300 and len(monthly.schools) == 300
     assert t1 - t0 < 10 and t2 - t1 < 20, (t1 - t0, t2 - t1)

@@ -22,12 +22,12 @@ import pytest
 
 from monitord.app.daemon import StateWriter
 from monitord.domain.activehours import Calendar
-from monitord.domain.availability import open_readonly
 from monitord.domain.incidents import IncidentEngine, Node, Policy, TicketOpen
 from monitord.domain.state import State, Transition
 from monitord.domain.tickets import TicketContext
 from monitord.notify import Channel, Deliverer, NotificationEvent, NotifyPolicy
 from monitord.storage import Storage
+from monitord.storage.history import open_readonly
 from tests.conftest import (
     DaemonProcess,
     IptablesDrop,

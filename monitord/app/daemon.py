@@ -19,7 +19,6 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,8 +28,7 @@ from starlette.routing import BaseRoute
 
 from monitord import __version__
 from monitord.config import Config, ConfigError, Device, Problem, load_config, parse_listen
-from monitord.domain.activehours import MaintenanceWindow, WeeklyWindow, parse_days, parse_hours
-from monitord.domain.availability import AvailabilityCache
+from monitord.domain.activehours import MaintenanceWindow
 from monitord.domain.incidents import (
     Change,
     Incident,
@@ -45,8 +43,11 @@ from monitord.domain.incidents import (
     TicketRelapsed,
     group_label,
 )
+from monitord.domain.labels import KIND_TEXT
 from monitord.domain.links import LinkSecretError, LinkSigner, load_secret
+from monitord.domain.school import link_devices, school_offline, school_state
 from monitord.domain.state import DeviceSpec, DeviceStatus, State, StateTracker, Transition
+from monitord.domain.tickets import ACTIVE as ACTIVE_TICKET
 from monitord.domain.tickets import Equipment, TicketContext, TicketError
 from monitord.http.metrics import DeviceLabels, RoundInfo, SchoolLabels, build_registry
 from monitord.http.server import (
@@ -56,7 +57,7 @@ from monitord.http.server import (
     default_concurrency,
     raise_open_files_limit,
 )
-from monitord.http.status import KIND_TEXT, DeviceRow, SchoolRow, StatusData, school_state
+from monitord.http.status import DeviceRow, SchoolRow, StatusData
 from monitord.notify import (
     Channel,
     Deliverer,
@@ -78,6 +79,8 @@ from monitord.storage import (
     error_text,
     is_storage_error,
 )
+from monitord.storage.history import AvailabilityCache
+from monitord.storage.maintenance import db_window
 from monitord.values import one_line
 
 log = logging.getLogger("monitord")
@@ -233,20 +236,6 @@ def build_notify_policy(cfg: Config, links: LinkSigner | None = None) -> NotifyP
     n = cfg.notify
     return NotifyPolicy(n.group_window, n.max_attempts, n.backoff_initial, n.backoff_max,
                         n.base_url, n.lang, links=links)
-
-
-def db_window(row: Mapping[str, Any]) -> MaintenanceWindow:
-    """A maintenance window added with the CLI (a row of ``maintenance_window``)."""
-    weekly = None
-    if row["weekly"]:
-        weekly = WeeklyWindow(parse_days(row["weekly"]["days"]),
-                              *parse_hours(row["weekly"]["hours"]))
-    return MaintenanceWindow(
-        row["name"],
-        datetime.fromtimestamp(row["start"], UTC) if row["start"] is not None else None,
-        datetime.fromtimestamp(row["end"], UTC) if row["end"] is not None else None,
-        weekly, devices=frozenset(row["devices"]), schools=frozenset(row["schools"]),
-        kinds=frozenset(row["kinds"]), reason=row["reason"])
 
 
 def ticket_context(cfg: Config, change: TicketOpen) -> TicketContext:
@@ -563,7 +552,7 @@ class Daemon:
         """Open (not repaired/closed) tickets by school ('office' for office devices)."""
         out: Counter[str] = Counter()
         for info in self.engine.tickets():
-            if info.status in ("open", "scheduled", "in_repair"):
+            if info.status in ACTIVE_TICKET:
                 out[self._school_of.get(info.root, "upstream" if ":" in info.root
                                         else "office")] += 1
         return out
@@ -697,10 +686,7 @@ class Daemon:
             DeviceLabels(d.id, d.school or "office", d.kind.value) for d in cfg.devices
         ]
         self._school_of = {d.id: d.school or "office" for d in cfg.devices}
-        gateways: dict[str, list[str]] = {}
-        for d in cfg.devices:
-            if d.school is not None and d.parent is None:
-                gateways.setdefault(d.school, []).append(d.id)
+        gateways = link_devices(cfg.devices)
         self._school_labels = [
             SchoolLabels(smis, sch.name, sch.district, sch.isp,
                          f"{sch.location.lat}" if sch.location else "",
@@ -876,8 +862,7 @@ class Daemon:
             log.error("reading tickets for reminders failed: %s", exc)
             return
         offline = [s.name for s in self._school_labels
-                   if any(self.effective_state(g) in (State.DOWN, State.UNREACHABLE)
-                          for g in s.gateways)]
+                   if school_offline(self.effective_state(g) for g in s.gateways)]
         events = timed_events(open_tickets, offline, now,
                               Reminders(n.remind_every, n.escalate_after, n.daily_summary_at))
         if events and self.writer is not None:

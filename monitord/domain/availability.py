@@ -24,29 +24,23 @@ What counts as what:
 
 A **school** is online while its link devices (devices with the school set and no
 parent, normally its router) are UP/DEGRADED; its state at any moment is the worst of
-their states (:func:`monitord.http.status.school_state`, as on the status page), and its
-active hours are those of its link devices.
+their states (:func:`monitord.domain.school.school_state`, as on the status page), and
+its active hours are those of its link devices.
 
 Days are calendar days in the office's time zone (Asia/Bangkok: UTC+7 all year, no
 daylight saving; the code uses real zone arithmetic all the same).  Everything here is
-a pure function of its inputs except :func:`load_history` (one read-only SQLite query
-set) and :class:`AvailabilityCache` (the status page's few-minutes cache).
+a pure function of its inputs: the history is read by
+:func:`monitord.storage.history.load_history`, the status page's few-minutes cache is
+:class:`monitord.storage.history.AvailabilityCache`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
-import json
-import logging
-import sqlite3
-import time as _time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING
+from datetime import date, datetime, time, timedelta
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from monitord.domain.activehours import (
@@ -55,23 +49,15 @@ from monitord.domain.activehours import (
     MaintenanceWindow,
     Schedule,
     WeeklyWindow,
-    parse_days,
-    parse_hours,
 )
+from monitord.domain.school import OFFLINE_STATES, ONLINE_STATES, is_link_device, school_state
 from monitord.domain.state import State
-from monitord.http.status import school_state
-from monitord.storage import readonly_uri
-
-if TYPE_CHECKING:
-    from monitord.config import Config
-
-log = logging.getLogger(__name__)
 
 Interval = tuple[float, float]
 """``[start, end)`` in Unix seconds."""
 
-UP_STATES = frozenset({State.UP, State.DEGRADED})
-DOWN_STATES = frozenset({State.DOWN, State.UNREACHABLE})
+UP_STATES = ONLINE_STATES  # UP, DEGRADED
+DOWN_STATES = OFFLINE_STATES  # DOWN, UNREACHABLE
 
 
 def counts_as(state: State) -> bool | None:
@@ -370,93 +356,42 @@ class History:
     """Windows added with ``monitord maintenance add`` (past ones included)."""
 
 
-def open_readonly(path: Path) -> sqlite3.Connection:
-    """A read-only connection (safe while the daemon writes: WAL)."""
-    if not path.exists():
-        raise FileNotFoundError(f"no database at {path}")
-    conn = sqlite3.connect(readonly_uri(path), uri=True, timeout=10.0)
-    conn.row_factory = sqlite3.Row
-    return conn
-
-
-def _state(text: str) -> State | None:
-    try:
-        return State(text)
-    except ValueError:
-        return None
-
-
-def load_history(conn: sqlite3.Connection, start: float, end: float) -> History:
-    """Read transitions, the state at ``start``, monitoring gaps and CLI maintenance
-    windows for ``[start, end)`` (a few indexed queries)."""
-    initial: dict[str, State] = {}
-    # SQLite returns the row holding MAX(ts) for the bare column (documented behaviour).
-    for r in conn.execute("SELECT device_id, new_state, MAX(ts) FROM state_transition "
-                          "WHERE ts <= ? GROUP BY device_id", (start,)):
-        if (st := _state(r[1])) is not None:
-            initial[r[0]] = st
-    changes: dict[str, list[tuple[float, State]]] = {}
-    first_old: dict[str, State] = {}
-    for r in conn.execute("SELECT device_id, old_state, new_state, ts FROM state_transition "
-                          "WHERE ts > ? AND ts < ? ORDER BY ts, id", (start, end)):
-        dev = r[0]
-        old, new = _state(r[1]), _state(r[2])
-        if new is None:
-            continue
-        if dev not in changes and old is not None:
-            first_old[dev] = old
-        changes.setdefault(dev, []).append((float(r[3]), new))
-    # History pruned (retention) or a device without a transition before the span:
-    # the current row says what held since when; else the first change's old state.
-    for r in conn.execute("SELECT device_id, state, since FROM device_state"):
-        dev = r[0]
-        if dev in initial:
-            continue
-        st = _state(r[1])
-        if st is not None and dev not in changes and float(r[2]) <= start:
-            initial[dev] = st
-    for dev, old in first_old.items():
-        initial.setdefault(dev, old)
-    gaps: list[Interval] = []
-    stopped: float | None = None
-    for r in conn.execute("SELECT ts, kind FROM event WHERE kind IN "
-                          "('daemon_started', 'daemon_stopped') AND ts < ? ORDER BY ts, id",
-                          (end,)):
-        ts, kind = float(r[0]), r[1]
-        if kind == "daemon_stopped":
-            stopped = ts
-        elif stopped is not None:
-            gaps.append((max(stopped, start), min(ts, end)))
-            stopped = None
-    if stopped is not None:  # stopped and not (yet) started again
-        gaps.append((max(stopped, start), end))
-    windows = [w for r in conn.execute("SELECT * FROM maintenance_window")
-               if (w := _db_window(r)) is not None]
-    return History(start, end, initial, changes, merge(gaps), windows)
-
-
-def _db_window(row: sqlite3.Row) -> MaintenanceWindow | None:
-    """A row of ``maintenance_window`` (added with the CLI or the API)."""
-    try:
-        weekly = None
-        if row["weekly"]:
-            spec = json.loads(row["weekly"])
-            weekly = WeeklyWindow(parse_days(spec["days"]), *parse_hours(spec["hours"]))
-        start = datetime.fromtimestamp(row["start"], UTC) if row["start"] is not None else None
-        end = datetime.fromtimestamp(row["end"], UTC) if row["end"] is not None else None
-        if weekly is None and (start is None or end is None):
-            return None
-        return MaintenanceWindow(
-            row["name"], start, end, weekly,
-            devices=frozenset(json.loads(row["devices"])),
-            schools=frozenset(json.loads(row["schools"])),
-            kinds=frozenset(json.loads(row["kinds"])), reason=row["reason"])
-    except (ValueError, KeyError, TypeError) as exc:
-        log.warning("ignoring unreadable maintenance window %s: %s", row["id"], exc)
-        return None
+#: reads the :class:`History` of ``[start, end)`` (``monitord.storage.history``)
+HistoryLoader = Callable[[float, float], History]
 
 
 # ------------------------------------------------------------------------------- model
+
+
+class _Device(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def school(self) -> str | None: ...
+    @property
+    def parent(self) -> str | None: ...
+
+
+class _Effective(Protocol):
+    @property
+    def schedule(self) -> str: ...
+
+
+class FleetConfig(Protocol):
+    """What availability needs of the config (:class:`monitord.config.Config` is one)."""
+
+    @property
+    def tz(self) -> ZoneInfo: ...
+    @property
+    def schools(self) -> Mapping[str, Any]: ...
+    @property
+    def devices(self) -> Sequence[_Device]: ...
+    def effective(self, device: Any, /) -> _Effective: ...
+    def calendar(self) -> Calendar: ...
+    def schedule_map(self) -> Mapping[str, Schedule]: ...
+    def maintenance_windows(self) -> Sequence[MaintenanceWindow]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -470,7 +405,7 @@ class DeviceInfo:
 class Model:
     """Availability of the devices and schools of one config over one :class:`History`."""
 
-    def __init__(self, config: Config, history: History) -> None:
+    def __init__(self, config: FleetConfig, history: History) -> None:
         self.tz = config.tz
         self.calendar = config.calendar()
         self.history = history
@@ -479,8 +414,8 @@ class Model:
         self.links: dict[str, list[str]] = {smis: [] for smis in config.schools}
         for d in config.devices:
             sched = schedules.get(config.effective(d).schedule, ALWAYS)
-            self.devices[d.id] = DeviceInfo(d.id, d.kind.value, d.school, sched)
-            if d.school is not None and d.parent is None:
+            self.devices[d.id] = DeviceInfo(d.id, str(d.kind), d.school, sched)
+            if d.school is not None and is_link_device(d.school, d.parent):
                 self.links.setdefault(d.school, []).append(d.id)
         self.windows = [*config.maintenance_windows(), *history.maintenance]
         self._active: dict[str, list[Interval]] = {}
@@ -611,18 +546,18 @@ class Snapshot:
     devices: Mapping[str, float | None]  # the period's ratio per device
 
 
-def compute_snapshot(config: Config, db_path: Path, now: float, days: int = 30) -> Snapshot:
-    """The last ``days`` office-local days (today so far included) for every school and
-    device.  Blocking: run it in a thread."""
-    tz = config.tz
+def snapshot_span(tz: ZoneInfo, now: float, days: int = 30) -> tuple[list[date], float]:
+    """The last ``days`` office-local days (today so far included) and their start."""
     today = local_date(now, tz)
     span = days_between(today - timedelta(days=days - 1), today)
-    start = day_bounds(span[0], tz)[0]
-    conn = open_readonly(db_path)
-    try:
-        history = load_history(conn, start, now)
-    finally:
-        conn.close()
+    return span, day_bounds(span[0], tz)[0]
+
+
+def snapshot(config: FleetConfig, history: History, now: float, days: int = 30) -> Snapshot:
+    """Every school's and device's figures over the last ``days`` days from ``history``
+    (loaded for ``[snapshot_span(...)[1], now)``)."""
+    tz = config.tz
+    span, start = snapshot_span(tz, now, days)
     model = Model(config, history)
     buckets = day_buckets(span, tz, now)
     schools = {smis: bar_of(span, model.school_tallies(smis, buckets))
@@ -630,43 +565,3 @@ def compute_snapshot(config: Config, db_path: Path, now: float, days: int = 30) 
     whole = [(start, now)]
     devices = {d.id: model.device_tallies(d.id, whole)[0].ratio for d in config.devices}
     return Snapshot(now, tuple(span), schools, devices)
-
-
-class AvailabilityCache:
-    """Keeps the status page fast: figures are recomputed in a thread at most every
-    ``max_age`` seconds (or at once after a config reload), never per request."""
-
-    def __init__(self, days: int = 30, max_age: float = 300.0) -> None:
-        self.days = days
-        self.max_age = max_age
-        self.snapshot: Snapshot | None = None
-        self._config: Config | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._last_try = 0.0
-
-    def current(self, config: Config | None, db_path: Path | None,
-                now: float | None = None) -> Snapshot | None:
-        """The latest figures (None until the first computation finished); starts a
-        refresh in the background when they are stale.  Call from the event loop."""
-        now = _time.time() if now is None else now
-        snap = self.snapshot
-        stale = (snap is None or now - snap.computed_at >= self.max_age
-                 or config is not self._config)
-        if (stale and config is not None and db_path is not None
-                and (self._task is None or self._task.done())
-                and now - self._last_try >= min(self.max_age, 30.0)):
-            self._last_try = now
-            with contextlib.suppress(RuntimeError):  # no running loop: stay stale
-                loop = asyncio.get_running_loop()
-                self._task = loop.create_task(self.refresh(config, db_path, now),
-                                              name="availability")
-        # After a config reload the old figures stay on the page until the new ones are in.
-        return snap
-
-    async def refresh(self, config: Config, db_path: Path, now: float) -> None:
-        try:
-            self.snapshot = await asyncio.to_thread(compute_snapshot, config, db_path, now,
-                                                    self.days)
-            self._config = config
-        except Exception as exc:  # the page works without the bar
-            log.warning("availability figures not computed: %s", exc)

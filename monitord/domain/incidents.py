@@ -42,6 +42,7 @@ from monitord.domain.activehours import (
     in_maintenance,
 )
 from monitord.domain.state import State
+from monitord.domain.tickets import TicketStatus
 
 DOWNISH = (State.DOWN, State.UNREACHABLE)
 
@@ -101,7 +102,7 @@ class TicketInfo:
 
     id: int
     root: str
-    status: str
+    status: str  # a TicketStatus value
     repaired_at: float | None = None
 
 
@@ -351,11 +352,11 @@ class IncidentEngine:
         """Reopen the device's last ticket if it was repaired within the relapse window."""
         tid = self._last_ticket_of_root.get(inc.root)
         info = self._tickets.get(tid) if tid is not None else None
-        if (info is None or info.status != "repaired" or info.repaired_at is None
+        if (info is None or info.status != TicketStatus.REPAIRED or info.repaired_at is None
                 or ts - info.repaired_at > self.policy.relapse_window):
             return []
         inc.ticket_id = info.id
-        self._tickets[info.id] = replace(info, status="open", repaired_at=None)
+        self._tickets[info.id] = replace(info, status=TicketStatus.OPEN, repaired_at=None)
         return [TicketRelapsed(info.id, _snapshot(inc), ts)]
 
     def _came_back(self, device_id: str, ts: float) -> list[Change]:
@@ -386,8 +387,8 @@ class IncidentEngine:
         changes.append(IncidentClosed(_snapshot(inc)))
         if inc.ticket_id is not None:
             info = self._tickets.get(inc.ticket_id)
-            if info is not None and info.status not in ("closed", "repaired"):
-                self._tickets[info.id] = replace(info, status="repaired", repaired_at=ts)
+            if info is not None and info.status not in (TicketStatus.CLOSED, TicketStatus.REPAIRED):
+                self._tickets[info.id] = replace(info, status=TicketStatus.REPAIRED, repaired_at=ts)
                 changes.append(TicketRecovered(info.id, ts, ts - inc.opened_at))
         if inc.parent_incident is not None and superseded_by is None:
             parent = self._incidents.get(inc.parent_incident)
@@ -454,15 +455,16 @@ class IncidentEngine:
             if self._ticket_due(inc, now):
                 inc.ticket_id = self._next_ticket
                 self._next_ticket += 1
-                self._tickets[inc.ticket_id] = TicketInfo(inc.ticket_id, inc.root, "open")
+                self._tickets[inc.ticket_id] = TicketInfo(inc.ticket_id, inc.root,
+                                                           TicketStatus.OPEN)
                 self._last_ticket_of_root[inc.root] = inc.ticket_id
                 changes.append(TicketOpen(inc.ticket_id, _snapshot(inc), now))
         limit = self.policy.auto_close_after
         if limit is not None:
             for info in list(self._tickets.values()):
-                if (info.status == "repaired" and info.repaired_at is not None
+                if (info.status == TicketStatus.REPAIRED and info.repaired_at is not None
                         and now - info.repaired_at >= limit):
-                    self._tickets[info.id] = replace(info, status="closed")
+                    self._tickets[info.id] = replace(info, status=TicketStatus.CLOSED)
                     changes.append(TicketAutoClosed(info.id, now))
         return changes
 

@@ -20,6 +20,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
+from monitord.domain.school import school_up
 from monitord.domain.state import DeviceStatus, State
 from monitord.probes.mqtt import VALUE_GAUGES as MQTT_VALUES
 
@@ -428,11 +429,9 @@ class MonitordCollector(Collector):
         for sch in self._view.school_labels():
             info.add_metric([sch.school, sch.name, sch.district, sch.isp, sch.latitude,
                              sch.longitude], 1)
-            states = [self._view.effective_state(g) for g in sch.gateways]
-            if any(st in (State.DOWN, State.UNREACHABLE) for st in states):
-                up.add_metric([sch.school], 0)
-            elif states and all(st in (State.UP, State.DEGRADED) for st in states):
-                up.add_metric([sch.school], 1)
+            online = school_up([self._view.effective_state(g) for g in sch.gateways])
+            if online is not None:
+                up.add_metric([sch.school], 1 if online else 0)
         upstream = GaugeMetricFamily(
             "monitord_upstream_outages_open",
             "Open upstream outages (many schools of one ISP or district down together), by "

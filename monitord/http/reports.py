@@ -17,7 +17,6 @@ parameter.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import TYPE_CHECKING
@@ -30,6 +29,8 @@ from monitord.domain import availability as av
 from monitord.http.server import FIRST_DATE, LAST_DATE, PAGE_HEADERS, SECURITY_HEADERS, error_page
 from monitord.reports import common, daily, monthly
 from monitord.reports.common import Format, Lang
+from monitord.storage import DatabaseError
+from monitord.storage.history import history_reader
 
 if TYPE_CHECKING:
     from monitord.app.daemon import Daemon
@@ -91,7 +92,7 @@ def routes(daemon: Daemon) -> list[BaseRoute]:
             daemon.count_http_rejected("bad_request")
         return _problem(status, message)
 
-    async def run(build: Callable[[Config, sqlite3.Connection], tuple[bytes, str]]
+    async def run(build: Callable[[Config, av.HistoryLoader], tuple[bytes, str]]
                   ) -> tuple[bytes, str]:
         cfg, storage = daemon.config, daemon.storage
         if cfg is None or storage is None:
@@ -99,17 +100,14 @@ def routes(daemon: Daemon) -> list[BaseRoute]:
         path = storage.path
 
         def work() -> tuple[bytes, str]:
-            conn = av.open_readonly(path)
-            try:
-                return build(cfg, conn)
-            finally:
-                conn.close()
+            with history_reader(path) as load:
+                return build(cfg, load)
 
         async with one_at_a_time:
             return await asyncio.to_thread(work)
 
     async def handle(request: Request,
-                     build: Callable[[Config, sqlite3.Connection], tuple[bytes, str]],
+                     build: Callable[[Config, av.HistoryLoader], tuple[bytes, str]],
                      fmt: Format) -> Response:
         try:
             body, name = await run(build)
@@ -117,7 +115,7 @@ def routes(daemon: Daemon) -> list[BaseRoute]:
             return refuse(400, str(exc))
         except ValueError as exc:  # e.g. a date in the future
             return refuse(400, str(exc))
-        except (RuntimeError, OSError, sqlite3.Error):
+        except (RuntimeError, OSError, DatabaseError):
             return refuse(503, "not ready")
         return _respond(body, fmt, name)
 
@@ -138,8 +136,8 @@ def routes(daemon: Daemon) -> list[BaseRoute]:
             return refuse(400, str(exc))
         lang = common.lang_of(params.get("lang"))
 
-        def build(cfg: Config, conn: sqlite3.Connection) -> tuple[bytes, str]:
-            report = daily.build_daily(cfg, conn, day)
+        def build(cfg: Config, load: av.HistoryLoader) -> tuple[bytes, str]:
+            report = daily.build_daily(cfg, load, day)
             return daily.render_daily(report, fmt, lang), daily.filename(report, fmt)
 
         return await handle(request, build, fmt)
@@ -165,8 +163,8 @@ def routes(daemon: Daemon) -> list[BaseRoute]:
         except ValueError as exc:
             return refuse(400, str(exc))
 
-        def build(cfg: Config, conn: sqlite3.Connection) -> tuple[bytes, str]:
-            report = monthly.build_monthly(cfg, conn, first, last, fiscal_year=fy, lang=lang)
+        def build(cfg: Config, load: av.HistoryLoader) -> tuple[bytes, str]:
+            report = monthly.build_monthly(cfg, load, first, last, fiscal_year=fy, lang=lang)
             return monthly.render_monthly(report, fmt, lang), monthly.filename(report, fmt)
 
         return await handle(request, build, fmt)

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 
 import jinja2
 
+from monitord.domain.labels import KIND_TEXT, STATE_TEXT
+from monitord.domain.school import OFFLINE_STATES, ONLINE_STATES
 from monitord.domain.state import State
 from monitord.thaidate import BANGKOK, format_date, format_datetime, format_duration
 
@@ -26,23 +28,6 @@ if TYPE_CHECKING:
 
 TEMPLATES = Path(__file__).parent / "templates"
 
-STATE_TEXT = {
-    "th": {State.UP: "ปกติ", State.DEGRADED: "ช้า/ไม่เสถียร", State.DOWN: "ขัดข้อง",
-           State.UNREACHABLE: "เข้าถึงไม่ได้", State.MAINTENANCE: "ปิดปรับปรุง",
-           State.UNKNOWN: "ไม่ทราบสถานะ"},
-    "en": {State.UP: "Up", State.DEGRADED: "Degraded", State.DOWN: "Down",
-           State.UNREACHABLE: "Unreachable", State.MAINTENANCE: "Maintenance",
-           State.UNKNOWN: "Unknown"},
-}
-KIND_TEXT = {
-    "th": {"router": "เราเตอร์", "switch": "สวิตช์", "access_point": "จุดกระจายสัญญาณไร้สาย",
-           "server": "เครื่องแม่ข่าย", "dltv_receiver": "เครื่องรับสัญญาณดาวเทียม",
-           "tv": "โทรทัศน์", "projector": "เครื่องฉายโปรเจกเตอร์", "ups": "เครื่องสำรองไฟ",
-           "other": "อื่นๆ"},
-    "en": {"router": "Router", "switch": "Switch", "access_point": "Wi-Fi access point",
-           "server": "Server", "dltv_receiver": "Satellite receiver", "tv": "TV",
-           "projector": "Projector", "ups": "UPS", "other": "Other"},
-}
 LABELS = {
     "th": {"title": "สถานะการเชื่อมต่ออินเทอร์เน็ตของโรงเรียน", "online": "ออนไลน์",
            "offline": "ออฟไลน์", "search": "ค้นหาชื่อโรงเรียนหรือรหัส SMIS", "isp": "ผู้ให้บริการ",
@@ -111,16 +96,6 @@ def _env() -> jinja2.Environment:
 
 
 _ENV = _env()
-
-
-def school_state(states: Sequence[State]) -> State:
-    """A school's state from its link devices: the worst one counts."""
-    order = [State.DOWN, State.UNREACHABLE, State.DEGRADED, State.MAINTENANCE, State.UNKNOWN,
-             State.UP]
-    for st in order:
-        if st in states:
-            return st
-    return State.UNKNOWN
 
 
 def percent(ratio: float | None, lang: str = "th") -> str:
@@ -232,8 +207,8 @@ def render_status(data: StatusData, *, lang: str, now: float, q: str = "", isp: 
     districts: dict[str, list[SchoolRow]] = {}
     for s in sorted(schools, key=lambda s: (s.district, s.name)):
         districts.setdefault(s.district, []).append(s)
-    online = sum(1 for s in schools if s.state in (State.UP, State.DEGRADED))
-    offline = sum(1 for s in schools if s.state in (State.DOWN, State.UNREACHABLE))
+    online = sum(1 for s in schools if s.state in ONLINE_STATES)
+    offline = sum(1 for s in schools if s.state in OFFLINE_STATES)
     isps = sorted({s.isp for s in data.schools if s.isp})
     return _ENV.get_template("status.html").render(
         districts=districts, online=online, offline=offline, isps=isps, q=q, isp=isp,

@@ -43,9 +43,11 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from monitord.domain.incidents import group_label
+from monitord.domain.labels import KIND_TEXT, STATE_TEXT, TICKET_STATUS_TEXT
+from monitord.domain.school import OFFLINE_STATES, ONLINE_STATES
 from monitord.domain.state import State
+from monitord.domain.tickets import TicketStatus
 from monitord.http.server import PAGE_HEADERS, SECURITY_HEADERS
-from monitord.http.status import KIND_TEXT, STATE_TEXT
 from monitord.thaidate import BANGKOK, format_date, format_duration, month_name
 
 if TYPE_CHECKING:
@@ -104,15 +106,11 @@ LABELS: dict[str, dict[str, str]] = {
         "rounds": "{n} rounds",
     },
 }
-TICKET_STATUS = {
-    "th": {"open": "เปิด", "scheduled": "นัดหมายแล้ว", "in_repair": "กำลังซ่อม",
-           "repaired": "ซ่อมเสร็จ", "closed": "ปิด"},
-    "en": {"open": "opened", "scheduled": "scheduled", "in_repair": "in repair",
-           "repaired": "repaired", "closed": "closed"},
-}
+TICKET_STATUS = TICKET_STATUS_TEXT
 SEVERITY = {State.DOWN: "bad", State.UNREACHABLE: "bad", State.UP: "good",
             State.DEGRADED: "warn", State.MAINTENANCE: "info", State.UNKNOWN: "info"}
-TICKET_SEVERITY = {"open": "bad", "repaired": "good", "closed": "good"}
+TICKET_SEVERITY: dict[str, str] = {TicketStatus.OPEN: "bad", TicketStatus.REPAIRED: "good",
+                                    TicketStatus.CLOSED: "good"}
 
 # The last transitions (first sightings UNKNOWN → UP at start-up are noise on a wall) and
 # the last real status changes of tickets (an officer's edit repeats the current status).
@@ -246,9 +244,9 @@ class Wall:
         down: list[dict[str, Any]] = []
         gateways = {s.school: s.gateways for s in d.school_labels()}
         for row in status.schools:
-            if row.state in (State.UP, State.DEGRADED):
+            if row.state in ONLINE_STATES:
                 online += 1
-            elif row.state in (State.DOWN, State.UNREACHABLE):
+            elif row.state in OFFLINE_STATES:
                 offline += 1
                 down.append({
                     "smis": row.smis, "name": row.name,

@@ -26,23 +26,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
 import logging
 import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
-import aiosqlite
 import apprise
 
 from monitord.domain.activehours import Calendar, Schedule
+from monitord.domain.events import EVENT_KINDS as EVENT_KINDS
+from monitord.domain.events import NotificationEvent as NotificationEvent
+from monitord.domain.events import event_key as event_key
 from monitord.domain.incidents import (
     device_hypothesis,
     group_label,
@@ -50,34 +50,16 @@ from monitord.domain.incidents import (
     upstream_hypothesis,
 )
 from monitord.domain.links import LinkSigner, ticket_url
-from monitord.sqlitetx import rollback
+from monitord.domain.tickets import ACTIVE as ACTIVE_TICKET
+from monitord.storage import outbox
+from monitord.storage.outbox import event_of
+from monitord.storage.outbox import record as record
 from monitord.thaidate import format_duration, format_timestamp, from_timestamp
 
 BANGKOK = ZoneInfo("Asia/Bangkok")
 NO_HOLIDAYS = Calendar()
 
 log = logging.getLogger(__name__)
-
-EVENT_KINDS = ("ticket_opened", "ticket_scheduled", "ticket_repaired", "ticket_reopened",
-               "ticket_closed", "ticket_reminder", "ticket_escalated", "upstream_started",
-               "upstream_ended", "broker_unreachable", "broker_restored", "daily_summary",
-               "test", "storage_failing", "storage_restored")
-
-
-@dataclass(frozen=True, slots=True)
-class NotificationEvent:
-    """Something people should hear about; ``key`` makes recording it idempotent."""
-
-    key: str
-    kind: str
-    ts: float
-    data: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def school(self) -> str | None:
-        value = self.data.get("school")
-        return str(value) if value else None
-
 
 @dataclass(frozen=True, slots=True)
 class Channel:
@@ -127,21 +109,6 @@ class NotifyPolicy:
     base_url: str = ""
     lang: str = "th"
     links: LinkSigner | None = None  # signs ticket links (monitord.domain.links)
-
-
-# -- recording (inside the caller's transaction) ---------------------------------------
-
-
-async def record(db: aiosqlite.Connection, events: Iterable[NotificationEvent]) -> None:
-    await db.executemany(
-        "INSERT INTO notification_event (key, kind, ts, data) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT (key) DO NOTHING",
-        [(e.key, e.kind, e.ts, json.dumps(dict(e.data), ensure_ascii=False)) for e in events],
-    )
-
-
-def event_key(*parts: object) -> str:
-    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:24]
 
 
 # -- text ------------------------------------------------------------------------------
@@ -332,14 +299,6 @@ async def send(url: str, title: str, body: str, key: str | None = None) -> bool:
     return bool(await obj.async_notify(body=body, title=title))
 
 
-def _event_of(row: Any) -> NotificationEvent:
-    """A stored event (a row with key, kind, ts, data); ValueError when data is unreadable."""
-    data = json.loads(row["data"])
-    if not isinstance(data, dict):
-        raise ValueError(f"event data is a {type(data).__name__}, not an object")
-    return NotificationEvent(row["key"], row["kind"], row["ts"], data)
-
-
 class Deliverer:
     """The worker: route new events, group what is due per channel, send with retries.
 
@@ -351,7 +310,7 @@ class Deliverer:
     message exactly once.
     """
 
-    def __init__(self, db: aiosqlite.Connection, channels: Sequence[Channel],
+    def __init__(self, db: outbox.Connection, channels: Sequence[Channel],
                  policy: NotifyPolicy, office: str) -> None:
         self._db = db
         self.channels = list(channels)
@@ -371,57 +330,15 @@ class Deliverer:
 
     async def route(self, now: float) -> int:
         """Create deliveries for events not routed yet (one transaction)."""
-        await self._db.execute("BEGIN IMMEDIATE")
-        try:
-            async with self._db.execute(
-                "SELECT id, key, kind, ts, data FROM notification_event WHERE routed = 0"
-                " ORDER BY id LIMIT 1000"
-            ) as cur:
-                rows = await cur.fetchall()
-            made = 0
-            for r in rows:
-                try:
-                    ev = _event_of(r)
-                except ValueError:  # unreadable (old or damaged row): routed without its
-                    ev = NotificationEvent(r["key"], r["kind"], r["ts"])  # data, fails alone
-                for ch in self.channels:
-                    if ch.wants(ev, self.calendar):
-                        await self._db.execute(
-                            "INSERT INTO notification_delivery (event_id, channel, status,"
-                            " attempts, next_attempt) VALUES (?, ?, 'pending', 0, ?)"
-                            " ON CONFLICT (event_id, channel) DO NOTHING",
-                            (r["id"], ch.name, max(now, ev.ts) + self.policy.group_window
-                             if ev.kind != "test" else now),
-                        )
-                        made += 1
-                await self._db.execute("UPDATE notification_event SET routed = 1 WHERE id = ?",
-                                       (r["id"],))
-            await self._db.execute("COMMIT")
-        except BaseException:
-            await rollback(self._db)
-            raise
-        return made
+        def targets(ev: NotificationEvent) -> list[tuple[str, float]]:
+            first = max(now, ev.ts) + self.policy.group_window if ev.kind != "test" else now
+            return [(ch.name, first) for ch in self.channels if ch.wants(ev, self.calendar)]
+        return await outbox.route_events(self._db, targets)
 
     async def _due(self, channel: str, now: float) -> list[Any]:
         """The next message's deliveries: an unfinished message first (same rows, same
         key), else up to 200 due deliveries not yet in a message."""
-        select = ("SELECT d.id, d.attempts, d.message_key, e.key, e.kind, e.ts, e.data"
-                  " FROM notification_delivery d JOIN notification_event e"
-                  " ON e.id = d.event_id WHERE d.channel = ? AND d.status = 'pending'")
-        async with self._db.execute(
-                "SELECT message_key FROM notification_delivery WHERE channel = ?"
-                " AND status = 'pending' AND next_attempt <= ? AND message_key IS NOT NULL"
-                " LIMIT 1", (channel, now)) as cur:
-            unfinished = await cur.fetchone()
-        if unfinished is not None:
-            async with self._db.execute(
-                    select + " AND d.message_key = ? AND d.next_attempt <= ? ORDER BY e.ts",
-                    (channel, unfinished[0], now)) as cur:
-                return list(await cur.fetchall())
-        async with self._db.execute(
-                select + " AND d.message_key IS NULL AND d.next_attempt <= ?"
-                " ORDER BY e.ts LIMIT 200", (channel, now)) as cur:
-            return list(await cur.fetchall())
+        return await outbox.due_deliveries(self._db, channel, now)
 
     def _backoff(self, attempts: int) -> float:
         delay = min(self.policy.backoff_max, self.policy.backoff_initial * 2 ** (attempts - 1))
@@ -442,7 +359,7 @@ class Deliverer:
             good: list[tuple[Any, NotificationEvent]] = []
             for r in rows:
                 try:
-                    ev = _event_of(r)
+                    ev = event_of(r)
                     render_line(ev, self.policy)
                 except Exception as exc:
                     await self._failed(ch, [r], now, r["attempts"] + 1,
@@ -492,19 +409,7 @@ class Deliverer:
     async def _update(self, ids: list[int], status: str, when: float, attempts: int,
                       error: str | None, key: str | None = None) -> None:
         """Set the deliveries' status (``error``/``key`` None: keep the stored value)."""
-        await self._db.execute("BEGIN IMMEDIATE")
-        try:
-            await self._db.executemany(
-                "UPDATE notification_delivery SET status = ?, attempts = ?,"
-                " last_error = COALESCE(?, last_error), next_attempt = ?,"
-                " message_key = COALESCE(?, message_key),"
-                " sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END WHERE id = ?",
-                [(status, attempts, error, when, key, status, when, i) for i in ids],
-            )
-            await self._db.execute("COMMIT")
-        except BaseException:
-            await rollback(self._db)
-            raise
+        await outbox.update_deliveries(self._db, ids, status, when, attempts, error, key)
 
     async def run(self, stop: asyncio.Event, every: float = 1.0) -> None:
         while not stop.is_set():
@@ -538,7 +443,7 @@ def timed_events(tickets: Sequence[Mapping[str, Any]], offline_schools: Sequence
     this every few seconds records each reminder exactly once.
     """
     out: list[NotificationEvent] = []
-    active = [t for t in tickets if t["status"] in ("open", "scheduled", "in_repair")]
+    active = [t for t in tickets if t["status"] in ACTIVE_TICKET]
     for t in active:
         age = now - float(t["opened_at"])
         data = {"ticket_id": t["id"], "root": t["root"], "school": t.get("school"),

@@ -9,7 +9,6 @@ first.  Counting rules are :mod:`monitord.domain.availability`'s.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -110,7 +109,7 @@ class DailyReport:
                 for d, rs in out.items()]
 
 
-def build_daily(config: Config, conn: sqlite3.Connection, day: date | None = None,
+def build_daily(config: Config, load: av.HistoryLoader, day: date | None = None,
                 now: float | None = None) -> DailyReport:
     """The report for ``day`` (default: today in the office's time zone)."""
     now = time.time() if now is None else now
@@ -121,7 +120,7 @@ def build_daily(config: Config, conn: sqlite3.Connection, day: date | None = Non
         raise ValueError(f"{day.isoformat()} is in the future")
     as_of = min(end, now)
     lookback = av.day_bounds(day - timedelta(days=LOOKBACK_DAYS), tz)[0]
-    model = av.Model(config, av.load_history(conn, lookback, as_of))
+    model = av.Model(config, load(lookback, as_of))
     probe = as_of - 1e-3  # the last instant inside the day
     rows = []
     for smis, sch in config.schools.items():

@@ -11,7 +11,6 @@ are left empty, and so are months older than the stored history (``retention_day
 from __future__ import annotations
 
 import re
-import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import date
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from monitord import thaidate
 from monitord.domain import availability as av
-from monitord.http.status import KIND_TEXT
+from monitord.domain.labels import KIND_TEXT
 from monitord.reports import common
 from monitord.reports.common import Format, Lang
 
@@ -113,7 +112,7 @@ class MonthlyReport:
     kinds: tuple[Row, ...]
 
 
-def build_monthly(config: Config, conn: sqlite3.Connection, first: tuple[int, int],
+def build_monthly(config: Config, load: av.HistoryLoader, first: tuple[int, int],
                   last: tuple[int, int], *, fiscal_year: int | None = None,
                   now: float | None = None, lang: Lang = "th") -> MonthlyReport:
     now = time.time() if now is None else now
@@ -127,7 +126,7 @@ def build_monthly(config: Config, conn: sqlite3.Connection, first: tuple[int, in
     if end <= start:
         history = av.History(start, start)
     else:
-        history = av.load_history(conn, max(start, horizon), end)
+        history = load(max(start, horizon), end)
         history = av.History(start, end, history.initial, history.changes,
                              av.merge([*history.gaps, (start, max(start, horizon))]),
                              history.maintenance)

@@ -39,6 +39,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from monitord import __version__
 from monitord.config import Config, Device
+from monitord.domain.labels import STATE_TEXT
 from monitord.domain.state import State
 from monitord.domain.tickets import STATUS_TH, TicketError
 from monitord.http.api.models import (
@@ -71,8 +72,8 @@ from monitord.http.api.models import (
     WeeklyOut,
 )
 from monitord.http.server import SECURITY_HEADERS
-from monitord.http.status import STATE_TEXT
 from monitord.storage import Storage
+from monitord.storage.maintenance import db_window
 
 if TYPE_CHECKING:
     from monitord.app.daemon import Daemon
@@ -549,8 +550,6 @@ def _window_id(call: Call) -> int:
 
 
 def maintenance_db_out(call: Call, row: Mapping[str, Any], now: float) -> MaintenanceOut:
-    from monitord.app.daemon import db_window
-
     cfg = call.config
     weekly = row["weekly"]
     try:
@@ -571,8 +570,6 @@ def maintenance_db_out(call: Call, row: Mapping[str, Any], now: float) -> Mainte
 
 async def refresh_maintenance(call: Call, store: Storage) -> None:
     """Put the windows in force now instead of at the daemon's next tick."""
-    from monitord.app.daemon import db_window
-
     windows = [db_window(r) for r in await store.maintenance()]
     call.daemon.engine.set_maintenance([*call.config.maintenance_windows(), *windows])
 

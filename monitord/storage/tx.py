@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+from collections.abc import AsyncIterator
 
 import aiosqlite
 
@@ -19,3 +20,15 @@ async def rollback(db: aiosqlite.Connection) -> None:
     if db.in_transaction:
         with contextlib.suppress(sqlite3.Error):
             await db.execute("ROLLBACK")
+
+
+@contextlib.asynccontextmanager
+async def transaction(db: aiosqlite.Connection) -> AsyncIterator[aiosqlite.Connection]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``; on any error :func:`rollback`, then re-raise."""
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+        await db.execute("COMMIT")
+    except BaseException:
+        await rollback(db)
+        raise

@@ -1,0 +1,275 @@
+"""Repair tickets in SQLite: what the engine decides, what officers fill in.
+
+The incident engine decides *when* a ticket opens, recovers, relapses or auto-closes;
+this module writes those decisions with guarded SQL so that an officer's edit made
+through the CLI while the daemon runs is never overwritten: the daemon only touches the
+status columns, and only from the statuses where its decision still makes sense.
+Statuses and the ticket's frozen facts are :mod:`monitord.domain.tickets`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import aiosqlite
+
+from monitord.domain.events import NotificationEvent, event_key
+from monitord.domain.incidents import (
+    Change,
+    Incident,
+    IncidentClosed,
+    IncidentOpened,
+    IncidentUpdated,
+    TicketAutoClosed,
+    TicketInfo,
+    TicketOpen,
+    TicketRecovered,
+    TicketRelapsed,
+)
+from monitord.domain.tickets import (
+    STATUS_TH,
+    STATUSES,
+    SYSTEM_ACTOR,
+    Equipment,
+    TicketContext,
+    TicketError,
+    TicketStatus,
+)
+from monitord.storage.outbox import record
+from monitord.storage.tx import rollback
+
+
+async def apply_changes(db: aiosqlite.Connection, changes: Sequence[Change],
+                        contexts: Mapping[int, TicketContext], now: float) -> None:
+    """Write engine decisions; the caller holds the transaction."""
+    for ch in changes:
+        if isinstance(ch, IncidentOpened | IncidentUpdated | IncidentClosed):
+            await _upsert_incident(db, ch.incident)
+        elif isinstance(ch, TicketOpen):
+            await _open_ticket(db, ch, contexts.get(ch.ticket_id), now)
+        elif isinstance(ch, TicketRecovered):
+            cur = await db.execute(
+                "UPDATE ticket SET status = 'repaired', repaired_at = ?, recovery_seconds = ?,"
+                " repair_finished = COALESCE(repair_finished, ?), updated_at = ?"
+                " WHERE id = ? AND status IN ('open', 'scheduled', 'in_repair')",
+                (ch.ts, ch.down_seconds, ch.ts, now, ch.ticket_id),
+            )
+            if cur.rowcount:
+                await _event(db, ch.ticket_id, ch.ts, TicketStatus.REPAIRED, SYSTEM_ACTOR,
+                             f"กลับมาใช้งานได้ (ขัดข้อง {ch.down_seconds:.0f} วินาที)")
+        elif isinstance(ch, TicketRelapsed):
+            cur = await db.execute(
+                "UPDATE ticket SET status = 'open', repaired_at = NULL, recovery_seconds = NULL,"
+                " repair_finished = NULL, incident_id = ?, relapses = relapses + 1,"
+                " updated_at = ? WHERE id = ? AND status = 'repaired'",
+                (ch.incident.id, now, ch.ticket_id),
+            )
+            if cur.rowcount:
+                await _event(db, ch.ticket_id, ch.ts, TicketStatus.OPEN, SYSTEM_ACTOR,
+                             "ขัดข้องซ้ำภายในช่วงเวลาที่กำหนด: เปิดใบแจ้งซ่อมเดิมอีกครั้ง")
+        elif isinstance(ch, TicketAutoClosed):
+            cur = await db.execute(
+                "UPDATE ticket SET status = 'closed', closed_at = ?, updated_at = ?"
+                " WHERE id = ? AND status = 'repaired'", (ch.ts, now, ch.ticket_id))
+            if cur.rowcount:
+                await _event(db, ch.ticket_id, ch.ts, TicketStatus.CLOSED, SYSTEM_ACTOR,
+                             "ใช้งานได้ต่อเนื่องตามเวลาที่กำหนด: ปิดอัตโนมัติ")
+
+
+async def _upsert_incident(db: aiosqlite.Connection, inc: Incident) -> None:
+    await db.execute(
+        "INSERT INTO incident (id, kind, root, school, opened_at, closed_at, reason, hypothesis,"
+        " affected, members, parent_incident, ticket_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+        " ON CONFLICT (id) DO UPDATE SET closed_at = excluded.closed_at,"
+        " hypothesis = excluded.hypothesis, affected = excluded.affected,"
+        " members = excluded.members, parent_incident = excluded.parent_incident,"
+        " ticket_id = excluded.ticket_id",
+        (inc.id, inc.kind, inc.root, inc.school, inc.opened_at, inc.closed_at, inc.reason,
+         inc.hypothesis, json.dumps(sorted(inc.affected)), json.dumps(sorted(inc.members)),
+         inc.parent_incident, inc.ticket_id),
+    )
+
+
+async def _open_ticket(db: aiosqlite.Connection, ch: TicketOpen, ctx: TicketContext | None,
+                       now: float) -> None:
+    inc = ch.incident
+    ctx = ctx or TicketContext("office", "", inc.school, "", "", "ระบบ monitord", "")
+    cur = await db.execute(
+        "INSERT INTO ticket (id, incident_id, root, school, variant, served_unit, status,"
+        " opened_at, down_since, reason, hypothesis, reporter_name, reporter_position,"
+        " equipment, office_name, group_name, updated_at)"
+        " VALUES (?,?,?,?,?,?,'open',?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO NOTHING",
+        (ch.ticket_id, inc.id, inc.root, ctx.school, ctx.variant, ctx.served_unit, ch.ts,
+         inc.opened_at, inc.reason, inc.hypothesis, ctx.reporter_name, ctx.reporter_position,
+         json.dumps([_eq(e) for e in ctx.equipment], ensure_ascii=False),
+         ctx.office_name, ctx.group_name, now),
+    )
+    if cur.rowcount:
+        await _event(db, ch.ticket_id, ch.ts, TicketStatus.OPEN, SYSTEM_ACTOR, "เปิดอัตโนมัติ")
+    await db.execute("UPDATE incident SET ticket_id = ? WHERE id = ?", (ch.ticket_id, inc.id))
+
+
+def _eq(e: Equipment) -> dict[str, str]:
+    return {"device_id": e.device_id, "name": e.name, "hostname": e.hostname,
+            "brand_model": e.brand_model, "serial": e.serial, "remark": e.remark}
+
+
+async def _event(db: aiosqlite.Connection, ticket_id: int, ts: float, status: str, actor: str,
+                 note: str) -> None:
+    await db.execute(
+        "INSERT INTO ticket_event (ticket_id, ts, status, actor, note) VALUES (?,?,?,?,?)",
+        (ticket_id, ts, status, actor, note),
+    )
+
+
+# -- reads ---------------------------------------------------------------------------
+
+
+def _row(r: Any) -> dict[str, Any]:
+    d = dict(r)
+    d["equipment"] = json.loads(d.get("equipment") or "[]")
+    d["status_th"] = STATUS_TH.get(d["status"], d["status"])
+    return d
+
+
+async def get_ticket(db: aiosqlite.Connection, ticket_id: int) -> dict[str, Any]:
+    async with db.execute("SELECT * FROM ticket WHERE id = ?", (ticket_id,)) as cur:
+        row = await cur.fetchone()
+    if row is None:
+        raise TicketError(f"no ticket {ticket_id}")
+    ticket = _row(row)
+    async with db.execute(
+        "SELECT ts, status, actor, note FROM ticket_event WHERE ticket_id = ? ORDER BY id",
+        (ticket_id,),
+    ) as cur:
+        ticket["history"] = [dict(r) for r in await cur.fetchall()]
+    async with db.execute("SELECT affected FROM incident WHERE id = ?",
+                          (ticket["incident_id"],)) as cur:
+        inc = await cur.fetchone()
+    ticket["affected"] = json.loads(inc["affected"]) if inc else []
+    return ticket
+
+
+async def list_tickets(db: aiosqlite.Connection, status: str | None = None,
+                       include_closed: bool = False) -> list[dict[str, Any]]:
+    sql = "SELECT * FROM ticket"
+    args: list[Any] = []
+    if status is not None:
+        sql += " WHERE status = ?"
+        args.append(status)
+    elif not include_closed:
+        sql += " WHERE status != 'closed'"
+    sql += " ORDER BY opened_at, id"
+    async with db.execute(sql, args) as cur:
+        return [_row(r) for r in await cur.fetchall()]
+
+
+async def ticket_infos(db: aiosqlite.Connection) -> list[TicketInfo]:
+    """What the engine needs to know of every ticket that is not closed."""
+    async with db.execute(
+        "SELECT id, root, status, repaired_at FROM ticket WHERE status != 'closed'"
+    ) as cur:
+        rows = await cur.fetchall()
+    return [TicketInfo(r["id"], r["root"], r["status"], r["repaired_at"]) for r in rows]
+
+
+async def next_ticket_id(db: aiosqlite.Connection) -> int:
+    async with db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM ticket") as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row else 1
+
+
+async def open_incidents(db: aiosqlite.Connection) -> list[Incident]:
+    async with db.execute("SELECT * FROM incident WHERE closed_at IS NULL") as cur:
+        rows = await cur.fetchall()
+    return [
+        Incident(r["id"], r["kind"], r["root"], r["opened_at"], r["reason"], r["hypothesis"],
+                 r["school"], set(json.loads(r["affected"])), set(json.loads(r["members"])),
+                 r["parent_incident"], None, r["ticket_id"])
+        for r in rows
+    ]
+
+
+async def _notify_officer_change(db: aiosqlite.Connection, ticket_id: int, actor: str,
+                                 scheduled_for: float | None, status: str | None,
+                                 now: float) -> None:
+    async with db.execute("SELECT root, school, served_unit, equipment FROM ticket"
+                          " WHERE id = ?", (ticket_id,)) as cur:
+        row = await cur.fetchone()
+    if row is None:
+        return
+    equipment = json.loads(row["equipment"] or "[]")
+    data = {"ticket_id": ticket_id, "root": row["root"], "school": row["school"],
+            "served_unit": row["served_unit"], "actor": actor,
+            "root_name": equipment[0]["name"] if equipment else row["root"]}
+    events = []
+    if scheduled_for is not None:
+        events.append(NotificationEvent(event_key("scheduled", ticket_id, scheduled_for),
+                                        "ticket_scheduled", now,
+                                        {**data, "scheduled_for": scheduled_for}))
+    if status == TicketStatus.CLOSED:
+        events.append(NotificationEvent(event_key("closed", ticket_id), "ticket_closed", now,
+                                        data))
+    await record(db, events)
+
+
+# -- officers' changes ---------------------------------------------------------------
+
+_FIELDS = ("cause", "fix", "summary", "event_text", "repairer_name", "repairer_position",
+           "repair_started", "repair_finished")
+
+
+async def officer_update(db: aiosqlite.Connection, ticket_id: int, actor: str, *,
+                         status: str | None = None, note: str = "",
+                         scheduled_for: float | None = None,
+                         fields: Mapping[str, Any] | None = None,
+                         now: float | None = None) -> dict[str, Any]:
+    """Apply an officer's change in its own transaction; returns the updated ticket."""
+    now = time.time() if now is None else now
+    fields = dict(fields or {})
+    unknown = set(fields) - set(_FIELDS)
+    if unknown:
+        raise TicketError(f"unknown field(s): {', '.join(sorted(unknown))}")
+    if status is not None and status not in STATUSES:
+        raise TicketError(f"unknown status {status!r}; one of {', '.join(STATUSES)}")
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        async with db.execute("SELECT status FROM ticket WHERE id = ?", (ticket_id,)) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            raise TicketError(f"no ticket {ticket_id}")
+        current = row["status"]
+        if current == TicketStatus.CLOSED and status not in (None, TicketStatus.CLOSED):
+            raise TicketError(f"ticket {ticket_id} is closed")
+        sets = {k: v for k, v in fields.items() if v is not None}
+        if scheduled_for is not None:
+            sets["scheduled_for"] = scheduled_for
+            status = status or (TicketStatus.SCHEDULED if current == TicketStatus.OPEN
+                                else None)
+        if status == TicketStatus.IN_REPAIR and "repair_started" not in sets:
+            sets["repair_started"] = now
+        if status == TicketStatus.REPAIRED:
+            sets.setdefault("repair_finished", now)
+            sets["repaired_at"] = now
+        if status == TicketStatus.CLOSED:
+            sets["closed_at"] = now
+        if status is not None:
+            sets["status"] = status
+        sets["updated_at"] = now
+        assignments = ", ".join(f"{k} = ?" for k in sets)
+        await db.execute(f"UPDATE ticket SET {assignments} WHERE id = ?",
+                         [*sets.values(), ticket_id])
+        if status is not None and status != current:
+            await _event(db, ticket_id, now, status, actor, note)
+        elif note or fields or scheduled_for is not None:
+            await _event(db, ticket_id, now, current, actor, note or "แก้ไขรายละเอียด")
+        if scheduled_for is not None or status == TicketStatus.CLOSED:
+            await _notify_officer_change(db, ticket_id, actor, scheduled_for, status, now)
+        await db.execute("COMMIT")
+    except BaseException:
+        await rollback(db)
+        raise
+    return await get_ticket(db, ticket_id)
