@@ -31,7 +31,7 @@ from tests.conftest import (
     wait_value,
     write_config,
 )
-from tests.mqtt_lab import Broker, broker  # noqa: F401  (fixture)
+from tests.mqtt_lab import Broker
 from tests.test_status_browser import CHROMIUM_ARGS
 
 LAB_PREFIX = "127.117."
@@ -121,7 +121,7 @@ def figure(page: Page, key: str) -> str:
     return page.inner_text(f"[data-figure={key}]").strip()
 
 
-def test_wall_screen(tmp_path: Path, iptables: IptablesDrop, broker: Broker,  # noqa: F811
+def test_wall_screen(tmp_path: Path, iptables: IptablesDrop, broker: Broker,
                      daemon_factory: Callable[..., DaemonProcess]) -> None:
     iptables.drop("127.117.0.0/24")  # school A and the office server
     config = write_config(tmp_path / "m.yaml", lab_config(broker.port))
