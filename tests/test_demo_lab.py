@@ -436,10 +436,8 @@ def test_broker_dies_with_the_demo(tmp_path: Path) -> None:
     conf = str(tmp_path / "mosquitto.conf").encode()
 
     def gone() -> bool:
-        with socket.socket() as s:
-            s.settimeout(0.2)
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return False
+        if processes.tcp_listening(port):
+            return False
         for proc in Path("/proc").iterdir():   # bounded: the processes of this machine
             with contextlib.suppress(OSError):
                 if conf in (proc / "cmdline").read_bytes():

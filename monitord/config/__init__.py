@@ -29,7 +29,7 @@ from monitord.config.devices import (
     School,
 )
 from monitord.config.loader import LoadResult, load_config, parse_config
-from monitord.config.model import Config, deep_merge, devices_by_school
+from monitord.config.model import Config, devices_by_school
 from monitord.config.problems import MESSAGE_LIMIT, ConfigError, KeyPath, Problem, format_path
 from monitord.config.reader import (
     MAX_CONFIG_BYTES,
@@ -105,7 +105,6 @@ __all__ = [
     "SnmpEngineConfig",
     "StorageConfig",
     "TicketsConfig",
-    "deep_merge",
     "devices_by_school",
     "format_path",
     "load_config",
