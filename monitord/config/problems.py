@@ -11,6 +11,7 @@ KeyPath: TypeAlias = tuple[str | int, ...]
 #: a problem's message at most this long (one line)
 MESSAGE_LIMIT = 300
 
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     file: str

@@ -24,6 +24,7 @@ MAX_YAML_DEPTH = 64
 MAX_YAML_NODES = 250_000  # counting every use of an alias with the size of what it names
 MAX_YAML_ALIASES = 20_000
 
+
 class BoundedLoader(yaml.SafeLoader):
     """SafeLoader with YAML 1.2 booleans (only true/false) and bounds on the document.
 
@@ -164,7 +165,6 @@ def _str_keys(data: Any) -> Any:
     if isinstance(data, list):
         return [_str_keys(v) for v in data]
     return data
-
 
 
 def _node_path(root: yaml.Node, target: yaml.Node) -> KeyPath | None:

@@ -60,6 +60,7 @@ def _rule(comment: str) -> list[str]:
     return ["INPUT", "-d", DEAD_BLOCK, "-p", "icmp", "-m", "comment", "--comment", comment,
             "-j", "DROP"]
 
+
 DISTRICTS = ["คลองขลุง", "ขาณุวรลักษบุรี", "คลองลาน", "ปางศิลาทอง", "บึงสามัคคี", "ทรายทองวัฒนา"]
 ISPS = ["NT", "TRUE", "AIS Fibre", "3BB"]
 SCHOOL_NAMES = [

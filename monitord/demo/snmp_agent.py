@@ -29,6 +29,7 @@ SNMP_PORT: Final = 16161
 COMMUNITY_ENV: Final = "MONITORD_DEMO_SNMP_COMMUNITY"
 DEFAULT_COMMUNITY: Final = "demo-public"
 
+
 class _AgentProtocol(asyncio.DatagramProtocol):
     def __init__(self, lab: SnmpLab, agent: SimAgent) -> None:
         self.lab = lab

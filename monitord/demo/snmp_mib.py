@@ -130,6 +130,7 @@ def encode_response(version: int, community: bytes, request_id: int,
     return tlv(w.SEQUENCE, encode_value(w.INTEGER, version)
                 + tlv(w.OCTET_STRING, community) + pdu)
 
+
 # ---------------------------------------------------------------------------- the MIB
 
 #: a value computed when asked; gets seconds since the device (re)booted
