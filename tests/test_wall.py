@@ -22,6 +22,7 @@ from typing import Any, cast
 from PIL import Image
 from playwright.sync_api import Page, sync_playwright
 
+from tests.browser_lab import CHROMIUM_ARGS
 from tests.conftest import (
     DaemonProcess,
     IptablesDrop,
@@ -32,7 +33,6 @@ from tests.conftest import (
     write_config,
 )
 from tests.mqtt_lab import Broker
-from tests.test_status_browser import CHROMIUM_ARGS
 
 LAB_PREFIX = "127.117."
 IP_RE = re.compile(r"\b127\.117\.\d+\.\d+\b")
