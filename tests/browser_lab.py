@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-CHROMIUM = "/usr/bin/chromium"
 #: flags for a headless chromium in a container, with nothing phoning home
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run",
