@@ -1,4 +1,10 @@
-"""Shared test fixtures: real daemons, real iptables rules, bounded waits."""
+"""Shared test fixtures: real daemons, real iptables rules, bounded waits.
+
+The labs are pytest plugins registered here (``pytest_plugins``), so a test gets their
+fixtures (``broker``, ``snmpd``, ``snmpsim_factory``, ``bad_agent``, ``scripted_agent``,
+``webhook``, ``mailbox``) by naming them, never by importing them.  Child processes are
+started, awaited and stopped with :mod:`monitord.demo.processes`, as the demo does.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +12,19 @@ import contextlib
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import pytest
 import yaml
 
-if TYPE_CHECKING:  # notify_lab imports this module: import it lazily
-    from tests.notify_lab import Mailbox, Webhook
+from monitord.demo import processes
+
+pytest_plugins = ["tests.mqtt_lab", "tests.snmp_lab", "tests.notify_lab"]
 
 ROOT = Path(__file__).resolve().parent.parent
 MONITORD = [sys.executable, "-m", "monitord"]
@@ -34,20 +38,14 @@ def require_root() -> None:
 
 
 def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
-    """Poll ``predicate`` until it returns a truthy value; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last_exc: BaseException | None = None
-    while True:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except Exception as exc:  # condition not reachable yet (e.g. server starting)
-            last_exc = exc
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}"
-                                 + (f" (last error: {last_exc!r})" if last_exc else ""))
-        time.sleep(interval)
+    """Poll ``predicate`` until it returns a truthy value; fail after ``timeout`` seconds.
+
+    An exception from the predicate (a server still starting) counts as "not yet".
+    """
+    try:
+        return processes.wait_until(predicate, timeout, what, interval=interval)
+    except processes.NotReady as exc:
+        raise AssertionError(str(exc)) from None
 
 
 def wait_value(fetch: Callable[[], T], accept: Callable[[T], bool], timeout: float,
@@ -81,9 +79,7 @@ def db_tickets(db: Path, *extra: str) -> list[dict[str, Any]]:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return processes.free_port()
 
 
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
@@ -195,9 +191,9 @@ class DaemonProcess:
         self.db = db
         self.log_path = log_path
         self._log = log_path.open("wb")
-        self.proc = subprocess.Popen(
+        self.proc = processes.spawn(
             [*MONITORD, *args, "--listen", f"127.0.0.1:{port}", "--db", str(db)],
-            stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT,
+            output=self._log, cwd=ROOT,
         )
 
     @property
@@ -227,13 +223,7 @@ class DaemonProcess:
         self.proc.send_signal(sig)
 
     def stop(self, timeout: float = 20) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        processes.stop(self.proc, timeout)
         self._log.close()
         return self.proc.returncode
 
@@ -254,25 +244,3 @@ def daemon_factory(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
         for d in started:
             with contextlib.suppress(Exception):
                 d.stop()
-
-
-@pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    """A real HTTP receiver on loopback that records every notification it gets."""
-    from tests.notify_lab import Webhook
-    hook = Webhook()
-    try:
-        yield hook
-    finally:
-        hook.close()
-
-
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    """A real SMTP server on loopback that records every e-mail it gets."""
-    from tests.notify_lab import Mailbox
-    box = Mailbox()
-    try:
-        yield box
-    finally:
-        box.close()

@@ -1,16 +1,22 @@
-"""Real receivers on loopback for notification tests: an HTTP webhook and an SMTP server."""
+"""Real receivers on loopback for notification tests: an HTTP webhook and an SMTP server.
+
+A pytest plugin (registered in tests/conftest.py): the ``webhook`` and ``mailbox``
+fixtures come from here.
+"""
 
 from __future__ import annotations
 
 import json
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import pytest
 from aiosmtpd.controller import Controller
 
-from tests.conftest import free_port
+from monitord.demo.processes import free_port
 
 
 class Webhook:
@@ -88,3 +94,23 @@ class Mailbox:
 
     def close(self) -> None:
         self.controller.stop()
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    """A real HTTP receiver on loopback that records every notification it gets."""
+    hook = Webhook()
+    try:
+        yield hook
+    finally:
+        hook.close()
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    """A real SMTP server on loopback that records every e-mail it gets."""
+    box = Mailbox()
+    try:
+        yield box
+    finally:
+        box.close()

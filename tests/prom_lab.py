@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import signal
-import subprocess
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -16,8 +14,10 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import ROOT, free_port, wait_for
+from monitord.demo import processes
+from monitord.demo.processes import free_port
 
+ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_CONFIG = ROOT / "config" / "prometheus" / "prometheus.yml"
 ALERTS = ROOT / "config" / "prometheus" / "alerts.yml"
 ALERTS_TEST = ROOT / "config" / "prometheus" / "alerts_test.yml"
@@ -69,12 +69,12 @@ class PrometheusServer:
         self.config_path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
         self.log_path = workdir / "prometheus.log"
         self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
+        self.proc = processes.spawn(
             [binary, f"--config.file={self.config_path}",
              f"--storage.tsdb.path={workdir / 'tsdb'}",
              f"--web.listen-address=127.0.0.1:{self.port}",
              "--storage.tsdb.retention.time=1h", "--log.level=warn"],
-            stdout=self._log, stderr=subprocess.STDOUT, cwd=workdir,
+            output=self._log, cwd=workdir,
         )
 
     @property
@@ -86,13 +86,11 @@ class PrometheusServer:
 
     def wait_ready(self, timeout: float = 30) -> None:
         def ready() -> bool:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"prometheus exited with {self.proc.returncode}:\n"
-                                     + self.log())
             with urllib.request.urlopen(self.url + "/-/ready", timeout=2) as resp:
                 return bool(resp.status == 200)
 
-        wait_for(ready, timeout, "prometheus /-/ready")
+        processes.wait_until(ready, timeout, "prometheus /-/ready", interval=0.1,
+                             proc=self.proc, log=self.log_path)
 
     def api(self, path: str, **params: str) -> Any:
         """GET/POST the HTTP API; return ``data`` or raise PromError with Prometheus' error."""
@@ -116,13 +114,7 @@ class PrometheusServer:
         return list(result)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        processes.stop(self.proc, timeout=20)
         self._log.close()
 
 

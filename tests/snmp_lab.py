@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from monitord.demo.snmp import Request, decode_request, encode_response
+from monitord.demo import processes
+from monitord.demo.processes import free_port
+from monitord.demo.snmp_mib import Request, decode_request, encode_response, encode_varbind, tlv
 from monitord.probes.snmp import codec as w
-from tests.conftest import free_port, wait_for
 
 SNMPSIM_DATA = Path(sys.prefix) / "lib" / f"python{sys.version_info.major}." \
     f"{sys.version_info.minor}" / "site-packages" / "snmpsim" / "data"
@@ -44,7 +45,7 @@ class Snmpd:
 
     def __init__(self, workdir: Path) -> None:
         self.dir = workdir
-        self.port = free_port()
+        self.port = free_port(kind=socket.SOCK_DGRAM)
         self.proc: subprocess.Popen[bytes] | None = None
         lines = [f"agentAddress udp:127.0.0.1:{self.port}", "rocommunity public 127.0.0.1"]
         for user, (auth, akey, priv, pkey) in V3_USERS.items():
@@ -53,22 +54,17 @@ class Snmpd:
         (workdir / "snmpd.conf").write_text("\n".join(lines) + "\n")
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["snmpd", "-f", "-Lf", str(self.dir / "snmpd.log"), "-C", "-c",
+        log = self.dir / "snmpd.log"
+        self.proc = processes.spawn(
+            ["snmpd", "-f", "-Lf", str(log), "-C", "-c",
              str(self.dir / "snmpd.conf"), "-I", "-smux,mteTrigger,mteTriggerConf",
              f"--persistentDir={self.dir / 'persist'}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             env={**os.environ, "MIBS": "", "MIBDIRS": "/nonexistent"})
-        wait_for(lambda: _udp_answers(self.port, "public"), 15, "snmpd to answer")
+        processes.wait_until(lambda: _udp_answers(self.port, "public"), 15,
+                             "snmpd to answer", interval=0.1, proc=self.proc, log=log)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        processes.stop(self.proc)
         self.proc = None
 
 
@@ -91,7 +87,7 @@ class Snmpsim:
         self.dir = workdir
         self.data = workdir / "data"
         self.data.mkdir()
-        self.port = free_port()
+        self.port = free_port(kind=socket.SOCK_DGRAM)
         self.proc: subprocess.Popen[bytes] | None = None
         for name in ("linux-full-walk", "winxp-full-walk", "eaton-9PX-partial-walk",
                      "linksys-system"):
@@ -102,21 +98,16 @@ class Snmpsim:
 
     def start(self) -> None:
         exe = Path(sys.executable).parent / "snmpsim-command-responder"
-        self.proc = subprocess.Popen(
+        self.proc = processes.spawn(
             [str(exe), f"--data-dir={self.data}", f"--cache-dir={self.dir / 'cache'}",
              f"--agent-udpv4-endpoint=127.0.0.1:{self.port}", "--logging-method=null"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             env={**os.environ, "SNMPSIM_ALLOW_ROOT": "true"})
-        wait_for(lambda: _udp_answers(self.port, "linksys-system"), 30, "snmpsim to answer")
+        processes.wait_until(lambda: _udp_answers(self.port, "linksys-system"), 30,
+                             "snmpsim to answer", interval=0.1, proc=self.proc)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        processes.stop(self.proc)
+        self.proc = None
 
 
 @pytest.fixture
@@ -200,7 +191,7 @@ Answer = tuple[str, bytes]
 class ScriptedAgent(BadAgent):
     """A UDP agent on 127.0.0.1 whose answers the test writes.
 
-    ``script(request)`` gets each decoded request (:class:`monitord.demo.snmp.Request`)
+    ``script(request)`` gets each decoded request (:class:`monitord.demo.snmp_mib.Request`)
     and returns the datagrams to send back to the requester, in order, each from a named
     sender: ``"agent"`` (the agent's own address and port) or a sender added with
     :meth:`add_sender` (another loopback address or port: a spoofer).
@@ -242,22 +233,14 @@ def get_reply(req: Request, varbinds: list[bytes], *, community: bytes | None = 
 
 def raw_varbind(oid: tuple[int, ...], tag: int, content: bytes) -> bytes:
     """A varbind whose value has exactly the given content octets (hostile numbers)."""
-    return w.tlv(w.SEQUENCE, w.tlv(w.OBJECT_ID, w.encode_oid(oid)) + w.tlv(tag, content))
+    return tlv(w.SEQUENCE, tlv(w.OBJECT_ID, w.encode_oid(oid)) + tlv(tag, content))
 
 
 def _response(version: int, community: bytes, rid: int,
               vbs: list[tuple[bytes, int, int]]) -> bytes:
-    """A Response-PDU built with the codec's own helpers (tags and lengths by hand)."""
-    def tlv(tag: int, body: bytes) -> bytes:
-        return w.tlv(tag, body)
-
-    def num(tag: int, v: int) -> bytes:
-        return tlv(tag, v.to_bytes(max(1, (v.bit_length() + 8) // 8), "big", signed=True))
-
-    body = b"".join(tlv(w.SEQUENCE, tlv(w.OBJECT_ID, o) + num(t, v)) for o, t, v in vbs)
-    pdu = tlv(w.PDU_RESPONSE, num(w.INTEGER, rid) + num(w.INTEGER, 0) + num(w.INTEGER, 0)
-              + tlv(w.SEQUENCE, body))
-    return tlv(w.SEQUENCE, num(w.INTEGER, version) + tlv(w.OCTET_STRING, community) + pdu)
+    """A Response-PDU with (encoded OID, tag, value) varbinds, by the demo's encoder."""
+    return encode_response(version, community, rid,
+                           [encode_varbind(o, t, v) for o, t, v in vbs])
 
 
 @pytest.fixture

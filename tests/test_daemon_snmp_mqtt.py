@@ -25,9 +25,9 @@ from tests.conftest import (
     wait_for,
     write_config,
 )
-from tests.mqtt_lab import Broker, broker  # noqa: F401  (fixture)
+from tests.mqtt_lab import Broker
 from tests.notify_lab import Webhook
-from tests.snmp_lab import BadAgent, Snmpd, Snmpsim, bad_agent, snmpsim_factory  # noqa: F401
+from tests.snmp_lab import BadAgent, Snmpd, Snmpsim
 
 COMMUNITY = "s3cr3t-c0mmunity-9f2"
 
@@ -82,8 +82,8 @@ def agent(tmp_path: Path) -> Iterator[Snmpd]:
 
 
 def test_snmp_through_the_daemon(tmp_path: Path, agent: Snmpd,
-                                 snmpsim_factory: Snmpsim,  # noqa: F811
-                                 bad_agent: type[BadAgent],  # noqa: F811
+                                 snmpsim_factory: Snmpsim,
+                                 bad_agent: type[BadAgent],
                                  iptables: IptablesDrop,
                                  daemon_factory: Callable[..., DaemonProcess],
                                  monkeypatch: pytest.MonkeyPatch) -> None:
@@ -186,7 +186,7 @@ def publish_report(b: Broker, device: str, **fields: Any) -> None:
     b.publish(f"monitord/62020001/{device}/state", {"ts": time.time(), **fields})
 
 
-def test_mqtt_through_the_daemon(tmp_path: Path, broker: Broker,  # noqa: F811
+def test_mqtt_through_the_daemon(tmp_path: Path, broker: Broker,
                                  daemon_factory: Callable[..., DaemonProcess]) -> None:
     hook = Webhook()
     # A retained report from an hour ago: a replay on subscribe must not make rx3 UP.

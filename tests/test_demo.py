@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
+from monitord.demo import processes
 from monitord.demo.office import RULE_COMMENT, DemoLab, build_lab
 from tests.conftest import (
     MONITORD,
@@ -99,19 +99,14 @@ def _demo(data_dir: Path, log: Path, *extra: str) -> tuple[subprocess.Popen[byte
     """`monitord demo` on a small lab (school 5 is dead: one ticket) with our own args."""
     port = free_port()
     with log.open("ab") as out:
-        proc = subprocess.Popen([*MONITORD, "demo", "--data-dir", str(data_dir), "--schools",
-                                 "5", "--listen", f"127.0.0.1:{port}", *extra],
-                                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        proc = processes.spawn([*MONITORD, "demo", "--data-dir", str(data_dir), "--schools",
+                                "5", "--listen", f"127.0.0.1:{port}", *extra],
+                               output=out, cwd=ROOT)
     return proc, f"http://127.0.0.1:{port}"
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> int:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        return proc.wait(timeout=10)
+def _stop(proc: subprocess.Popen[bytes]) -> int | None:
+    return processes.stop(proc, 30)
 
 
 def test_second_demo_run_starts_fresh_and_notifies_again(tmp_path: Path) -> None:

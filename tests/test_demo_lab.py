@@ -1,6 +1,6 @@
 """The demo lab's simulated agents, checked with the real probe and real clients.
 
-SNMP: the simulator (monitord/demo/snmp.py) answers the real ``SnmpProber`` and net-snmp's
+SNMP: the simulator (monitord/demo/snmp_*.py) answers the real ``SnmpProber`` and net-snmp's
 ``snmpbulkwalk``; the codec is proven against a client that is not ours.  MQTT: the demo's
 own mosquitto and agents.  End to end: ``monitord demo`` with every probe wired.  Loopback
 only; every wait has a deadline.
@@ -25,24 +25,25 @@ from typing import Any
 import pytest
 import yaml
 
+from monitord.demo import processes
 from monitord.demo.agents import DOWN_BEHAVIOURS, plan
+from monitord.demo.broker import DemoBroker
 from monitord.demo.office import (
     DEAD_BLOCK,
     DEAD_NET,
     LIVE_NET,
     RULE_COMMENT,
-    DemoBroker,
     DemoLab,
     build_lab,
     write_config,
 )
-from monitord.demo.snmp import (
+from monitord.demo.snmp_agent import SnmpLab
+from monitord.demo.snmp_devices import SimAgent, agent_for
+from monitord.demo.snmp_mib import (
     MAX_MESSAGE,
-    SimAgent,
-    SnmpLab,
-    agent_for,
     answer,
     decode_request,
+    encode_response,
     encode_varbind,
 )
 from monitord.probes.base import Observation, Target
@@ -78,9 +79,7 @@ DEAD = f"{DEAD_NET}.201.1"   # no agent: a dead device does not answer SNMP
 
 def free_udp_port() -> int:
     """A UDP port free on loopback.  Not the demo's 16161: a demo may be running."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return processes.free_port(kind=socket.SOCK_DGRAM)
 
 
 class Lab:
@@ -332,7 +331,6 @@ def test_codec_round_trip_of_every_value_type() -> None:
         (w.GAUGE32, 128), (w.TIMETICKS, 0), (w.COUNTER64, 2 ** 64 - 1),
         (w.OCTET_STRING, b"x" * 200), (w.OBJECT_ID, (1, 3, 6, 1, 4, 1, 2021, 10000)),
         (w.NO_SUCH_OBJECT, None), (w.END_OF_MIB_VIEW, None)]
-    from monitord.demo.snmp import encode_response
     vbs = [encode_varbind((1, 3, 6, 1, 99, k, 300), t, v) for k, (t, v) in enumerate(values)]
     r = w.decode_response(encode_response(1, b"demo-public", 2 ** 31 - 1, vbs))
     assert r.request_id == 2 ** 31 - 1 and r.community == b"demo-public"
@@ -420,7 +418,7 @@ def test_agents_behind_dead_devices_are_silent() -> None:
 def test_broker_dies_with_the_demo(tmp_path: Path) -> None:
     """Even kill -9 of the demo leaves no mosquitto behind (PR_SET_PDEATHSIG)."""
     code = ("import sys, time; from pathlib import Path\n"
-            "from monitord.demo.office import DemoBroker\n"
+            "from monitord.demo.broker import DemoBroker\n"
             f"b = DemoBroker(Path({str(tmp_path)!r}))\n"
             "assert b.start(), b.why_not\n"
             "print(b.proc.pid, b.port, flush=True)\n"
@@ -438,10 +436,8 @@ def test_broker_dies_with_the_demo(tmp_path: Path) -> None:
     conf = str(tmp_path / "mosquitto.conf").encode()
 
     def gone() -> bool:
-        with socket.socket() as s:
-            s.settimeout(0.2)
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return False
+        if processes.tcp_listening(port):
+            return False
         for proc in Path("/proc").iterdir():   # bounded: the processes of this machine
             with contextlib.suppress(OSError):
                 if conf in (proc / "cmdline").read_bytes():
@@ -495,14 +491,14 @@ def test_demo_end_to_end_snmp_mqtt(tmp_path: Path, iptables: IptablesDrop) -> No
     # the dead block under this test's own rule too: another demo that exits meanwhile
     # removes the shared `monitord-demo` rule
     iptables.drop(DEAD_BLOCK)
-    port = free_udp_port()
+    port = processes.free_port()
     data_dir = tmp_path / "demo"
     log_path = tmp_path / "demo.log"
     with log_path.open("wb") as out:
-        proc = subprocess.Popen(
+        proc = processes.spawn(
             [*_demo_command(), "--listen", f"127.0.0.1:{port}", "--db",
              str(tmp_path / "demo.db"), "--data-dir", str(data_dir), "--schools", "30"],
-            stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+            output=out, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
 
     def log() -> str:
@@ -574,21 +570,9 @@ def test_demo_end_to_end_snmp_mqtt(tmp_path: Path, iptables: IptablesDrop) -> No
                                    device=router, interface="wan") > wan1,
                  60, "the school router's counter to grow", interval=1)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+        processes.stop(proc, 30)
     assert proc.returncode == 0, log()
-
-    def broker_gone() -> bool:
-        with socket.socket() as s:
-            s.settimeout(0.2)
-            return s.connect_ex(("127.0.0.1", broker_port)) != 0
-
-    wait_for(broker_gone, 10, "the demo's mosquitto to stop")
+    processes.wait_closed(broker_port, 10)   # the demo's mosquitto stopped
     rules = subprocess.run(["iptables", "-w", "5", "-S", "INPUT"], capture_output=True,
                            text=True, timeout=30, check=True).stdout
     assert RULE_COMMENT not in rules

@@ -4,13 +4,10 @@ messages, LWT, broker restart, bad input, presets, and a hypothesis fuzz."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import math
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiomqtt
@@ -19,8 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from monitord.domain.state import DeviceSpec, State, StateTracker
-from monitord.probes.base import Observation
+from monitord.domain.state import DeviceSpec, State
 from monitord.probes.mqtt import (
     REJECT_REASONS,
     MqttDevice,
@@ -29,87 +25,13 @@ from monitord.probes.mqtt import (
     MqttSource,
 )
 from monitord.probes.mqtt.decode import parse_path
-from tests.mqtt_lab import Broker, broker, until
-
-__all__ = ["broker"]  # the fixture, re-exported for pytest
-
-SMIS = "62020001"
-
-
-@dataclass
-class Harness:
-    source: MqttSource
-    tracker: StateTracker
-    seen: list[Observation] = field(default_factory=list)
-    broker_events: list[bool] = field(default_factory=list)
-    stop_event: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
-
-    async def stop(self) -> None:
-        self.stop_event.set()
-        assert self.task is not None
-        await asyncio.wait_for(self.task, 10)
-
-    def sink(self, batch: list[Observation]) -> None:
-        for obs in batch:
-            self.seen.append(obs)
-            self.tracker.apply(obs)
-
-    def of(self, device: str) -> list[Observation]:
-        return [o for o in self.seen if o.device_id == device]
-
-    def last(self, device: str) -> Observation | None:
-        mine = self.of(device)
-        return mine[-1] if mine else None
-
-    def state(self, device: str) -> State:
-        st_ = self.tracker.status(device)
-        assert st_ is not None
-        return st_.state
-
-
-def dev(device_id: str, smis: str | None = SMIS, kind: str = "dltv_receiver",
-        **params: Any) -> MqttDevice:
-    return MqttDevice(device_id, smis, kind, MqttDeviceParams(**params))
-
-
-@pytest.fixture
-async def run_source(broker: Broker) -> AsyncIterator[Callable[..., Any]]:
-    started: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
-
-    async def start(devices: list[MqttDevice], wait_up: bool = True,
-                    **overrides: Any) -> Harness:
-        opts: dict[str, Any] = {"host": "127.0.0.1", "port": broker.port,
-                                "client_id": f"test-{len(started)}", "check_interval": 0.05,
-                                "reconnect_min": 0.05, "reconnect_max": 0.3}
-        opts.update(overrides)
-        tracker = StateTracker()
-        tracker.configure(DeviceSpec(d.device_id, "mqtt", 1, 1) for d in devices)
-        h = Harness(MqttSource(MqttSettings(**opts), lambda b: None), tracker)
-        h.source = MqttSource(MqttSettings(**opts), h.sink,
-                              on_broker_state=lambda up, _why: h.broker_events.append(up))
-        h.source.set_devices(devices)
-        h.task = asyncio.create_task(h.source.run(h.stop_event))
-        started.append((h.stop_event, h.task))
-        if wait_up:
-            await until(lambda: h.source.broker_up, 10, "source connected")
-        return h
-
-    yield start
-    for stop, _task in started:
-        stop.set()
-    for _stop, task in started:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 10)
-
-
-def state_topic(device: str, smis: str = SMIS) -> str:
-    return f"monitord/{smis}/{device}/state"
-
-
-def avail_topic(device: str, smis: str = SMIS) -> str:
-    return f"monitord/{smis}/{device}/availability"
-
+from tests.mqtt_lab import (
+    Broker,
+    avail_topic,
+    dev,
+    state_topic,
+    until,
+)
 
 # ---------------------------------------------------------------------------- semantics
 

@@ -29,10 +29,7 @@ from monitord.probes.mqtt.decode import (
     extract,
     to_timestamp,
 )
-from tests.mqtt_lab import Broker, broker, until
-from tests.test_mqtt import dev, run_source, state_topic
-
-__all__ = ["broker", "run_source"]  # the fixtures, re-exported for pytest
+from tests.mqtt_lab import Broker, dev, state_topic, until
 
 FLOOD_MESSAGES = 150_000
 QUEUE_LIMIT = 200

@@ -20,7 +20,7 @@ from monitord.domain.state import State, Transition
 from monitord.storage import Storage
 from monitord.thaidate import fiscal_year
 from tests.conftest import ROOT, write_config
-from tests.test_repair_report import norm, pdf_text
+from tests.pdf_lab import norm, pdf_text
 
 BKK = ZoneInfo("Asia/Bangkok")
 H = 3600.0

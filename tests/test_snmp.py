@@ -12,9 +12,7 @@ import pytest
 
 from monitord.probes.base import Observation, Target
 from monitord.probes.snmp import SnmpParams, SnmpProber
-from tests.snmp_lab import V3_USERS, BadAgent, Snmpd, Snmpsim, bad_agent, snmpd, snmpsim_factory
-
-__all__ = ["bad_agent", "snmpd", "snmpsim_factory"]  # fixtures, re-exported for pytest
+from tests.snmp_lab import V3_USERS, BadAgent, Snmpd, Snmpsim
 
 pytestmark = pytest.mark.timeout(120)
 

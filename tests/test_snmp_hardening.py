@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from monitord.demo.snmp import Request, encode_response, encode_varbind
+from monitord.demo.snmp_mib import Request, encode_response, encode_varbind
 from monitord.probes.base import Observation, Target
 from monitord.probes.snmp import SYS_UPTIME, SnmpProber
 from monitord.probes.snmp import codec as w
@@ -31,11 +31,7 @@ from tests.snmp_lab import (
     Snmpd,
     get_reply,
     raw_varbind,
-    scripted_agent,
-    snmpd,
 )
-
-__all__ = ["scripted_agent", "snmpd"]  # fixtures, re-exported for pytest
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
+from tests.browser_lab import CHROMIUM_ARGS
 from tests.conftest import (
     DaemonProcess,
     IptablesDrop,
@@ -16,10 +17,6 @@ from tests.conftest import (
     wait_for,
     write_config,
 )
-
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-quic"]
 
 
 def test_status_page_in_chromium(tmp_path: Path, iptables: IptablesDrop,

@@ -24,7 +24,7 @@ from tests.conftest import (
     wait_value,
     write_config,
 )
-from tests.test_repair_report import dark_fraction, norm, pdf_text
+from tests.pdf_lab import dark_fraction, norm, pdf_text
 
 DELAY_S = 6  # ticket delay: long enough to kill the daemon before it elapses
 

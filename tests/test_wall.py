@@ -22,6 +22,7 @@ from typing import Any, cast
 from PIL import Image
 from playwright.sync_api import Page, sync_playwright
 
+from tests.browser_lab import CHROMIUM_ARGS
 from tests.conftest import (
     DaemonProcess,
     IptablesDrop,
@@ -31,8 +32,7 @@ from tests.conftest import (
     wait_value,
     write_config,
 )
-from tests.mqtt_lab import Broker, broker  # noqa: F401  (fixture)
-from tests.test_status_browser import CHROMIUM_ARGS
+from tests.mqtt_lab import Broker
 
 LAB_PREFIX = "127.117."
 IP_RE = re.compile(r"\b127\.117\.\d+\.\d+\b")
@@ -121,7 +121,7 @@ def figure(page: Page, key: str) -> str:
     return page.inner_text(f"[data-figure={key}]").strip()
 
 
-def test_wall_screen(tmp_path: Path, iptables: IptablesDrop, broker: Broker,  # noqa: F811
+def test_wall_screen(tmp_path: Path, iptables: IptablesDrop, broker: Broker,
                      daemon_factory: Callable[..., DaemonProcess]) -> None:
     iptables.drop("127.117.0.0/24")  # school A and the office server
     config = write_config(tmp_path / "m.yaml", lab_config(broker.port))

@@ -10,29 +10,29 @@ demo says so and runs with every device alive.
 Besides ping, the lab exercises the other probes with no outside service:
 
 * SNMP — routers, the office switch, access point, servers and UPS are answered by
-  simulated v2c agents (:mod:`monitord.demo.snmp`) running in the daemon's event loop,
-  one socket per device address on :data:`~monitord.demo.snmp.SNMP_PORT`; the community
-  is passed by reference (``MONITORD_DEMO_SNMP_COMMUNITY``).  The office UPS loses mains
+  simulated v2c agents (:mod:`monitord.demo.snmp_agent`, devices in
+  :mod:`monitord.demo.snmp_devices`) running in the daemon's event loop, one socket per
+  device address on :data:`~monitord.demo.snmp_agent.SNMP_PORT`; the community is
+  passed by reference (``MONITORD_DEMO_SNMP_COMMUNITY``).  The office UPS loses mains
   power for two minutes every five, one school router reboots every ten minutes.
-* MQTT — the demo starts its own mosquitto on a free loopback port and publishes for
-  every DLTV receiver and TV (:mod:`monitord.demo.agents`); those devices are watched
-  over MQTT only.  Without mosquitto the demo says so and pings them instead.
+* MQTT — the demo starts its own mosquitto (:mod:`monitord.demo.broker`) on a free
+  loopback port and publishes for every DLTV receiver and TV
+  (:mod:`monitord.demo.agents`); those devices are watched over MQTT only.  Without
+  mosquitto the demo says so and pings them instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -41,14 +41,9 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from monitord.demo.agents import DOWN_BEHAVIOURS, Agent, mqtt_params, plan, run_agents
-from monitord.demo.snmp import (
-    COMMUNITY_ENV,
-    DEFAULT_COMMUNITY,
-    SNMP_PORT,
-    SimAgent,
-    SnmpLab,
-    agent_for,
-)
+from monitord.demo.broker import DemoBroker
+from monitord.demo.snmp_agent import COMMUNITY_ENV, DEFAULT_COMMUNITY, SNMP_PORT, SnmpLab
+from monitord.demo.snmp_devices import SimAgent, agent_for
 
 if TYPE_CHECKING:
     from monitord.app.daemon import Daemon
@@ -64,6 +59,7 @@ RULE_COMMENT = "monitord-demo"  # + "-<pid>": each demo removes only its own rul
 def _rule(comment: str) -> list[str]:
     return ["INPUT", "-d", DEAD_BLOCK, "-p", "icmp", "-m", "comment", "--comment", comment,
             "-j", "DROP"]
+
 
 DISTRICTS = ["คลองขลุง", "ขาณุวรลักษบุรี", "คลองลาน", "ปางศิลาทอง", "บึงสามัคคี", "ทรายทองวัฒนา"]
 ISPS = ["NT", "TRUE", "AIS Fibre", "3BB"]
@@ -104,7 +100,6 @@ UPS_CYCLE = 300.0
 UPS_ON_BATTERY = 120.0
 UPS_FIRST_OUTAGE = 30.0
 MQTT_PERIOD = 10.0
-MOSQUITTO = "/usr/sbin/mosquitto"
 #: databases of earlier runs kept next to the fresh one (demo-<timestamp>.db)
 KEEP_OLD_DBS = 3
 
@@ -323,109 +318,6 @@ class DeadBlock:
             for _ in range(20):
                 if self._iptables("-D", comment).returncode != 0:
                     break
-
-
-# ---------------------------------------------------------------------------- the MQTT broker
-
-
-def _free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _die_with_parent_hook() -> Callable[[], None] | None:
-    """A preexec_fn that makes the child get SIGTERM when the demo dies (even kill -9).
-
-    libc is loaded here, before fork, so the child only makes one system call.
-    """
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    pr_set_pdeathsig = 1
-
-    def hook() -> None:
-        prctl(pr_set_pdeathsig, int(signal.SIGTERM))
-    return hook
-
-
-class DemoBroker:
-    """The demo's own mosquitto on a free loopback port; never a system broker."""
-
-    def __init__(self, workdir: Path, executable: str | None = None) -> None:
-        self.workdir = workdir
-        self.executable = executable or (MOSQUITTO if Path(MOSQUITTO).exists()
-                                         else shutil.which("mosquitto") or MOSQUITTO)
-        self.port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.why_not = ""
-
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / "mosquitto.log"
-
-    def start(self, timeout: float = 10.0) -> bool:
-        """Start mosquitto and wait until it listens; False (with ``why_not``) if not."""
-        if not Path(self.executable).exists():
-            self.why_not = (f"mosquitto is not installed ({self.executable}; Debian package "
-                            "'mosquitto')")
-            return False
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = _free_port()
-        conf = self.workdir / "mosquitto.conf"
-        conf.write_text(
-            "# generated by `monitord demo`\n"
-            f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
-            "persistence false\n"
-            "max_queued_messages 10000\n"
-            "log_dest stderr\n"
-            "log_type error\nlog_type warning\nlog_type notice\n",
-            encoding="utf-8",
-        )
-        # mosquitto started as root drops to its own user, which clears the parent-death
-        # signal; a small shell that keeps root holds it and takes the broker down with it
-        # (the trap is set first: $! is empty until the broker is forked, so a TERM that
-        # comes before only ends the shell)
-        script = ('trap \'[ -n "$!" ] && kill "$!"; wait; exit 0\' TERM; '
-                  '"$0" -c "$1" & wait "$!"')
-        with self.log_path.open("ab") as out:
-            self.proc = subprocess.Popen(
-                ["/bin/sh", "-c", script, self.executable, str(conf)],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                start_new_session=True,                # Ctrl-C reaches us, not the broker
-                preexec_fn=_die_with_parent_hook())    # noqa: PLW1509 - one syscall
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.why_not = (f"mosquitto exited with {self.proc.returncode} "
-                                f"(see {self.log_path})")
-                self.proc = None
-                return False
-            if _listening(self.port):
-                return True
-            time.sleep(0.05)
-        self.why_not = f"mosquitto did not listen on 127.0.0.1:{self.port} within {timeout}s"
-        self.stop()
-        return False
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 # ---------------------------------------------------------------------------- running it

@@ -1,0 +1,146 @@
+"""The whole configuration (:class:`Config`) and the settings cascade."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BeforeValidator, Field
+
+from monitord.config.devices import Device, Office, School
+from monitord.config.sections import (
+    EnginesConfig,
+    HttpConfig,
+    IncidentsConfig,
+    NotifyConfig,
+    StorageConfig,
+    TicketsConfig,
+)
+from monitord.config.settings import (
+    Defaults,
+    DeviceKind,
+    EffectiveSettings,
+    HolidayConfig,
+    IcmpParams,
+    MaintenanceConfig,
+    ScheduleConfig,
+    Settings,
+    Strict,
+)
+from monitord.domain.activehours import ALWAYS, Calendar, MaintenanceWindow, Schedule
+from monitord.probes.mqtt import MqttDeviceParams, MqttSettings
+from monitord.probes.snmp import SnmpParams, profile_for_kind
+from monitord.values import code_string, parse_duration
+
+
+class Config(Strict):
+    office: Office
+    storage: StorageConfig = StorageConfig()
+    http: HttpConfig = HttpConfig()
+    engines: EnginesConfig = EnginesConfig()
+    mqtt: MqttSettings | None = Field(None, description="the MQTT broker (docs/mqtt.md); "
+                                      "127.0.0.1:1883 when devices use mqtt and this is unset")
+    tickets: TicketsConfig = TicketsConfig()
+    notify: NotifyConfig = NotifyConfig()
+    incidents: IncidentsConfig = IncidentsConfig()
+    defaults: Defaults = Defaults()
+    kinds: dict[DeviceKind, Settings] = Field(default_factory=dict)
+    schools: dict[Annotated[str, BeforeValidator(code_string)], School] = Field(
+        default_factory=dict
+    )
+    devices: list[Device] = Field(default_factory=list)
+    schedules: dict[str, ScheduleConfig] = Field(default_factory=dict)
+    holidays: list[HolidayConfig] = Field(default_factory=list)
+    maintenance: list[MaintenanceConfig] = Field(default_factory=list)
+
+    # Filled by load_config (not part of the YAML).
+    source: str = Field("", exclude=True)
+
+    def device_map(self) -> dict[str, Device]:
+        return {d.id: d for d in self.devices}
+
+    def effective(self, device: Device) -> EffectiveSettings:
+        """Cascade defaults → kind → device (and, for the schedule, → school → device)."""
+        layers: list[Settings] = []
+        if (kind := self.kinds.get(device.kind)) is not None:
+            layers.append(kind)
+        layers.append(device)
+        interval = self.defaults.interval
+        fail = self.defaults.failure_threshold
+        ok = self.defaults.success_threshold
+        schedule = self.defaults.schedule
+        delay = self.defaults.ticket_delay
+        icmp = self.defaults.icmp.model_dump()
+        for layer in layers:
+            interval = layer.interval if layer.interval is not None else interval
+            fail = layer.failure_threshold if layer.failure_threshold is not None else fail
+            ok = layer.success_threshold if layer.success_threshold is not None else ok
+            if layer is device and device.school in self.schools:
+                school_schedule = self.schools[device.school].schedule
+                schedule = school_schedule if school_schedule is not None else schedule
+            schedule = layer.schedule if layer.schedule is not None else schedule
+            delay = layer.ticket_delay if layer.ticket_delay is not None else delay
+            if layer.icmp is not None:
+                icmp.update(layer.icmp.model_dump(exclude_unset=True))
+        if isinstance(device.probes, dict) and device.probes.get("icmp"):
+            icmp.update(device.probes["icmp"] or {})
+        snmp = snmp_interval = mqtt = None
+        if "snmp" in device.probe_names:
+            raw = self.probe_settings(device, "snmp")
+            snmp_interval = raw.pop("interval", None)
+            raw.setdefault("profile", profile_for_kind(device.kind.value))
+            snmp = SnmpParams.model_validate(raw)
+            snmp_interval = parse_duration(snmp_interval) if snmp_interval else None
+        if "mqtt" in device.probe_names:
+            mqtt = MqttDeviceParams.model_validate(self.probe_settings(device, "mqtt"))
+        return EffectiveSettings(interval, fail, ok, IcmpParams.model_validate(icmp), schedule,
+                                 delay, snmp, snmp_interval, mqtt,
+                                 any(la.failure_threshold is not None for la in layers))
+
+    def probe_settings(self, device: Device, probe: Literal["snmp", "mqtt"]) -> dict[str, Any]:
+        """The raw ``snmp``/``mqtt`` settings of a device: defaults → kind → probes.<p>.
+
+        Nested blocks (``v3``, ``fields``, ``tls``) merge key by key too, so a community or
+        a v3 user set once in ``defaults`` needs no repeating.
+        """
+        layers = [getattr(self.defaults, probe)]
+        if (kind := self.kinds.get(device.kind)) is not None:
+            layers.append(getattr(kind, probe))
+        layers.append(getattr(device, probe))
+        if isinstance(device.probes, dict):
+            layers.append(device.probes.get(probe))
+        return deep_merge(layers)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.office.timezone)
+
+    def schedule_map(self) -> dict[str, Schedule]:
+        out = {"always": ALWAYS}
+        out.update({name: sc.build(name) for name, sc in self.schedules.items()})
+        return out
+
+    def calendar(self) -> Calendar:
+        return Calendar(tuple(h.build() for h in self.holidays))
+
+    def maintenance_windows(self) -> list[MaintenanceWindow]:
+        return [m.build(self.tz) for m in self.maintenance]
+
+
+def deep_merge(layers: list[dict[str, Any] | None]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in (layer or {}).items():
+            if isinstance(value, dict) and isinstance(out.get(key), dict):
+                out[key] = deep_merge([out[key], value])
+            else:
+                out[key] = value
+    return out
+
+
+def devices_by_school(cfg: Config) -> Mapping[str | None, list[Device]]:
+    out: dict[str | None, list[Device]] = {}
+    for dev in cfg.devices:
+        out.setdefault(dev.school, []).append(dev)
+    return out
