@@ -233,3 +233,30 @@ async def test_commands_refuse_whoever_calls(tmp_path: Path) -> None:
             "open", "closed"]
     finally:
         await store.close()
+
+
+async def test_starting_and_unexpected_errors_are_problems(
+        tmp_path: Path, token_env: None, caplog: pytest.LogCaptureFixture) -> None:
+    class Broken(FakeView):
+        def status_data(self) -> StatusData:
+            raise RuntimeError("boom")
+
+    store = await Storage.open(tmp_path / "m.db")
+    try:
+        commands = AppCommands.for_daemon(lambda: None, lambda: None)
+        views = {"starting": FakeView(None, None), "broken": Broken(config(), store)}
+        for name, view in views.items():
+            app = Starlette(routes=routes(cast(View, view), commands))
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                         base_url="http://monitord") as api:
+                if name == "starting":
+                    problem(await api.get("/api/v1/devices"), 503)
+                    problem(await api.get("/api/v1/tickets"), 503)
+                    assert "read-only" in problem(await api.delete(
+                        "/api/v1/maintenance/1", headers=AUTH), 401)["detail"]
+                else:
+                    p = problem(await api.get("/api/v1/schools"), 500)
+                    assert "boom" not in p["detail"]
+                    assert "API request GET /api/v1/schools failed" in caplog.text
+    finally:
+        await store.close()
