@@ -156,6 +156,9 @@ async def test_reads_privacy_and_problems(env: Env) -> None:
     doc = (await api.get("/api/v1/openapi.json")).json()
     assert doc["openapi"].startswith("3.1") and "/api/v1/tickets/{id}" in doc["paths"]
     assert doc["paths"]["/api/v1/maintenance"]["post"]["security"] == [{"bearerAuth": []}]
+    from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
+
+    assert [str(e) for e in OPENAPI_31_VALIDATOR.iter_errors(doc)] == []
 
 
 async def test_writes_go_through_the_commands(env: Env) -> None:
