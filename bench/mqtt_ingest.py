@@ -273,7 +273,7 @@ async def drain_monitord(settings: MqttSettings, devices: list[MqttDevice], mess
                                                                     MqttSource]:
     sink = Sink(devices, messages)
     source = MqttSource(settings, sink)
-    source._read_ahead = read_ahead
+    source.read_ahead = read_ahead
     source.set_devices(devices)
     stop = asyncio.Event()
     ru0 = resource.getrusage(resource.RUSAGE_SELF)

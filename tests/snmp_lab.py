@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from monitord.demo.snmp import Request, decode_request, encode_response
-from monitord.probes import snmp_wire as w
+from monitord.probes.snmp import codec as w
 from tests.conftest import free_port, wait_for
 
 SNMPSIM_DATA = Path(sys.prefix) / "lib" / f"python{sys.version_info.major}." \
@@ -242,14 +242,14 @@ def get_reply(req: Request, varbinds: list[bytes], *, community: bytes | None = 
 
 def raw_varbind(oid: tuple[int, ...], tag: int, content: bytes) -> bytes:
     """A varbind whose value has exactly the given content octets (hostile numbers)."""
-    return w._tlv(w.SEQUENCE, w._tlv(w.OBJECT_ID, w.encode_oid(oid)) + w._tlv(tag, content))
+    return w.tlv(w.SEQUENCE, w.tlv(w.OBJECT_ID, w.encode_oid(oid)) + w.tlv(tag, content))
 
 
 def _response(version: int, community: bytes, rid: int,
               vbs: list[tuple[bytes, int, int]]) -> bytes:
     """A Response-PDU built with the codec's own helpers (tags and lengths by hand)."""
     def tlv(tag: int, body: bytes) -> bytes:
-        return w._tlv(tag, body)
+        return w.tlv(tag, body)
 
     def num(tag: int, v: int) -> bytes:
         return tlv(tag, v.to_bytes(max(1, (v.bit_length() + 8) // 8), "big", signed=True))

@@ -45,9 +45,9 @@ from monitord.demo.snmp import (
     decode_request,
     encode_varbind,
 )
-from monitord.probes import snmp_wire as w
 from monitord.probes.base import Observation, Target
 from monitord.probes.snmp import SnmpProber
+from monitord.probes.snmp import codec as w
 from tests.conftest import (
     MONITORD,
     ROOT,

@@ -26,9 +26,9 @@ import pytest
 from icmplib import ICMPv4Socket
 
 from monitord.domain.state import DeviceSpec, State, StateTracker
-from monitord.probes import icmp_packet as pkt
 from monitord.probes.base import Prober, ProbeSetupError, Target
 from monitord.probes.icmp import IcmpEngine, IcmpProber, IcmpRound
+from monitord.probes.icmp import packet as pkt
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMENT = f"monitord-test-icmp-{os.getpid()}"

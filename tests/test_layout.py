@@ -1,5 +1,6 @@
 """The layout rules of issue 13 that a linter does not check: all SQL lives in
-``monitord/storage/`` — no SQL text and no ``sqlite3``/``aiosqlite`` import anywhere else."""
+``monitord/storage/`` — no SQL text and no ``sqlite3``/``aiosqlite`` import anywhere else —
+and ``monitord/domain/`` is pure (no asyncio, no database, no HTTP, no outer layer)."""
 
 from __future__ import annotations
 
@@ -62,6 +63,25 @@ def test_no_sql_outside_storage() -> None:
             found[rel] = problems
     assert not found, "SQL or a database driver outside monitord/storage/: " + "; ".join(
         f"{rel}: {', '.join(p)}" for rel, p in found.items())
+
+
+#: what domain modules must not import (top-level names and monitord's outer layers)
+IMPURE = ("asyncio", "sqlite3", "aiosqlite", "starlette", "fastapi", "httpx", "uvicorn",
+          "monitord.storage", "monitord.notify", "monitord.http", "monitord.app",
+          "monitord.config", "monitord.reports", "monitord.demo", "monitord.cli")
+
+
+@pytest.mark.unit
+def test_domain_is_pure() -> None:
+    found = []
+    for path in sorted((PACKAGE / "domain").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) and node.module
+                     else [])
+            found += [f"{path.name}:{node.lineno} {n}" for n in names
+                      if any(n == bad or n.startswith(bad + ".") for bad in IMPURE)]
+    assert not found, f"domain imports an outer layer or I/O: {found}"
 
 
 @pytest.mark.unit

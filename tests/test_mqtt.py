@@ -28,7 +28,7 @@ from monitord.probes.mqtt import (
     MqttSettings,
     MqttSource,
 )
-from monitord.probes.mqtt_decode import parse_path
+from monitord.probes.mqtt.decode import parse_path
 from tests.mqtt_lab import Broker, broker, until
 
 __all__ = ["broker"]  # the fixture, re-exported for pytest
@@ -381,7 +381,7 @@ async def test_config_reload_subscribes_new_devices(broker: Broker, run_source: 
     h.tracker.configure([DeviceSpec("rx1", "mqtt", 1, 1), DeviceSpec("tv7", "mqtt", 1, 1)])
     h.source.set_devices([dev("rx1", period=3600),
                           dev("tv7", kind="tv", format="tasmota", period=300)])
-    await until(lambda: "tele/+/STATE" in h.source._subscribed, 5, "resubscribed")
+    await until(lambda: "tele/+/STATE" in h.source.subscribed, 5, "resubscribed")
     broker.publish("tele/tv7/STATE", {"POWER": "ON"})
     await until(lambda: h.state("tv7") is State.UP, 5, "new device UP")
 

@@ -1,6 +1,6 @@
 """Hostile MQTT input against a real mosquitto (issue 12): a flooding publisher
 (finding 6), deeply nested and oversized values (finding 7), a failing sink, and a
-bounded fuzz of the payload decoder (monitord/probes/mqtt_decode.py)."""
+bounded fuzz of the payload decoder (monitord/probes/mqtt/decode.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import pytest
 
 from monitord.domain.state import State
 from monitord.probes.mqtt import REJECT_REASONS
-from monitord.probes.mqtt_decode import (
+from monitord.probes.mqtt.decode import (
     FIELD_NAMES,
     PRESETS,
     Rejected,
@@ -187,7 +187,7 @@ async def test_a_failing_sink_is_logged_rate_limited(broker: Broker, run_source:
         calls.append(len(batch))
         raise RuntimeError("storage is failing")
 
-    h.source._sink = failing_sink  # the daemon's sink, failing
+    h.source.sink = failing_sink  # the daemon's sink, failing
     sent = 12
     for i in range(sent):
         broker.publish(state_topic("rx1"), {"ts": time.time(), "channel": i})

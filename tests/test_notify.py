@@ -394,3 +394,27 @@ def test_english_messages() -> None:
         "2026-11-23 09:03, 2 other devices affected — ตรวจสอบไฟฟ้า http://noc:9847/tickets/3")
     assert body.splitlines()[1] == "✅ Repaired / back up #4, โรงเรียน 4: r http://noc:9847/tickets/4"
     assert body.splitlines()[2] == "Status page: http://noc:9847/status"
+
+
+async def test_stored_outbox_gives_the_stages_typed_deliveries(tmp_path: Path) -> None:
+    """The stages' port on the real database: a damaged event comes back as a delivery
+    without an event that says why (it fails alone), the others with theirs."""
+    from monitord.notify.outbox import StoredOutbox
+
+    store = await store_with(tmp_path, [opened(1, "62020001", "ก")])
+    try:
+        await store.connection.execute(
+            "INSERT INTO notification_event (key, kind, ts, data) VALUES ('bad', "
+            "'ticket_opened', ?, 'not json')", (NOW,))
+        await store.connection.commit()
+        box = StoredOutbox(store.connection)
+        assert await box.route(lambda ev: [("hook", NOW)]) == 2
+        bad, good = await box.due("hook", NOW)
+        assert bad.event is None and bad.error.startswith("cannot render: JSONDecodeError")
+        assert good.event == opened(1, "62020001", "ก") and good.error == ""
+        await box.update([good.id], "pending", NOW + 60, 1, None, "k1")
+        assert await box.due("hook", NOW + 30) == [bad]  # the fixed message is not due yet
+        (again,) = await box.due("hook", NOW + 60)  # now the unfinished message comes first
+        assert again.id == good.id and again.message_key == "k1" and again.attempts == 1
+    finally:
+        await store.close()

@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 
 from monitord.probes.base import Observation, RoundStats, Target
+from monitord.probes.metrics import MetricFamily
 from monitord.probes.scheduler import Job, Scheduler
 
 
@@ -27,6 +28,9 @@ class RecordingProber:
 
     async def close(self) -> None:
         pass
+
+    def metrics(self) -> list[MetricFamily]:
+        return []
 
     async def probe(self, targets: Sequence[Target]) -> tuple[list[Observation], RoundStats]:
         ids = [t.device_id for t in targets]

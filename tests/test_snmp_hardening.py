@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 
 from monitord.demo.snmp import Request, encode_response, encode_varbind
-from monitord.probes import snmp_wire as w
 from monitord.probes.base import Observation, Target
 from monitord.probes.snmp import SYS_UPTIME, SnmpProber
-from monitord.probes.snmp_session import Session, WalkLimits
+from monitord.probes.snmp import codec as w
+from monitord.probes.snmp.session import Session, WalkLimits
 from tests.conftest import DaemonProcess, Metrics, base_config, wait_for, write_config
 from tests.snmp_lab import (
     Answer,
@@ -264,8 +264,8 @@ def test_overlong_header_numbers_and_sub_identifiers_are_malformed() -> None:
         w.decode_subids(w.encode_subids((2 ** 32,)))
     with pytest.raises(w.MalformedReply):  # a long run of continuation octets
         w.decode_subids(b"\xff" * 60_000 + b"\x01")
-    oid_value = w._tlv(w.SEQUENCE, w._tlv(w.OBJECT_ID, w.encode_oid((1, 3)))
-                       + w._tlv(w.OBJECT_ID, b"\x2b" + b"\x81" * 300 + b"\x01"))
+    oid_value = w.tlv(w.SEQUENCE, w.tlv(w.OBJECT_ID, w.encode_oid((1, 3)))
+                       + w.tlv(w.OBJECT_ID, b"\x2b" + b"\x81" * 300 + b"\x01"))
     with pytest.raises(w.MalformedReply):
         w.decode_response(_reply([oid_value]))
 

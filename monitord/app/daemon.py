@@ -69,7 +69,9 @@ from monitord.notify import (
     send,
     timed_events,
 )
+from monitord.probes import registry as probe_registry
 from monitord.probes.base import Observation, Prober, ProbeSetupError, RoundStats, Target
+from monitord.probes.metrics import MetricFamily
 from monitord.probes.mqtt import MqttDevice, MqttSettings, MqttSource
 from monitord.probes.scheduler import Job, Scheduler
 from monitord.storage import (
@@ -123,17 +125,12 @@ def resolve_db_path(cfg: Config, override: Path | None) -> Path:
 
 
 def make_probers(cfg: Config) -> dict[str, Prober]:
-    from monitord.probes.icmp import IcmpProber
-    from monitord.probes.snmp import SnmpProber
-
-    icmp = cfg.engines.icmp
-    snmp = cfg.engines.snmp
-    return {
-        "icmp": IcmpProber(
-            mode=icmp.mode, rate_pps=icmp.rate_pps, max_in_flight=icmp.max_in_flight
-        ),
-        "snmp": SnmpProber(max_in_flight=snmp.max_in_flight, rcvbuf=snmp.rcvbuf),
-    }
+    """Every polled probe of the registry, built from its ``engines.<name>`` settings."""
+    out: dict[str, Prober] = {}
+    for name in probe_registry.polled():
+        engine = getattr(cfg.engines, name, None)
+        out[name] = probe_registry.build(name, **(engine.model_dump() if engine else {}))
+    return out
 
 
 def build_jobs(cfg: Config) -> list[Job]:
@@ -585,19 +582,6 @@ class Daemon:
             for name in ("monitord_probe_rounds_total", "monitord_probe_skipped_total",
                          "monitord_probe_late_total", "monitord_probe_rounds_incomplete_total"):
                 out.setdefault(name, {}).setdefault((probe,), 0.0)
-        icmp = self.probers.get("icmp")
-        stats = getattr(icmp, "stats", None)
-        if stats is not None:
-            out.update(_icmp_counters(stats))
-        snmp_stats = getattr(self.probers.get("snmp"), "stats", None)
-        if snmp_stats is not None:
-            out.update(_snmp_counters(snmp_stats))
-            snmp = self.probers["snmp"]
-            out["monitord_snmp_datagrams_dropped_total"] = {
-                (reason,): float(n)
-                for reason, n in getattr(snmp, "dropped_datagrams", {}).items()}
-        if self.mqtt is not None:
-            out.update(_mqtt_counters(self.mqtt))
         if self.deliverer is not None:
             out["monitord_notifications_total"] = {
                 key: float(n) for key, n in self.deliverer.results.items()}
@@ -613,15 +597,7 @@ class Daemon:
 
     def gauges(self) -> Mapping[str, Mapping[tuple[str, ...], float]]:
         kinds: Counter[str] = Counter(lab.kind for lab in self._labels)
-        mqtt: dict[str, dict[tuple[str, ...], float]] = {}
-        if self.mqtt is not None:
-            st = self.mqtt.stats
-            mqtt["monitord_mqtt_broker_up"] = {(): float(st.broker_up)}
-            if st.last_message_time is not None:
-                mqtt["monitord_mqtt_last_message_timestamp_seconds"] = {
-                    (): st.last_message_time}
         return {
-            **mqtt,
             "monitord_probe_up": {(p,): float(up) for p, up in self.probe_up.items()},
             "monitord_config_last_reload_success": {(): float(self.last_reload_ok)},
             "monitord_config_last_reload_timestamp_seconds": {(): self.config_loaded_at},
@@ -634,6 +610,13 @@ class Daemon:
                 (): float(len(self.config.schools) if self.config else 0)
             },
         }
+
+    def probe_metrics(self) -> list[MetricFamily]:
+        """Each prober's (and the MQTT source's) own families (monitord.probes.metrics)."""
+        out = [fam for prober in self.probers.values() for fam in prober.metrics()]
+        if self.mqtt is not None:
+            out += self.mqtt.metrics()
+        return out
 
     def health(self) -> dict[str, Any]:
         sch = self.scheduler
@@ -1222,53 +1205,3 @@ def web_routes(daemon: Daemon) -> list[BaseRoute]:
     view = cast(View, _ApiView(daemon))
     return [*wall_routes(daemon), *api_routes(view, commands), *report_routes(daemon)]
 
-
-def _snmp_counters(stats: Any) -> dict[str, dict[tuple[str, ...], float]]:
-    """Map the SNMP engine's counters (monitord.probes.snmp.SnmpStats) onto exported names."""
-    return {
-        "monitord_snmp_errors_total": {k: float(n) for k, n in stats.errors.items()},
-        "monitord_snmp_reboots_total": {(d,): float(n) for d, n in stats.reboots.items()},
-        "monitord_snmp_counter_wraps_total": {
-            (d,): float(n) for d, n in stats.counter_wraps.items()},
-        "monitord_snmp_counter_resets_total": {
-            (d,): float(n) for d, n in stats.counter_resets.items()},
-        "monitord_snmp_bulk_fallbacks_total": {
-            (d,): float(n) for d, n in stats.bulk_fallbacks.items()},
-        "monitord_snmp_polls_total": {(): float(stats.polls)},
-        "monitord_snmp_requests_total": {(): float(stats.requests.requests)},
-        "monitord_snmp_requests_unanswered_total": {
-            (): float(stats.requests.retries_exhausted)},
-    }
-
-
-def _mqtt_counters(src: MqttSource) -> dict[str, dict[tuple[str, ...], float]]:
-    st = src.stats
-    return {
-        "monitord_mqtt_messages_received_total": {(): float(st.messages_received)},
-        "monitord_mqtt_messages_applied_total": {(): float(st.messages_applied)},
-        "monitord_mqtt_messages_rejected_total": {
-            (r,): float(n) for r, n in st.rejected.items()},
-        "monitord_mqtt_messages_ignored_total": {(r,): float(n) for r, n in st.ignored.items()},
-        "monitord_mqtt_reconnects_total": {(): float(st.reconnects)},
-        "monitord_mqtt_connect_failures_total": {(): float(st.connect_failures)},
-    }
-
-
-def _icmp_counters(stats: Any) -> dict[str, dict[tuple[str, ...], float]]:
-    """Map the ICMP engine's counters onto exported metric names."""
-
-    def get(name: str) -> float:
-        value = stats.get(name, 0) if isinstance(stats, Mapping) else getattr(stats, name, 0)
-        return float(value or 0)
-
-    return {
-        "monitord_icmp_packets_sent_total": {(): get("packets_sent")},
-        "monitord_icmp_packets_received_total": {(): get("packets_received")},
-        "monitord_icmp_send_errors_total": {(): get("send_errors")},
-        "monitord_icmp_socket_drops_total": {(): get("socket_drops")},
-        "monitord_icmp_replies_ignored_total": {
-            ("invalid",): get("invalid_replies"),
-            ("duplicate",): get("duplicate_replies"),
-            ("late",): get("late_replies"),
-        },
-    }

@@ -36,8 +36,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
-from monitord.probes import snmp_wire as w
-from monitord.probes.snmp_wire import MalformedReply, Oid, Value
+from monitord.probes.snmp import codec as w
+from monitord.probes.snmp.codec import MalformedReply, Oid, Value
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from monitord.probes.metrics import MetricFamily
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +81,10 @@ class RoundStats:
 
 @runtime_checkable
 class Prober(Protocol):
-    """A protocol module.  ``name`` is the key used in config (``probes: [icmp]``)."""
+    """A protocol module.  ``name`` is the key used in config (``probes: [icmp]``).
+
+    Probes are found by name in :mod:`monitord.probes.registry`.
+    """
 
     name: str
 
@@ -91,6 +97,11 @@ class Prober(Protocol):
 
     async def close(self) -> None:
         """Release resources; pending probe() calls finish with incomplete observations."""
+
+    def metrics(self) -> list[MetricFamily]:
+        """The probe's engine-wide counters and gauges, as exported families (the names
+        and help texts live with the probe: see :mod:`monitord.probes.metrics`)."""
+        ...
 
 
 class ProbeSetupError(RuntimeError):

@@ -16,7 +16,6 @@ from typing import Any
 
 import aiosqlite
 
-from monitord.domain.events import NotificationEvent, event_key
 from monitord.domain.incidents import (
     Change,
     Incident,
@@ -29,6 +28,7 @@ from monitord.domain.incidents import (
     TicketRecovered,
     TicketRelapsed,
 )
+from monitord.domain.notifications import TicketSubject, ticket_closed_by, ticket_scheduled
 from monitord.domain.tickets import (
     STATUS_TH,
     STATUSES,
@@ -202,17 +202,14 @@ async def _notify_officer_change(db: aiosqlite.Connection, ticket_id: int, actor
     if row is None:
         return
     equipment = json.loads(row["equipment"] or "[]")
-    data = {"ticket_id": ticket_id, "root": row["root"], "school": row["school"],
-            "served_unit": row["served_unit"], "actor": actor,
-            "root_name": equipment[0]["name"] if equipment else row["root"]}
+    subject = TicketSubject(ticket_id, row["root"],
+                            equipment[0]["name"] if equipment else row["root"],
+                            served_unit=row["served_unit"], school=row["school"])
     events = []
     if scheduled_for is not None:
-        events.append(NotificationEvent(event_key("scheduled", ticket_id, scheduled_for),
-                                        "ticket_scheduled", now,
-                                        {**data, "scheduled_for": scheduled_for}))
+        events.append(ticket_scheduled(subject, actor, scheduled_for, now))
     if status == TicketStatus.CLOSED:
-        events.append(NotificationEvent(event_key("closed", ticket_id), "ticket_closed", now,
-                                        data))
+        events.append(ticket_closed_by(subject, actor, now))
     await record(db, events)
 
 

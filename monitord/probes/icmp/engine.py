@@ -20,8 +20,10 @@ small receive buffers — live hosts then look dead.  Instead:
   results say ``complete=False``.  A live host is never reported dead with complete=True
   because of a local limit.
 
-icmplib provides socket creation with clear permission errors; packet building, matching
-and batching live here and in :mod:`monitord.probes.icmp_packet`.
+Matching and sending live here; the rest of the package holds packet building
+(:mod:`.packet`), pacing and per-batch state (:mod:`.pacing`), the sockets
+(:mod:`.sockets`), name resolution (:mod:`.resolve`) and the ``icmp`` prober
+(:mod:`.prober`).
 """
 
 from __future__ import annotations
@@ -31,24 +33,22 @@ import contextlib
 import errno
 import itertools
 import logging
-import operator
-import os
 import secrets
 import socket
 import time
 from bisect import bisect_right
-from collections import deque
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Literal
 
-from icmplib import ICMPv4Socket, ICMPv6Socket
-from icmplib.exceptions import ICMPLibError, SocketPermissionError
+from monitord.probes.base import ProbeSetupError
+from monitord.probes.icmp import packet as pkt
+from monitord.probes.icmp.pacing import NS, Batch, Dest, Pacer, PingParams
+from monitord.probes.icmp.resolve import Resolver, same_ip
+from monitord.probes.icmp.results import HostResult, IcmpRound, IcmpStats, lossy, summarise
+from monitord.probes.icmp.sockets import Channel, open_channel, read_drops, setup_help
 
-from monitord.probes import icmp_packet as pkt
-from monitord.probes.base import Observation, ProbeSetupError, RoundStats, Target
-
-log = logging.getLogger(__name__)
+log = logging.getLogger("monitord.probes.icmp")
 
 Mode = Literal["auto", "raw", "dgram"]
 
@@ -63,257 +63,9 @@ REPROBE_SLOWDOWN = 8  # each re-probe runs at rate / 8**attempt
 DRAIN_MAX = 4096  # packets read per reader callback before yielding to the loop
 RECV_BYTES = 576  # enough for an error message quoting our whole request
 SEND_RETRY_S = 0.001  # back-off when the kernel has no buffer space for a send
-RESOLVE_TTL_S = 30.0
-RESOLVE_NEGATIVE_TTL_S = 5.0
-RESOLVE_TIMEOUT_S = 5.0
-RESOLVE_CONCURRENCY = 32
 
-_NS = 1_000_000_000
 _UNREACHABLE_ERRNOS = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH})
 _RETRY_ERRNOS = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS, errno.EINTR})
-
-
-# --------------------------------------------------------------------------- results
-
-
-@dataclass(slots=True)
-class IcmpStats:
-    """Engine-wide counters since start (exported as ``monitord_icmp_*``)."""
-
-    packets_sent: int = 0
-    packets_received: int = 0  # matched, timely, first replies
-    send_errors: int = 0  # sends that failed locally (not retried-then-sent ones)
-    send_retries: int = 0  # sends retried after EAGAIN/ENOBUFS (then sent)
-    socket_drops: int = 0  # replies the kernel dropped for our sockets (buffer full)
-    invalid_replies: int = 0  # our cookie but inconsistent fields (wrong source, index…)
-    duplicate_replies: int = 0
-    late_replies: int = 0  # after the timeout or after the round ended
-    foreign_packets: int = 0  # other programs' echo replies seen on a raw socket
-    rounds: int = 0
-    rounds_incomplete: int = 0
-    hosts_reprobed: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
-
-
-@dataclass(slots=True)
-class HostResult:
-    """One host in one round.  Times are seconds.
-
-    ``jitter`` is the mean absolute difference between successive RTTs (in ping order,
-    lost pings skipped; RFC 3550-style without smoothing): 0.0 with one reply, None
-    with none.  ``complete`` is False when a local limit (socket drops, send failure,
-    engine closing, DNS unavailable) makes missing replies untrustworthy.
-    """
-
-    address: str
-    ip: str | None
-    sent: int
-    received: int
-    loss_ratio: float
-    rtt_min: float | None = None
-    rtt_avg: float | None = None
-    rtt_max: float | None = None
-    jitter: float | None = None
-    complete: bool = True
-    reason: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.received > 0
-
-
-@dataclass(slots=True)
-class IcmpRound:
-    """Results of one :meth:`IcmpEngine.ping` call, ``results`` in input order."""
-
-    results: list[HostResult]
-    incomplete: bool = False
-    reason: str = ""
-    duration: float = 0.0
-    socket_drops: int = 0
-    invalid_replies: int = 0
-    late_replies: int = 0
-    duplicate_replies: int = 0
-    reprobed_hosts: int = 0
-
-
-# --------------------------------------------------------------------------- internals
-
-
-@dataclass(slots=True)
-class _Channel:
-    """One shared socket (one address family) and what is needed to read it fast."""
-
-    family: int
-    sock: socket.socket
-    holder: Any  # the icmplib socket object that owns ``sock``; kept alive with it
-    ip_header: bool  # raw IPv4 sockets deliver the IP header too
-    request_type: int
-    reply_type: int
-    error_types: frozenset[int]
-    proc_table: str
-    inode: int
-    drops_visible: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class _Dest:
-    """A resolved host: family slot (0 = IPv4, 1 = IPv6), canonical text, sockaddr."""
-
-    slot: int
-    ip: str
-    sockaddr: tuple[Any, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class _Params:
-    """Per-round settings: pings per host, per-request timeout and per-host gap (s)."""
-
-    count: int
-    timeout: float
-    period: float
-
-
-class _Pacer:
-    """Token bucket: ``rate`` packets per second, at most ``burst`` at once.
-
-    Requests are granted in chunks of at least ``2/5 burst`` (about 2 ms of traffic):
-    many tiny bursts would each cost an event-loop iteration, which at 50k pps costs
-    more CPU than the sends themselves.
-    """
-
-    __slots__ = ("burst", "chunk", "rate", "stamp", "tokens")
-
-    def __init__(self, rate_pps: float, burst: int) -> None:
-        self.rate = float(rate_pps)
-        self.burst = max(1, burst)
-        self.chunk = max(1, self.burst * 2 // 5)
-        self.tokens = float(self.burst)
-        self.stamp = time.monotonic_ns()
-
-    def available(self, now: int, want: int) -> int:
-        """Tokens usable now for ``want`` requests: 0 until a whole chunk is ready."""
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate / _NS)
-        self.stamp = now
-        have = int(self.tokens)
-        return have if have >= min(want, self.chunk) else 0
-
-    def take(self, n: int) -> None:
-        self.tokens -= n
-
-    def wait_s(self) -> float:
-        """How long until a chunk is ready; never under 1 ms (the loop's timer grain)."""
-        return max(0.001, (self.chunk - self.tokens) / self.rate)
-
-
-class _Batch:
-    """One pass of ``count`` pings over a list of hosts (a round or one re-probe).
-
-    Per-ping state lives in flat arrays indexed ``pos = ping * n + host`` so that the
-    requests of one wave are contiguous: the in-flight accounting can then expire a
-    whole burst with one ``bytearray.count``.
-    """
-
-    __slots__ = (
-        "aborted",
-        "bursts",
-        "count",
-        "dests",
-        "done",
-        "drops",
-        "duplicates",
-        "expired_pos",
-        "flags",
-        "invalid",
-        "ips",
-        "last_tx",
-        "late",
-        "max_tx",
-        "n",
-        "pacer",
-        "period_ns",
-        "received",
-        "rid",
-        "rtt",
-        "send_failed",
-        "sending_done",
-        "sent",
-        "sent_total",
-        "start_mono",
-        "timeout_ns",
-        "unreachable",
-    )
-
-    def __init__(self, rid: int, dests: list[_Dest], p: _Params,
-                 pacer: _Pacer | None) -> None:
-        self.rid = rid
-        self.dests = dests
-        self.ips = [d.ip for d in dests]
-        self.n = n = len(dests)
-        self.count = count = p.count
-        self.timeout_ns = int(p.timeout * _NS)
-        self.period_ns = int(p.period * _NS)
-        self.pacer = pacer
-        self.flags = bytearray(n * count)  # 1 = answered in time
-        self.rtt = [0] * (n * count)  # ns
-        self.sent = [0] * n
-        self.last_tx = [0] * n
-        self.send_failed = bytearray(n)  # local send error: result untrustworthy
-        self.unreachable = bytearray(n)  # no route / ICMP destination unreachable
-        self.received = 0
-        self.sent_total = 0
-        self.max_tx = 0
-        self.sending_done = False
-        self.aborted = False
-        self.done = asyncio.Event()
-        self.start_mono = time.monotonic_ns()
-        self.bursts: deque[tuple[int, int, int, int]] = deque()  # deadline, lo, hi, nsent
-        self.expired_pos = 0
-        self.drops = 0
-        self.invalid = 0
-        self.late = 0
-        self.duplicates = 0
-
-    def results(self, addresses: list[str]) -> list[HostResult]:
-        """Summarise every host (``addresses[i]`` is host i's name as given).
-
-        Walks the wave-major arrays column-wise (one tuple per host) because this runs
-        once per host per round: at 10,000 hosts it must cost microseconds, not tens.
-        """
-        n, count, ns = self.n, self.count, float(_NS)
-        rtt_cols = zip(*(self.rtt[k * n:(k + 1) * n] for k in range(count)), strict=True)
-        flag_cols = zip(*(self.flags[k * n:(k + 1) * n] for k in range(count)), strict=True)
-        out: list[HostResult] = []
-        for i, (rs, fs) in enumerate(zip(rtt_cols, flag_cols, strict=True)):
-            rtts = rs if fs.count(1) == count else [r for r, f in zip(rs, fs, strict=True) if f]
-            got = len(rtts)
-            sent = self.sent[i]
-            loss = 1.0 - got / sent if sent else 1.0
-            if got:
-                jitter = (sum(map(abs, map(operator.sub, rtts[1:], rtts[:-1]))) / (got - 1)
-                          if got > 1 else 0)
-                out.append(HostResult(addresses[i], self.dests[i].ip, sent, got, loss,
-                                      min(rtts) / ns, sum(rtts) / got / ns, max(rtts) / ns,
-                                      jitter / ns, not (self.send_failed[i] or self.aborted)))
-            else:
-                out.append(self._failed(i, addresses[i], sent))
-        return out
-
-    def _failed(self, i: int, address: str, sent: int) -> HostResult:
-        """Result of a host that never answered, with the most specific reason."""
-        if self.aborted:
-            return HostResult(address, self.dests[i].ip, sent, 0, 1.0, complete=False,
-                              reason="engine_closed")
-        if self.send_failed[i]:
-            return HostResult(address, self.dests[i].ip, sent, 0, 1.0, complete=False,
-                              reason="send_failed")
-        reason = "unreachable" if self.unreachable[i] else "timeout"
-        return HostResult(address, self.dests[i].ip, sent, 0, 1.0, reason=reason)
-
-
-# --------------------------------------------------------------------------- engine
 
 
 class IcmpEngine:
@@ -339,13 +91,13 @@ class IcmpEngine:
         self.max_in_flight = max_in_flight
         self.rcvbuf_bytes = rcvbuf_bytes
         self.stats = IcmpStats()
-        self._channels: list[_Channel | None] = [None, None]
+        self._channels: list[Channel | None] = [None, None]
         self._cookie = secrets.token_bytes(pkt.COOKIE_LEN)
         self._ident = secrets.randbelow(0x10000)
         self._csum_base = pkt.checksum_base(self._ident, self._cookie)
         self._rid = itertools.count(secrets.randbelow(pkt.MAX_ROUND_ID // 2) + 1)
-        self._batches: dict[int, _Batch] = {}
-        self._pacer = _Pacer(rate_pps, max(1, rate_pps // 200))  # bursts of ≤ 5 ms
+        self._batches: dict[int, Batch] = {}
+        self._pacer = Pacer(rate_pps, max(1, rate_pps // 200))  # bursts of ≤ 5 ms
         self._in_flight = 0
         self._room = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -353,9 +105,7 @@ class IcmpEngine:
         self._idle = asyncio.Event()
         self._idle.set()
         self._active_pings = 0
-        self._dns: dict[str, tuple[float, _Dest | None, bool]] = {}
-        self._literals: dict[str, _Dest] = {}
-        self._dns_sem = asyncio.Semaphore(RESOLVE_CONCURRENCY)
+        self._resolver = Resolver(self._channels)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -384,7 +134,7 @@ class IcmpEngine:
             self.mode = mode
             break
         if self.mode is None:
-            raise ProbeSetupError(self._setup_help(errors))
+            raise ProbeSetupError(setup_help(errors))
         for ch in self._channels:
             if ch is not None:
                 self._loop.add_reader(ch.sock.fileno(), self._drain, ch)
@@ -399,79 +149,13 @@ class IcmpEngine:
             "+".join(self.families), self.rate_pps, self.max_in_flight, rcvbuf,
         )
 
-    def _setup_help(self, errors: list[str]) -> str:
-        try:
-            with open("/proc/sys/net/ipv4/ping_group_range", encoding="ascii") as fh:
-                groups = fh.read().strip()
-        except OSError:
-            groups = "unknown"
-        return (
-            "ICMP probe cannot open a socket ("
-            + "; ".join(errors)
-            + "). Fix one of: run monitord as root, or give it CAP_NET_RAW "
-            "(`setcap cap_net_raw+ep` on the Python interpreter, or "
-            "AmbientCapabilities=CAP_NET_RAW in the systemd unit); or allow unprivileged "
-            'ping sockets with `sysctl -w net.ipv4.ping_group_range="0 2147483647"` '
-            f"(currently {groups!r}; this process has gid {os.getgid()}, groups "
-            f"{sorted(os.getgroups())})."
-        )
-
     def _open(self, mode: str) -> None:
         """Open the IPv4 socket (required) and the IPv6 one (optional) in ``mode``."""
-        self._channels[0] = self._open_channel(mode, socket.AF_INET)
+        self._channels[0] = open_channel(mode, socket.AF_INET, self.rcvbuf_bytes)
         try:
-            self._channels[1] = self._open_channel(mode, socket.AF_INET6)
+            self._channels[1] = open_channel(mode, socket.AF_INET6, self.rcvbuf_bytes)
         except OSError as exc:
             log.warning("ICMP engine: IPv6 unavailable (%s); IPv6 targets will fail", exc)
-
-    def _open_channel(self, mode: str, family: int) -> _Channel:
-        raw = mode == "raw"
-        v6 = family == socket.AF_INET6
-        cls = ICMPv6Socket if v6 else ICMPv4Socket
-        try:
-            holder = cls(privileged=raw)
-        except SocketPermissionError as exc:
-            raise PermissionError(errno.EPERM, str(exc)) from exc
-        except ICMPLibError as exc:
-            raise OSError(errno.EINVAL, str(exc)) from exc
-        sock: socket.socket = holder.sock
-        sock.setblocking(False)
-        if not raw:
-            # A ping socket only appears in /proc/net/icmp[6] (where its drop counter
-            # is) once bound; binding also makes the kernel pick its identifier now.
-            sock.bind(("::", 0) if v6 else ("0.0.0.0", 0))
-        self._set_buffers(sock)
-        sock.setsockopt(socket.SOL_SOCKET, pkt.SO_TIMESTAMPNS, 1)
-        if v6:
-            errs = frozenset({pkt.ICMP6_DEST_UNREACH, pkt.ICMP6_TIME_EXCEEDED})
-            if raw:
-                sock.setsockopt(socket.IPPROTO_ICMPV6, pkt.ICMP6_FILTER,
-                                pkt.icmp6_filter(pkt.ICMP6_ECHO_REPLY, *errs))
-            req, rep = pkt.ICMP6_ECHO_REQUEST, pkt.ICMP6_ECHO_REPLY
-        else:
-            errs = frozenset({pkt.ICMP_DEST_UNREACH, pkt.ICMP_TIME_EXCEEDED})
-            if raw:
-                sock.setsockopt(pkt.SOL_RAW, pkt.ICMP_FILTER,
-                                pkt.icmp4_filter(pkt.ICMP_ECHO_REPLY, *errs))
-            req, rep = pkt.ICMP_ECHO_REQUEST, pkt.ICMP_ECHO_REPLY
-        table = pkt.PROC_TABLES[(mode, family)]
-        inode = pkt.socket_inode(sock)
-        visible = pkt.socket_drops(table, inode) is not None
-        if not visible:
-            log.warning("ICMP engine: socket not found in %s; local drops are undetectable "
-                        "and every lossy result will be marked incomplete", table)
-        return _Channel(family, sock, holder, raw and not v6, req, rep,
-                        errs if raw else frozenset(), table, inode, visible)
-
-    def _set_buffers(self, sock: socket.socket) -> None:
-        """Large buffers: forced past the sysctl limits when privileged, else best effort."""
-        for force, plain in ((pkt.SO_RCVBUFFORCE, socket.SO_RCVBUF),
-                             (pkt.SO_SNDBUFFORCE, socket.SO_SNDBUF)):
-            size = self.rcvbuf_bytes if plain == socket.SO_RCVBUF else 4 << 20
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, force, size)
-            except OSError:
-                sock.setsockopt(socket.SOL_SOCKET, plain, size)
 
     async def close(self) -> None:
         """Stop: running pings finish at once with incomplete results, sockets close."""
@@ -519,12 +203,12 @@ class IcmpEngine:
         if self._closing:
             rnd = IcmpRound([HostResult(a, None, 0, 0, 1.0, complete=False,
                                         reason="engine_closed") for a in addresses])
-            self._summarise(rnd, dict.fromkeys(range(len(addresses)), "engine_closed"))
+            summarise(rnd, dict.fromkeys(range(len(addresses)), "engine_closed"))
             return rnd
         self._active_pings += 1
         self._idle.clear()
         try:
-            rnd = await self._ping(list(addresses), _Params(count, timeout, period))
+            rnd = await self._ping(list(addresses), PingParams(count, timeout, period))
         finally:
             self._active_pings -= 1
             if self._active_pings == 0:
@@ -535,13 +219,13 @@ class IcmpEngine:
             self.stats.rounds_incomplete += 1
         return rnd
 
-    async def _ping(self, addresses: list[str], p: _Params) -> IcmpRound:
-        resolved = await self._resolve_all(addresses)
+    async def _ping(self, addresses: list[str], p: PingParams) -> IcmpRound:
+        resolved = await self._resolver.resolve_all(addresses)
         results: list[HostResult] = []
         causes: dict[int, str] = {}  # why a host's result is incomplete
-        dests: dict[int, _Dest] = {}
+        dests: dict[int, Dest] = {}
         for i, (addr, res) in enumerate(zip(addresses, resolved, strict=True)):
-            if isinstance(res, _Dest):
+            if isinstance(res, Dest):
                 dests[i] = res
                 results.append(HostResult(addr, res.ip, 0, 0, 1.0))  # replaced below
             else:
@@ -575,7 +259,7 @@ class IcmpEngine:
                 break
             # A local drop can only *remove* replies: hosts that answered every request
             # are exact.  Probe the others again, more slowly.
-            suspects = [i for i in suspects if _lossy(results[i])]
+            suspects = [i for i in suspects if lossy(results[i])]
             if not suspects:
                 break
             if attempt < REPROBE_ATTEMPTS:
@@ -586,52 +270,31 @@ class IcmpEngine:
             results[i] = replace(r, complete=False,
                                  reason=r.reason if r.received else "socket_drops")
             causes[i] = "socket_drops"
-        self._summarise(rnd, causes)
+        summarise(rnd, causes)
         return rnd
 
-    def _reprobe_pacer(self, attempt: int) -> _Pacer | None:
+    def _reprobe_pacer(self, attempt: int) -> Pacer | None:
         """Re-probes run at rate / 8**attempt so the receive queue cannot overflow again."""
         if not attempt:
             return None
         rate = max(10.0, self.rate_pps / REPROBE_SLOWDOWN**attempt)
-        return _Pacer(rate, max(1, int(rate // 200)))
-
-    @staticmethod
-    def _summarise(rnd: IcmpRound, causes: dict[int, str]) -> None:
-        """Mark the round incomplete, with a reason, if any host result is untrustworthy."""
-        counts: dict[str, int] = {}
-        for cause in causes.values():
-            counts[cause] = counts.get(cause, 0) + 1
-        if not counts:
-            return
-        rnd.incomplete = True
-        text = {
-            "socket_drops": "socket_drops: {n} lossy hosts could not be confirmed: the kernel "
-                            "kept dropping replies (receive buffer overrun, drop counter "
-                            "+{d}) after re-probing",
-            "engine_closed": "engine closed during the round ({n} hosts)",
-            "send_failed": "send_failed: the kernel refused requests to {n} hosts",
-            "resolve_failed": "resolve_failed: name lookup temporarily failed for {n} hosts",
-        }
-        rnd.reason = "; ".join(
-            text.get(c, c + ": {n} hosts").format(n=n, d=rnd.socket_drops)
-            for c, n in sorted(counts.items()))
+        return Pacer(rate, max(1, int(rate // 200)))
 
     # ------------------------------------------------------------------ batches
 
-    async def _run_batch(self, dests: list[_Dest], p: _Params, pacer: _Pacer | None) -> _Batch:
+    async def _run_batch(self, dests: list[Dest], p: PingParams, pacer: Pacer | None) -> Batch:
         rid = next(self._rid) & pkt.MAX_ROUND_ID
-        b = _Batch(rid, dests, p, pacer)
+        b = Batch(rid, dests, p, pacer)
         if not dests:
             return b
         self._batches[rid] = b
-        drops0 = self._read_drops()
+        drops0 = read_drops(self._channels)
         try:
             await self._send_all(b)
             b.sending_done = True
             if b.received >= b.sent_total:
                 b.done.set()
-            remaining = (b.max_tx + b.timeout_ns - time.monotonic_ns()) / _NS
+            remaining = (b.max_tx + b.timeout_ns - time.monotonic_ns()) / NS
             if remaining > 0 and not b.done.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(b.done.wait(), remaining)
@@ -639,7 +302,7 @@ class IcmpEngine:
         finally:
             del self._batches[rid]
             self._settle(b)
-        drops1 = self._read_drops()
+        drops1 = read_drops(self._channels)
         if drops0 is None or drops1 is None:
             b.drops = 1 if b.received < b.sent_total else 0  # unknown: assume the worst
         else:
@@ -647,7 +310,7 @@ class IcmpEngine:
             self.stats.socket_drops += b.drops
         return b
 
-    async def _send_all(self, b: _Batch) -> None:
+    async def _send_all(self, b: Batch) -> None:
         """Send every wave; wave k+1 to a host no sooner than ``period`` after wave k."""
         for k in range(b.count):
             active = [i for i in range(b.n) if not b.send_failed[i] and not b.unreachable[i]]
@@ -663,7 +326,7 @@ class IcmpEngine:
                                        key=b.last_tx.__getitem__)
                     if end == start:
                         await asyncio.sleep((b.last_tx[active[start]] + b.period_ns - now)
-                                            / _NS)
+                                            / NS)
                         continue
                 grant = self._grant(b, now, end - start)
                 if grant <= 0:
@@ -682,13 +345,13 @@ class IcmpEngine:
                 now = time.monotonic_ns()
                 if nxt > start or not stalled_since:
                     stalled_since = now
-                elif now - stalled_since > max(b.timeout_ns, _NS):
+                elif now - stalled_since > max(b.timeout_ns, NS):
                     self._give_up_send(b, active[nxt])
                     nxt, stalled_since = nxt + 1, 0
                 start = nxt
                 await asyncio.sleep(SEND_RETRY_S)
 
-    def _grant(self, b: _Batch, now: int, want: int) -> int:
+    def _grant(self, b: Batch, now: int, want: int) -> int:
         """Requests allowed now by the engine pacer, the batch pacer and max_in_flight."""
         if self._in_flight >= self.max_in_flight:
             self._expire(now)
@@ -700,7 +363,7 @@ class IcmpEngine:
         self._pacer.take(max(grant, 0))
         return grant
 
-    def _pause(self, b: _Batch) -> float:
+    def _pause(self, b: Batch) -> float:
         """0 when the next chunk may be sent at once, else the time until it may."""
         now = time.monotonic_ns()
         want = self._pacer.chunk if b.pacer is None else min(self._pacer.chunk, b.pacer.chunk)
@@ -709,7 +372,7 @@ class IcmpEngine:
             return 0.0
         return max(self._pacer.wait_s(), b.pacer.wait_s() if b.pacer else 0.0)
 
-    async def _wait_for_room(self, b: _Batch) -> None:
+    async def _wait_for_room(self, b: Batch) -> None:
         wait = self._pacer.wait_s()
         if b.pacer is not None:
             wait = max(wait, b.pacer.wait_s())
@@ -718,13 +381,13 @@ class IcmpEngine:
             self._room.clear()
             deadline = min((x.bursts[0][0] for x in self._batches.values() if x.bursts),
                            default=time.monotonic_ns() + 10_000_000)
-            wait = max(0.001, (deadline - time.monotonic_ns()) / _NS)
+            wait = max(0.001, (deadline - time.monotonic_ns()) / NS)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._room.wait(), wait)
             return
         await asyncio.sleep(wait)
 
-    def _send_burst(self, b: _Batch, k: int, active: list[int], lo: int, hi: int) -> int:
+    def _send_burst(self, b: Batch, k: int, active: list[int], lo: int, hi: int) -> int:
         """Send wave ``k`` to ``active[lo:hi]``; return the next position to send.
 
         Stops early (returning that position) when the kernel is out of buffer space, so
@@ -773,7 +436,7 @@ class IcmpEngine:
         self._record_burst(b, base_pos + active[lo], base_pos + active[hi - 1] + 1, nsent, tx)
         return hi
 
-    def _record_burst(self, b: _Batch, lo_pos: int, hi_pos: int, nsent: int,
+    def _record_burst(self, b: Batch, lo_pos: int, hi_pos: int, nsent: int,
                       last_tx: int) -> None:
         """Account a burst for max_in_flight: it expires ``timeout`` after its last send.
 
@@ -787,13 +450,13 @@ class IcmpEngine:
         self._in_flight += nsent
         self.stats.packets_sent += nsent
 
-    def _give_up_send(self, b: _Batch, i: int) -> None:
+    def _give_up_send(self, b: Batch, i: int) -> None:
         self.stats.send_errors += 1
         b.send_failed[i] = 1
         log.warning("ICMP send to %s kept failing for lack of buffer space; giving up "
                     "for this round", b.dests[i].ip)
 
-    def _send_error(self, b: _Batch, i: int, exc: OSError) -> None:
+    def _send_error(self, b: Batch, i: int, exc: OSError) -> None:
         self.stats.send_errors += 1
         if exc.errno in _UNREACHABLE_ERRNOS:
             b.unreachable[i] = 1  # no route from here: a real answer about the host
@@ -810,24 +473,13 @@ class IcmpEngine:
                 self._in_flight -= nsent - b.flags.count(1, lo, hi)
                 b.expired_pos = hi
 
-    def _settle(self, b: _Batch) -> None:
+    def _settle(self, b: Batch) -> None:
         """Batch over: whatever is still counted in flight is not any more."""
         while b.bursts:
             _, lo, hi, nsent = b.bursts.popleft()
             self._in_flight -= nsent - b.flags.count(1, lo, hi)
         b.expired_pos = b.n * b.count
         self._room.set()
-
-    def _read_drops(self) -> int | None:
-        total = 0
-        for ch in self._channels:
-            if ch is None:
-                continue
-            d = pkt.socket_drops(ch.proc_table, ch.inode)
-            if d is None:
-                return None
-            total += d
-        return total
 
     # ------------------------------------------------------------------ receiving
 
@@ -836,7 +488,7 @@ class IcmpEngine:
             if ch is not None:
                 self._drain(ch)
 
-    def _drain(self, ch: _Channel) -> None:
+    def _drain(self, ch: Channel) -> None:
         """Reader callback: read until EAGAIN (bounded), match each reply to its request.
 
         This is the per-packet hot path, hence the local aliases and the per-batch
@@ -849,7 +501,7 @@ class IcmpEngine:
                                      time.monotonic_ns)
         need = pkt.PACKET_LEN
         cur = -1
-        b: _Batch | None = None
+        b: Batch | None = None
         n = count = start = timeout = 0
         flags, rtts, ips = bytearray(), [0], [""]
         matched = freed = 0
@@ -882,11 +534,11 @@ class IcmpEngine:
             rtt = mono_ns() - tx_mono
             if anc and len(anc[0][2]) >= 16:
                 sec, nsec = timespec(anc[0][2])
-                krtt = sec * _NS + nsec - tx_wall
+                krtt = sec * NS + nsec - tx_wall
                 if 0 <= krtt <= rtt:  # kernel receive time, unless the wall clock stepped
                     rtt = krtt
             if idx >= n or k >= count or tx_mono < start or rtt < 0 or (
-                src[0] != ips[idx] and not _same_ip(src[0], ips[idx])
+                src[0] != ips[idx] and not same_ip(src[0], ips[idx])
             ):
                 b.invalid += 1
                 stats.invalid_replies += 1
@@ -913,7 +565,7 @@ class IcmpEngine:
             self._in_flight -= freed
             self._room.set()
 
-    def _on_icmp_error(self, ch: _Channel, data: bytes, off: int) -> None:
+    def _on_icmp_error(self, ch: Channel, data: bytes, off: int) -> None:
         """Destination unreachable / time exceeded quoting one of our requests."""
         inner = off + 8
         if ch.family == socket.AF_INET:
@@ -931,158 +583,10 @@ class IcmpEngine:
             return
         rid, idx, _k, _w, _m = pkt.PAYLOAD_TAIL.unpack_from(data, inner + 16)
         b = self._batches.get(rid)
-        if b is not None and idx < b.n and _same_ip(dst, b.dests[idx].ip):
+        if b is not None and idx < b.n and same_ip(dst, b.dests[idx].ip):
             b.unreachable[idx] = 1
-
-    # ------------------------------------------------------------------ resolving
-
-    async def _resolve_all(self, addresses: list[str]) -> list[_Dest | tuple[str, bool]]:
-        """Resolve every address: literals inline, names concurrently via getaddrinfo."""
-        out: list[_Dest | tuple[str, bool]] = []
-        names: dict[str, list[int]] = {}
-        literals, channels = self._literals, self._channels
-        for i, addr in enumerate(addresses):
-            dest = literals.get(addr)
-            if dest is None:
-                dest = self._literal(addr)
-            if dest is None:
-                names.setdefault(addr, []).append(i)
-                out.append(("resolve_failed", True))
-            elif channels[dest.slot] is None:
-                out.append(("unsupported_family", False))
-            else:
-                out.append(dest)
-        if names:
-            found = await asyncio.gather(*(self._resolve(n) for n in names))
-            for (_name, idxs), res in zip(names.items(), found, strict=True):
-                for i in idxs:
-                    out[i] = res
-        return out
-
-    def _literal(self, addr: str) -> _Dest | None:
-        """Parse an IP literal once; the daemon pings the same addresses every round."""
-        lit = pkt.ip_literal(addr)
-        if lit is None:
-            return None
-        family, ip = lit
-        dest = _Dest(0 if family == socket.AF_INET else 1, ip, (ip, 0))
-        if len(self._literals) >= 1 << 18:
-            self._literals.clear()
-        self._literals[addr] = dest
-        return dest
-
-    async def _resolve(self, name: str) -> _Dest | tuple[str, bool]:
-        """Resolve one name (cached briefly).  Temporary DNS failure → incomplete."""
-        now = time.monotonic()
-        cached = self._dns.get(name)
-        if cached is not None and cached[0] > now:
-            return cached[1] if cached[1] is not None else ("resolve_failed", cached[2])
-        dest: _Dest | None = None
-        definitive = True
-        loop = asyncio.get_running_loop()
-        try:
-            async with self._dns_sem:
-                infos = await asyncio.wait_for(
-                    loop.getaddrinfo(name, None, type=socket.SOCK_RAW), RESOLVE_TIMEOUT_S)
-            for family, _t, _p, _c, sockaddr in infos:
-                slot = {socket.AF_INET: 0, socket.AF_INET6: 1}.get(family)
-                if slot is not None and self._channels[slot] is not None:
-                    ip = str(sockaddr[0])
-                    dest = _Dest(slot, ip, (ip, 0) if slot == 0 else tuple(sockaddr))
-                    break
-        except socket.gaierror as exc:
-            definitive = exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", -5))
-        except (TimeoutError, OSError, UnicodeError):
-            definitive = False
-        ttl = RESOLVE_TTL_S if dest is not None else RESOLVE_NEGATIVE_TTL_S
-        if len(self._dns) > 100_000:
-            self._dns.clear()
-        self._dns[name] = (now + ttl, dest, definitive)
-        return dest if dest is not None else ("resolve_failed", definitive)
 
 
 def _no_socket(data: bytes, address: Any) -> int:
     """Stand-in sender for a family without a socket (its hosts never get this far)."""
     raise OSError(errno.EAFNOSUPPORT, "no socket for this address family")
-
-
-def _same_ip(a: str, b: str) -> bool:
-    """Compare reply source and host address ignoring an IPv6 ``%scope`` suffix."""
-    return a.partition("%")[0] == b.partition("%")[0]
-
-
-def _lossy(r: HostResult | None) -> bool:
-    return r is not None and r.sent > 0 and r.received < r.sent and r.reason not in (
-        "send_failed", "unreachable", "engine_closed")
-
-
-# --------------------------------------------------------------------------- prober
-
-
-def _params(params: Mapping[str, Any]) -> _Params:
-    return _Params(int(params.get("count", DEFAULT_COUNT)),
-                   float(params.get("timeout", DEFAULT_TIMEOUT)),
-                   float(params.get("period", DEFAULT_PERIOD)))
-
-
-class IcmpProber:
-    """The ``icmp`` probe (monitord.probes.base.Prober) on top of one shared :class:`IcmpEngine`.
-
-    Target params: ``count`` (pings), ``timeout`` and ``period`` (seconds).  Targets with
-    equal params share one engine round; different groups run concurrently.  Observation
-    values: ``rtt_{min,avg,max}_seconds`` and ``jitter_seconds`` (only when a reply came),
-    ``loss_ratio``, ``sent``, ``received``.  The prober reports one round as it was; the
-    state tracker judges loss and latency over a window of rounds (monitord.domain.state).
-    """
-
-    name = "icmp"
-
-    def __init__(self, mode: Mode = "auto", rate_pps: int = DEFAULT_RATE_PPS,
-                 max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
-                 rcvbuf_bytes: int = DEFAULT_RCVBUF_BYTES) -> None:
-        self.engine = IcmpEngine(mode, rate_pps, max_in_flight, rcvbuf_bytes)
-
-    @property
-    def mode(self) -> str | None:
-        """``"raw"`` or ``"dgram"`` once started, None before."""
-        return self.engine.mode
-
-    @property
-    def stats(self) -> IcmpStats:
-        return self.engine.stats
-
-    async def start(self) -> None:
-        await self.engine.start()
-
-    async def close(self) -> None:
-        await self.engine.close()
-
-    async def probe(self, targets: Sequence[Target]) -> tuple[list[Observation], RoundStats]:
-        t0 = time.monotonic()
-        groups: dict[_Params, list[int]] = {}
-        for i, t in enumerate(targets):
-            groups.setdefault(_params(t.params), []).append(i)
-        keys = list(groups)
-        rounds = await asyncio.gather(*(
-            self.engine.ping([targets[i].address for i in groups[p]], count=p.count,
-                             timeout=p.timeout, period=p.period) for p in keys))
-        obs: list[Observation | None] = [None] * len(targets)
-        reasons: list[str] = []
-        for p, rnd in zip(keys, rounds, strict=True):
-            if rnd.incomplete:
-                reasons.append(rnd.reason)
-            for i, res in zip(groups[p], rnd.results, strict=True):
-                obs[i] = _observation(targets[i].device_id, self.name, res, rnd.duration)
-        stats = RoundStats(self.name, len(targets), time.monotonic() - t0,
-                           complete=not reasons, reason="; ".join(reasons))
-        return [o for o in obs if o is not None], stats
-
-
-def _observation(device_id: str, probe: str, r: HostResult, duration: float) -> Observation:
-    values: dict[str, float] = {"sent": float(r.sent), "received": float(r.received),
-                                "loss_ratio": r.loss_ratio}
-    if r.received:
-        values.update(rtt_min_seconds=r.rtt_min or 0.0, rtt_avg_seconds=r.rtt_avg or 0.0,
-                      rtt_max_seconds=r.rtt_max or 0.0, jitter_seconds=r.jitter or 0.0)
-    return Observation(device_id, probe, r.ok, duration_seconds=duration, values=values,
-                       reason=r.reason, complete=r.complete)

@@ -3,7 +3,7 @@
 Two session kinds share one small interface, so profiles and the walker never care which
 protocol version is underneath:
 
-* :class:`CommunitySession` — SNMPv1/v2c over :mod:`monitord.probes.snmp_wire` (the fast path);
+* :class:`CommunitySession` — SNMPv1/v2c over :mod:`.codec` and :mod:`.transport` (the fast path);
 * :class:`UsmSession` — SNMPv3 (USM auth/priv) through pysnmp 7's asyncio API.
 
 Every failure becomes an :class:`SnmpError` with a reason from :data:`REASONS`, which is
@@ -19,8 +19,9 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from monitord.probes import snmp_wire as w
-from monitord.probes.snmp_wire import Oid, Value, VarBind
+from monitord.probes.snmp import codec as w
+from monitord.probes.snmp.codec import Oid, Value, VarBind
+from monitord.probes.snmp.transport import RequestTimeout, SnmpSocket
 
 #: the fixed set of failure reasons (Observation.reason, errors_total{reason})
 REASONS: Final = (
@@ -88,9 +89,9 @@ class RequestCounters:
 
 
 class CommunitySession:
-    """SNMPv1/v2c to one agent over the shared :class:`~monitord.probes.snmp_wire.SnmpSocket`."""
+    """SNMPv1/v2c to one agent over the shared :class:`~.transport.SnmpSocket`."""
 
-    def __init__(self, sock: w.SnmpSocket, limiter: asyncio.Semaphore,
+    def __init__(self, sock: SnmpSocket, limiter: asyncio.Semaphore,
                  counters: RequestCounters, address: str, port: int, version: int,
                  community: bytes, timeout: float, retries: int) -> None:
         self.sock = sock
@@ -111,7 +112,7 @@ class CommunitySession:
             try:
                 raw = await self.sock.request(self.addr, self.family, build,
                                               self.timeout, self.retries)
-            except w.RequestTimeout:
+            except RequestTimeout:
                 self.counters.retries_exhausted += 1
                 raise SnmpError("timeout", f"no reply from {self.addr[0]}:{self.addr[1]}"
                                 f" in {self.timeout}s × {self.retries + 1}") from None

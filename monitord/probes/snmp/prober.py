@@ -1,14 +1,7 @@
-"""The SNMP probe: poll agents, turn what they say into observations (state, events, metrics).
+"""The ``snmp`` probe: poll agents, turn what they say into observations.
 
-Layers (each small enough to read on its own):
-
-* :mod:`monitord.probes.snmp_wire` — BER codec + one shared UDP socket for SNMPv1/v2c (fast path);
-* :mod:`monitord.probes.snmp_session` — GET/GETNEXT/GETBULK sessions (v1/v2c wire, v3 via pysnmp)
-  and the table walker with loop/budget protection;
-* this module               — per-device settings (:class:`SnmpParams`), profiles (what to
-  collect for a router, a server, a UPS …), per-device memory (last counters, last
-  uptime) that makes counters monotonic and detects reboots, and :class:`SnmpProber`.
-
+What to collect for a router, a server, a UPS … (the profiles) and how one device's poll
+goes; the layers below are in the rest of :mod:`monitord.probes.snmp`.
 See docs/snmp.md for the configuration keys, OIDs and what every value means.
 """
 
@@ -18,22 +11,34 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import ValidationError
 
-from monitord.probes import snmp_wire as w
 from monitord.probes.base import Observation, ProbeSetupError, RoundStats, Target
+from monitord.probes.metrics import MetricFamily
 from monitord.probes.ratelog import RateLimitedLog
-from monitord.probes.snmp_session import (
+from monitord.probes.snmp import codec as w
+from monitord.probes.snmp.metrics import families
+from monitord.probes.snmp.oids import (
+    HR_PROCESSOR_LOAD,
+    HR_STORAGE,
+    HR_STORAGE_RAM,
+    IF_COLUMNS,
+    LA_LOAD,
+    SYS_DESCR,
+    SYS_NAME,
+    SYS_OBJECT_ID,
+    SYS_UPTIME,
+    TICKS_WRAP,
+    UPS_SCALARS,
+)
+from monitord.probes.snmp.params import SnmpParams, SnmpV3Params
+from monitord.probes.snmp.session import (
     AUTH_PROTOCOLS,
     PRIV_PROTOCOLS,
-    REASONS,
     CommunitySession,
-    RequestCounters,
     Session,
     SnmpError,
     UsmCredentials,
@@ -41,212 +46,23 @@ from monitord.probes.snmp_session import (
     WalkLimits,
     walk_columns,
 )
+from monitord.probes.snmp.state import DeviceState, SnmpStats, fold_counter
+from monitord.probes.snmp.tables import (
+    find_uplink,
+    if_label,
+    int_of,
+    is_uplink,
+    light_uplink_label,
+    load_average,
+    speed_bps,
+    text,
+    uplink_degraded,
+    ups_values,
+)
+from monitord.probes.snmp.transport import SnmpSocket
 from monitord.values import SecretRef
 
 log = logging.getLogger("monitord.probes.snmp")
-
-__all__ = ["PROFILE_BY_KIND", "REASONS", "SnmpParams", "SnmpProber", "SnmpStats",
-           "SnmpV3Params", "profile_for_kind"]
-
-# ---------------------------------------------------------------------------- settings
-
-Profile = Literal["basic", "router", "switch", "access_point", "server", "ups"]
-
-#: default profile by monitord.config.DeviceKind value (a device may override it)
-PROFILE_BY_KIND: Final[dict[str, Profile]] = {
-    "router": "router", "switch": "switch", "access_point": "access_point",
-    "server": "server", "ups": "ups",
-}
-
-
-def profile_for_kind(kind: str) -> Profile:
-    """The profile a device of ``kind`` gets when its config names none."""
-    return PROFILE_BY_KIND.get(kind, "basic")
-
-
-class SnmpV3Params(BaseModel):
-    """SNMPv3 USM user.  Keys are references (env/file), never literal strings."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    user: str = Field(min_length=1)
-    auth_protocol: Literal["none", "md5", "sha", "sha224", "sha256", "sha384",
-                           "sha512"] = "sha256"
-    auth_key: SecretRef | None = None
-    priv_protocol: Literal["none", "des", "aes128", "aes192", "aes256", "aes192c",
-                           "aes256c"] = "aes128"
-    priv_key: SecretRef | None = None
-    context: str = ""
-
-    @model_validator(mode="after")
-    def _keys_match_level(self) -> SnmpV3Params:
-        if self.auth_protocol != "none" and self.auth_key is None:
-            raise ValueError("auth_key is required when auth_protocol is set")
-        if self.priv_protocol != "none" and self.auth_protocol == "none":
-            raise ValueError("privacy needs authentication (authPriv)")
-        if self.priv_protocol != "none" and self.priv_key is None:
-            raise ValueError("priv_key is required when priv_protocol is set")
-        return self
-
-
-class SnmpParams(BaseModel):
-    """Per-device SNMP settings (``Target.params`` of the snmp probe).
-
-    ``community`` should be a :class:`SecretRef` (``{env: NAME}`` / ``{file: PATH}``); a
-    literal string is accepted for labs and kept as a :class:`SecretStr` so it never
-    shows in ``repr``.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    version: Literal["1", "2c", "3"] = "2c"
-    community: SecretRef | SecretStr | None = None
-    port: int = Field(161, ge=1, le=65535)
-    timeout: float = Field(1.0, gt=0, le=60, description="seconds per try")
-    retries: int = Field(1, ge=0, le=10)
-    max_repetitions: int = Field(25, ge=1, le=200)
-    bulk: bool = Field(True, description="GETBULK for tables (false: GETNEXT, for bad agents)")
-    profile: Profile = "basic"
-    uplink: str | int | None = Field(None, description="ifName/ifDescr or ifIndex")
-    v3: SnmpV3Params | None = None
-    max_walk_varbinds: int = Field(50_000, ge=100)
-    deadline: float | None = Field(None, gt=0, description="cap on one device's poll")
-
-    @model_validator(mode="after")
-    def _credentials_match_version(self) -> SnmpParams:
-        if self.version == "3" and self.v3 is None:
-            raise ValueError("version 3 needs a 'v3' block")
-        if self.version != "3" and self.community is None:
-            raise ValueError(f"version {self.version} needs a 'community'")
-        return self
-
-
-# ---------------------------------------------------------------------------- OIDs
-
-
-def _o(text: str) -> bytes:
-    return w.encode_oid(w.parse_oid(text))
-
-
-SYS_DESCR = _o("1.3.6.1.2.1.1.1.0")
-SYS_OBJECT_ID = _o("1.3.6.1.2.1.1.2.0")
-SYS_UPTIME = _o("1.3.6.1.2.1.1.3.0")
-SYS_NAME = _o("1.3.6.1.2.1.1.5.0")
-
-IF = "1.3.6.1.2.1.2.2.1."
-IFX = "1.3.6.1.2.1.31.1.1.1."
-#: interface columns walked by the router/switch/access_point profiles
-IF_COLUMNS: Final = {
-    "descr": _o(IF + "2"), "speed": _o(IF + "5"), "admin_status": _o(IF + "7"),
-    "oper_status": _o(IF + "8"), "in_octets32": _o(IF + "10"),
-    "in_discards": _o(IF + "13"), "in_errors": _o(IF + "14"),
-    "out_octets32": _o(IF + "16"), "out_discards": _o(IF + "19"),
-    "out_errors": _o(IF + "20"), "name": _o(IFX + "1"), "in_octets64": _o(IFX + "6"),
-    "out_octets64": _o(IFX + "10"), "high_speed": _o(IFX + "15"),
-}
-HR_PROCESSOR_LOAD = _o("1.3.6.1.2.1.25.3.3.1.2")
-HR_STORAGE: Final = {
-    "type": _o("1.3.6.1.2.1.25.2.3.1.2"), "descr": _o("1.3.6.1.2.1.25.2.3.1.3"),
-    "unit": _o("1.3.6.1.2.1.25.2.3.1.4"), "size": _o("1.3.6.1.2.1.25.2.3.1.5"),
-    "used": _o("1.3.6.1.2.1.25.2.3.1.6"),
-}
-HR_STORAGE_RAM = (1, 3, 6, 1, 2, 1, 25, 2, 1, 2)
-LA_LOAD = [_o(f"1.3.6.1.4.1.2021.10.1.3.{i}") for i in (1, 2, 3)]
-#: UPS-MIB (RFC 1628) and Eaton/Powerware XUPS-MIB scalars; whichever the agent has
-UPS_SCALARS: Final = {
-    "battery_status": _o("1.3.6.1.2.1.33.1.2.1.0"),      # 1 unknown 2 normal 3 low 4 depleted
-    "seconds_on_battery": _o("1.3.6.1.2.1.33.1.2.2.0"),
-    "minutes_remaining": _o("1.3.6.1.2.1.33.1.2.3.0"),
-    "charge_percent": _o("1.3.6.1.2.1.33.1.2.4.0"),
-    "output_source": _o("1.3.6.1.2.1.33.1.4.1.0"),       # 3 normal, 5 battery
-    "x_seconds_remaining": _o("1.3.6.1.4.1.534.1.2.1.0"),
-    "x_charge_percent": _o("1.3.6.1.4.1.534.1.2.4.0"),
-    "x_abm_status": _o("1.3.6.1.4.1.534.1.2.5.0"),       # 2 discharging
-    "x_output_source": _o("1.3.6.1.4.1.534.1.4.5.0"),    # 3 normal, 5 battery
-}
-
-WRAP32: Final = 1 << 32
-WRAP64: Final = 1 << 64
-_TICKS_WRAP: Final = 1 << 32   # sysUpTime is TimeTicks (hundredths), wraps after 497 days
-
-
-# ---------------------------------------------------------------------------- engine state
-
-
-@dataclass(slots=True)
-class SnmpStats:
-    """Engine-wide counters for the exporter (all monotonic).
-
-    ``errors[(device, reason)]``  → ``monitord_snmp_errors_total{device,reason}``
-    ``reboots[device]``           → ``monitord_snmp_reboots_total{device}``
-    """
-
-    polls: int = 0
-    errors: Counter[tuple[str, str]] = field(default_factory=Counter)
-    reboots: Counter[str] = field(default_factory=Counter)
-    counter_wraps: Counter[str] = field(default_factory=Counter)
-    counter_resets: Counter[str] = field(default_factory=Counter)
-    requests: RequestCounters = field(default_factory=RequestCounters)
-    bulk_fallbacks: Counter[str] = field(default_factory=Counter)
-
-    def error(self, device: str, reason: str) -> None:
-        self.errors[(device, reason)] += 1
-
-
-@dataclass(slots=True)
-class _Monotonic:
-    """Turns a device's raw counter (which wraps or resets) into a monotonic total."""
-
-    raw: int
-    total: int
-    bits: int
-
-
-@dataclass(slots=True)
-class _DeviceState:
-    """What the prober remembers about one device between rounds."""
-
-    key: int                                  # id() of the params it was built from
-    params: SnmpParams
-    session: Session | None = None
-    uptime_ticks: int | None = None
-    uptime_at: float = 0.0
-    info: dict[str, str] = field(default_factory=dict)
-    counters: dict[tuple[Any, str], _Monotonic] = field(default_factory=dict)
-    last_octets: dict[Any, tuple[float, int, int]] = field(default_factory=dict)
-    uplink_index: int | None = None
-    no_hc: set[int] = field(default_factory=set)   # ifIndexes without 64-bit counters
-    bulk_ok: bool = True
-
-
-def _counter(state: _DeviceState, key: tuple[Any, str], raw: int, bits: int,
-             rebooted: bool, stats: SnmpStats, device: str) -> int:
-    """Fold a raw counter into its monotonic total.
-
-    A drop after a reboot (or a switch between 32- and 64-bit sources) is a reset: the new
-    raw value is what was counted since.  Otherwise a 32-bit drop is a wrap.  A 64-bit
-    drop without reboot cannot be a wrap in practice: it is a reset (agent restart,
-    ``clear counters``), counted in ``counter_resets``.
-    """
-    m = state.counters.get(key)
-    if m is None:
-        state.counters[key] = _Monotonic(raw, raw, bits)
-        return raw
-    if m.bits != bits:
-        delta = raw
-        stats.counter_resets[device] += 1
-    elif raw >= m.raw:
-        delta = raw - m.raw
-    elif bits == 32 and not rebooted:
-        delta = raw + WRAP32 - m.raw
-        stats.counter_wraps[device] += 1
-    else:
-        delta = raw
-        stats.counter_resets[device] += 1
-    m.raw, m.bits = raw, bits
-    m.total += delta
-    return m.total
-
-
-# ---------------------------------------------------------------------------- the prober
 
 
 class SnmpProber:
@@ -264,9 +80,9 @@ class SnmpProber:
         self.max_in_flight = max_in_flight
         self.default_deadline = default_deadline
         self.stats = SnmpStats()
-        self._sock = w.SnmpSocket(rcvbuf=rcvbuf)
+        self._sock = SnmpSocket(rcvbuf=rcvbuf)
         self._limiter: asyncio.Semaphore | None = None
-        self._devices: dict[str, _DeviceState] = {}
+        self._devices: dict[str, DeviceState] = {}
         self._v3_engine: Any = None
         self._closing = False
         self._bug_log = RateLimitedLog(log, 5, "snmp: internal errors")
@@ -277,7 +93,7 @@ class SnmpProber:
         self._limiter = asyncio.Semaphore(self.max_in_flight)
         self._closing = False
         try:
-            await self._sock._transport(2)  # AF_INET: fail early, not in the first round
+            await self._sock.open()  # IPv4: fail early, not in the first round
         except OSError as exc:
             raise ProbeSetupError(f"snmp: cannot open a UDP socket: {exc}") from exc
 
@@ -291,7 +107,7 @@ class SnmpProber:
 
     @property
     def dropped_datagrams(self) -> Mapping[str, int]:
-        """Datagrams dropped by reason (:data:`monitord.probes.snmp_wire.DROP_REASONS`)."""
+        """Datagrams dropped by reason (:data:`monitord.probes.snmp.transport.DROP_REASONS`)."""
         return self._sock.dropped
 
     @property
@@ -302,6 +118,10 @@ class SnmpProber:
     @property
     def malformed_datagrams(self) -> int:
         return self._sock.dropped["malformed"]
+
+    def metrics(self) -> list[MetricFamily]:
+        """Engine-wide counters (``monitord_snmp_*``) as exported families."""
+        return families(self.stats, self._sock.dropped)
 
     def forget(self, device_id: str) -> None:
         """Drop a device's memory (it left the config)."""
@@ -362,7 +182,7 @@ class SnmpProber:
                 obs.complete = False
         log.debug("snmp %s: %s %s", device, reason, detail)
 
-    def _state(self, target: Target) -> _DeviceState:
+    def _state(self, target: Target) -> DeviceState:
         """The device's memory, rebuilt when its params object changes."""
         st = self._devices.get(target.device_id)
         raw = target.params
@@ -372,11 +192,11 @@ class SnmpProber:
         if st is not None and st.params == params:
             st.key = id(raw)
             return st
-        st = _DeviceState(key=id(raw), params=params, bulk_ok=params.bulk)
+        st = DeviceState(key=id(raw), params=params, bulk_ok=params.bulk)
         self._devices[target.device_id] = st
         return st
 
-    def _session(self, target: Target, st: _DeviceState) -> Session:
+    def _session(self, target: Target, st: DeviceState) -> Session:
         if st.session is not None:
             return st.session
         try:
@@ -408,7 +228,7 @@ class SnmpProber:
 
     # -- one device
 
-    async def _collect(self, target: Target, st: _DeviceState, obs: Observation) -> None:
+    async def _collect(self, target: Target, st: DeviceState, obs: Observation) -> None:
         session = self._session(target, st)
         p = st.params
         device = target.device_id
@@ -428,7 +248,7 @@ class SnmpProber:
                 self.stats.bulk_fallbacks[device] += 1
             self._fail(obs, device, exc.reason, exc.detail)
 
-    async def _system(self, session: Session, st: _DeviceState, obs: Observation,
+    async def _system(self, session: Session, st: DeviceState, obs: Observation,
                       device: str) -> bool:
         """sysUpTime every round (+ info at start and after a reboot, + profile scalars)."""
         p = st.params
@@ -461,14 +281,14 @@ class SnmpProber:
         obs.info.update(st.info)
         rest = vals[len(oids):]
         if p.profile == "server":
-            _load_average(rest[:3], obs)
+            load_average(rest[:3], obs)
         elif p.profile == "ups":
-            _ups(dict(zip(UPS_SCALARS, rest[:len(scalars)], strict=True)), obs)
+            ups_values(dict(zip(UPS_SCALARS, rest[:len(scalars)], strict=True)), obs)
         if light:
             self._apply_light(st, rest[len(scalars):], obs, rebooted, device)
         return rebooted
 
-    def _uptime(self, st: _DeviceState, ticks: int, now: float, obs: Observation,
+    def _uptime(self, st: DeviceState, ticks: int, now: float, obs: Observation,
                 device: str) -> bool:
         """A decrease of sysUpTime is a reboot, unless it is the 497-day TimeTicks wrap."""
         last, at = st.uptime_ticks, st.uptime_at
@@ -476,7 +296,7 @@ class SnmpProber:
         if last is None or ticks >= last:
             return False
         expected = last + int((now - at) * 100)
-        if expected >= _TICKS_WRAP and abs((expected - _TICKS_WRAP) - ticks) < 6000:
+        if expected >= TICKS_WRAP and abs((expected - TICKS_WRAP) - ticks) < 6000:
             return False
         obs.events.append("reboot")
         self.stats.reboots[device] += 1
@@ -484,7 +304,7 @@ class SnmpProber:
         st.last_octets.clear()
         return True
 
-    def _info(self, st: _DeviceState, vals: Sequence[tuple[int, w.Value]]) -> None:
+    def _info(self, st: DeviceState, vals: Sequence[tuple[int, w.Value]]) -> None:
         for key, (tag, v) in zip(("sys_name", "sys_descr", "sys_object_id"), vals,
                                  strict=True):
             if tag in w.EXCEPTION_TAGS or v is None:
@@ -492,11 +312,11 @@ class SnmpProber:
             if isinstance(v, tuple):
                 st.info[key] = w.format_oid(v)
             elif isinstance(v, bytes):
-                st.info[key] = _text(v)
+                st.info[key] = text(v)
 
     # -- uplink on a device that does not walk interfaces (one GET, the "light" poll)
 
-    def _light_uplink_oids(self, st: _DeviceState) -> list[bytes]:
+    def _light_uplink_oids(self, st: DeviceState) -> list[bytes]:
         p = st.params
         if p.uplink is None or p.profile in ("router", "switch", "access_point"):
             return []
@@ -514,14 +334,14 @@ class SnmpProber:
         return [IF_COLUMNS["oper_status"] + sub, IF_COLUMNS["in_octets64"] + sub,
                 IF_COLUMNS["out_octets64"] + sub]
 
-    def _apply_light(self, st: _DeviceState, vals: Sequence[tuple[int, w.Value]],
+    def _apply_light(self, st: DeviceState, vals: Sequence[tuple[int, w.Value]],
                      obs: Observation, rebooted: bool, device: str) -> None:
         i = st.uplink_index
         assert i is not None
         (t_oper, oper), (_, rin), (_, rout) = vals
         if isinstance(oper, int) and t_oper == w.INTEGER:
             obs.values["uplink_oper_status"] = float(oper)
-            _uplink_degraded(obs)
+            uplink_degraded(obs)
         bits = 32 if i in st.no_hc else 64
         if not (isinstance(rin, int) and isinstance(rout, int)):
             if bits == 64:
@@ -530,19 +350,19 @@ class SnmpProber:
         row: dict[str, float] = {"index": float(i)}
         if isinstance(oper, int):
             row["oper_status"] = float(oper)
-        row["in_octets"] = float(_counter(st, (i, "in_octets"), rin, bits, rebooted,
+        row["in_octets"] = float(fold_counter(st, (i, "in_octets"), rin, bits, rebooted,
                                           self.stats, device))
-        row["out_octets"] = float(_counter(st, (i, "out_octets"), rout, bits, rebooted,
+        row["out_octets"] = float(fold_counter(st, (i, "out_octets"), rout, bits, rebooted,
                                            self.stats, device))
-        obs.tables.setdefault("interface", {})[str(p_uplink_label(st))] = row
+        obs.tables.setdefault("interface", {})[str(light_uplink_label(st))] = row
 
-    async def _uplink_get(self, session: Session, st: _DeviceState, obs: Observation,
+    async def _uplink_get(self, session: Session, st: DeviceState, obs: Observation,
                           rebooted: bool, device: str) -> None:
         """Uplink given by name on a non-interface profile: resolve once, then GET."""
         if st.uplink_index is None:
             cols = await walk_columns(session, [IF_COLUMNS["name"], IF_COLUMNS["descr"]],
                                       WalkLimits(st.params.max_repetitions, st.bulk_ok))
-            st.uplink_index = _find_uplink(st.params.uplink, cols)
+            st.uplink_index = find_uplink(st.params.uplink, cols)
             if st.uplink_index is None:
                 raise SnmpError("no_such_object", "uplink interface not found")
         light = self._light_uplink_oids(st)
@@ -550,7 +370,7 @@ class SnmpProber:
 
     # -- interfaces (router / switch / access point)
 
-    async def _interfaces(self, session: Session, st: _DeviceState, obs: Observation,
+    async def _interfaces(self, session: Session, st: DeviceState, obs: Observation,
                           walk: WalkLimits, rebooted: bool, device: str) -> None:
         names = list(IF_COLUMNS)
         if session.version == 0:   # SNMPv1 has no Counter64: skip those columns
@@ -564,48 +384,48 @@ class SnmpProber:
             if len(index) != 1:
                 continue
             i = index[0]
-            label = _label(by, index, i)
+            label = if_label(by, index, i)
             row = self._interface_row(st, by, index, i, now, rebooted, device)
             table[label] = row
-            if _is_uplink(st.params.uplink, i, by, index):
+            if is_uplink(st.params.uplink, i, by, index):
                 st.uplink_index = i
                 if "oper_status" in row:
                     obs.values["uplink_oper_status"] = row["oper_status"]
-                    _uplink_degraded(obs)
+                    uplink_degraded(obs)
         obs.tables["interface"] = table
 
-    def _interface_row(self, st: _DeviceState, by: Mapping[str, Mapping[w.Oid, Any]],
+    def _interface_row(self, st: DeviceState, by: Mapping[str, Mapping[w.Oid, Any]],
                        index: w.Oid, i: int, now: float, rebooted: bool,
                        device: str) -> dict[str, float]:
         row: dict[str, float] = {"index": float(i)}
         for key in ("oper_status", "admin_status"):
-            v = _int(by[key].get(index))
+            v = int_of(by[key].get(index))
             if v is not None:
                 row[key] = float(v)
         octets: dict[str, int] = {}
         for d in ("in", "out"):
-            raw = _int(by.get(f"{d}_octets64", {}).get(index))
+            raw = int_of(by.get(f"{d}_octets64", {}).get(index))
             bits = 64
             if raw is None:
-                raw, bits = _int(by[f"{d}_octets32"].get(index)), 32
+                raw, bits = int_of(by[f"{d}_octets32"].get(index)), 32
             if raw is not None:
-                total = _counter(st, (i, f"{d}_octets"), raw, bits, rebooted, self.stats,
+                total = fold_counter(st, (i, f"{d}_octets"), raw, bits, rebooted, self.stats,
                                  device)
                 octets[d] = total
                 row[f"{d}_octets"] = float(total)
             for kind in ("errors", "discards"):
-                r = _int(by[f"{d}_{kind}"].get(index))
+                r = int_of(by[f"{d}_{kind}"].get(index))
                 if r is not None:
-                    row[f"{d}_{kind}"] = float(_counter(st, (i, f"{d}_{kind}"), r, 32,
+                    row[f"{d}_{kind}"] = float(fold_counter(st, (i, f"{d}_{kind}"), r, 32,
                                                         rebooted, self.stats, device))
-        speed = _speed_bps(by, index)
+        speed = speed_bps(by, index)
         if speed is not None:
             row["speed_bps"] = speed
         self._utilisation(st, i, now, octets, speed, row)
         return row
 
     @staticmethod
-    def _utilisation(st: _DeviceState, i: int, now: float, octets: dict[str, int],
+    def _utilisation(st: DeviceState, i: int, now: float, octets: dict[str, int],
                      speed: float | None, row: dict[str, float]) -> None:
         """Ratio of the link's speed used since the previous round (both directions)."""
         if "in" not in octets or "out" not in octets:
@@ -632,12 +452,12 @@ class SnmpProber:
         storage: dict[str, dict[str, float]] = {}
         by = {k: cols[oid] for k, oid in HR_STORAGE.items()}
         for index, (_, descr) in sorted(by["descr"].items()):
-            unit, size, used = (_int(by[k].get(index)) for k in ("unit", "size", "used"))
+            unit, size, used = (int_of(by[k].get(index)) for k in ("unit", "size", "used"))
             if not unit or not size or used is None:
                 continue
             row = {"size_bytes": float(size * unit), "used_bytes": float(used * unit),
                    "used_ratio": used / size}
-            storage[_text(descr) if isinstance(descr, bytes) else str(index)] = row
+            storage[text(descr) if isinstance(descr, bytes) else str(index)] = row
             typ = by["type"].get(index)
             if typ is not None and typ[1] == HR_STORAGE_RAM:
                 obs.values["memory_used_ratio"] = row["used_ratio"]
@@ -663,106 +483,3 @@ def _usm_credentials(v3: SnmpV3Params) -> UsmCredentials:
         priv_key=v3.priv_key.reveal() if v3.priv_key else "",
         context=v3.context,
     )
-
-
-def _text(v: bytes) -> str:
-    return v.rstrip(b"\x00").decode("utf-8", errors="replace").strip()
-
-
-def _int(entry: tuple[int, w.Value] | None) -> int | None:
-    if entry is None:
-        return None
-    tag, v = entry
-    return v if isinstance(v, int) and tag not in w.EXCEPTION_TAGS else None
-
-
-def _label(by: Mapping[str, Mapping[w.Oid, Any]], index: w.Oid, i: int) -> str:
-    """ifName, else ifDescr, else the index: what an officer recognises."""
-    for key in ("name", "descr"):
-        entry = by.get(key, {}).get(index)
-        if entry is not None and isinstance(entry[1], bytes):
-            text = _text(entry[1])
-            if text:
-                return text
-    return str(i)
-
-
-def _speed_bps(by: Mapping[str, Mapping[w.Oid, Any]], index: w.Oid) -> float | None:
-    high = _int(by.get("high_speed", {}).get(index))
-    if high:
-        return high * 1_000_000.0
-    low = _int(by["speed"].get(index))
-    return float(low) if low else None
-
-
-def _is_uplink(uplink: str | int | None, i: int, by: Mapping[str, Mapping[w.Oid, Any]],
-               index: w.Oid) -> bool:
-    if uplink is None:
-        return False
-    if isinstance(uplink, int) or uplink.isdigit():
-        return int(uplink) == i
-    for key in ("name", "descr"):
-        entry = by.get(key, {}).get(index)
-        if entry is not None and isinstance(entry[1], bytes) and _text(entry[1]) == uplink:
-            return True
-    return False
-
-
-def _find_uplink(uplink: str | int | None, cols: Mapping[bytes, Mapping[w.Oid, Any]]
-                 ) -> int | None:
-    by = {"name": cols[IF_COLUMNS["name"]], "descr": cols[IF_COLUMNS["descr"]]}
-    for index in sorted(set(by["name"]) | set(by["descr"])):
-        if len(index) == 1 and _is_uplink(uplink, index[0], by, index):
-            return index[0]
-    return None
-
-
-def p_uplink_label(st: _DeviceState) -> str:
-    """Interface label of a light (GET-only) uplink: the configured name or the index."""
-    return str(st.params.uplink) if st.params.uplink is not None else str(st.uplink_index)
-
-
-def _uplink_degraded(obs: Observation) -> None:
-    if obs.values.get("uplink_oper_status") not in (None, 1.0):
-        obs.degraded = obs.degraded or "uplink_down"
-
-
-def _load_average(vals: Sequence[tuple[int, w.Value]], obs: Observation) -> None:
-    for key, (tag, v) in zip(("load1", "load5", "load15"), vals, strict=True):
-        if isinstance(v, bytes) and tag == w.OCTET_STRING:
-            with contextlib.suppress(ValueError):
-                obs.values[key] = float(_text(v))
-
-
-def _ups(vals: Mapping[str, tuple[int, w.Value]], obs: Observation) -> None:
-    """UPS-MIB first, XUPS-MIB (Eaton/Powerware) where the standard MIB is absent."""
-    def num(key: str) -> int | None:
-        return _int(vals.get(key))
-
-    status = num("battery_status")
-    if status is not None:
-        obs.values["ups_battery_status"] = float(status)
-    minutes = num("minutes_remaining")
-    runtime = minutes * 60 if minutes is not None else num("x_seconds_remaining")
-    if runtime is not None:
-        obs.values["ups_runtime_remaining_seconds"] = float(runtime)
-    charge = num("charge_percent")
-    if charge is None:
-        charge = num("x_charge_percent")
-    if charge is not None:
-        obs.values["ups_charge_ratio"] = charge / 100.0
-    source = num("output_source")
-    if source is None:
-        source = num("x_output_source")
-    on_battery = None
-    if source is not None:
-        on_battery = source == 5
-    secs_on = num("seconds_on_battery")
-    if secs_on is not None:
-        on_battery = bool(on_battery) or secs_on > 0
-    if on_battery is not None:
-        obs.values["ups_on_battery"] = 1.0 if on_battery else 0.0
-        if on_battery:
-            obs.degraded = "ups_on_battery"
-    if status in (3, 4):
-        obs.degraded = "ups_battery_low"

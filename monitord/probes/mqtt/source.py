@@ -43,394 +43,38 @@ import contextlib
 import inspect
 import logging
 import random
-import socket
 import ssl
-import string
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Final
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Final
 from zoneinfo import ZoneInfo
 
 import aiomqtt
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from monitord.probes.base import Observation
-from monitord.probes.mqtt_decode import (
-    BOOL_FIELDS,
-    FIELD_NAMES,
+from monitord.probes.metrics import MetricFamily
+from monitord.probes.mqtt.client import bounded_queue, install_read_ahead
+from monitord.probes.mqtt.decode import (
     PRESETS,
-    REJECT_REASONS,
-    FieldName,
-    FieldSpec,
-    Format,
     Rejected,
     compile_fields,
     convert,
     decode_json,
     decode_scalar,
     extract,
-    parse_path,
     to_timestamp,
 )
+from monitord.probes.mqtt.devices import AVAIL, STATE, Dev, Route, expand, filter_of
+from monitord.probes.mqtt.metrics import MqttStats, families
+from monitord.probes.mqtt.settings import MqttDevice, MqttSettings
 from monitord.probes.ratelog import RateLimitedLog
-from monitord.values import Duration, SecretRef, TimeZoneName
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("monitord.probes.mqtt")
 
 PROBE: Final = "mqtt"
-#: Why a message was received but did not change state (monitord_mqtt_messages_ignored_total).
-IGNORE_REASONS: Final = (
-    "old",                  # its timestamp is older than period × stale_factor
-    "retained_unverified",  # retained and without a timestamp: its age is unknown
-    "out_of_order",         # older than a report already applied (QoS 1 redelivery)
-    "while_offline",        # a retained report while availability says offline
-)
-#: Gauges the exporter builds from Observation.values (label: device).
-VALUE_GAUGES: Final[Mapping[str, tuple[str, str]]] = {
-    "signal_lock": ("monitord_dltv_signal_lock",
-                    "1 when the DLTV satellite receiver reports signal lock, else 0."),
-    "signal_strength_db": ("monitord_dltv_signal_strength_db",
-                           "DLTV receiver RF input level in dBµV, as its agent reports it."),
-    "signal_quality_db": ("monitord_dltv_signal_quality_db",
-                          "DLTV receiver signal quality (carrier-to-noise ratio) in dB."),
-    "channel": ("monitord_dltv_channel", "DLTV channel number the receiver is tuned to."),
-    "receiver_power": ("monitord_dltv_receiver_power",
-                       "1 when the DLTV receiver is powered on, else 0."),
-    "tv_power": ("monitord_tv_power", "1 when the classroom TV is powered on, else 0."),
-    "temperature_celsius": ("monitord_device_temperature_celsius",
-                            "Device temperature reported by its agent, in °C."),
-    "power_watts": ("monitord_device_power_watts",
-                    "Electrical power drawn, from a smart plug, in watts."),
-    "uptime_seconds": ("monitord_agent_uptime_seconds",
-                       "Uptime of the school agent, in seconds."),
-    "message_age_seconds": ("monitord_mqtt_message_age_seconds",
-                            "Age of the device's last MQTT report when it was applied."),
-}
-_PLACEHOLDERS: Final = frozenset({"smis", "device", "base", "field"})
 _POWER_FIELDS: Final = ("receiver_power", "tv_power")
 _BATCH_MAX: Final = 1024  # messages per batch: bounds event-loop latency of one batch
-_READ_CHUNK: Final = 32768  # socket bytes per event-loop turn (≤ 1,000 packets, ~30 ms)
 
-
-# ============================================================================ settings
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class MqttTls(_Strict):
-    """TLS to the broker; ``insecure`` skips host-name checking (self-signed lab CAs)."""
-
-    ca_file: Path | None = Field(None, description="CA bundle; the system CAs when unset")
-    cert_file: Path | None = Field(None, description="client certificate (mutual TLS)")
-    key_file: Path | None = Field(None, description="client key (mutual TLS)")
-    insecure: bool = Field(False, description="do not verify the broker's host name")
-
-    @model_validator(mode="after")
-    def _pair(self) -> MqttTls:
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("give both 'cert_file' and 'key_file', or neither")
-        return self
-
-
-class MqttSettings(_Strict):
-    """The broker connection (config: ``mqtt:`` at the top level)."""
-
-    host: str = "127.0.0.1"
-    port: int = Field(1883, ge=1, le=65535)
-    client_id: str = Field("monitord", min_length=1, max_length=128,
-                           description="stable: the broker keeps the persistent session "
-                           "(subscriptions, queued QoS 1 messages) under this id")
-    username: str | None = None
-    password: SecretRef | None = None
-    tls: MqttTls | None = None
-    keepalive: Duration = Field(30.0, description="MQTT keepalive")
-    base_topic: str = Field("monitord", min_length=1, description="{base} in templates")
-    persistent_session: bool = Field(True, description="clean_session=false: the broker "
-                                     "queues QoS 1 messages while monitord is away")
-    reconnect_min: Duration = Field(1.0, description="first reconnect delay")
-    reconnect_max: Duration = Field(60.0, description="reconnect delay cap (with jitter)")
-    max_payload_bytes: int = Field(16384, ge=64, le=16 * 1024 * 1024)
-    stale_factor: float = Field(2.5, ge=1.0, le=100.0,
-                                description="silent for period × this → DOWN (stale)")
-    max_clock_skew: Duration = Field(120.0, description="timestamps later than now + this "
-                                     "are rejected (future_timestamp)")
-    check_interval: Duration = Field(1.0, description="how often staleness is checked")
-    rejected_log_per_minute: int = Field(10, ge=0, le=10000,
-                                         description="rejected-message log lines per minute")
-    max_queued_incoming_messages: int = Field(10000, ge=100, le=1_000_000,
-                                              description="received messages waiting to be "
-                                              "handled; beyond: dropped, counted as "
-                                              "rejected{reason=overload}")
-    timezone: TimeZoneName = Field("Asia/Bangkok",
-                                   description="for ISO timestamps without offset")
-    alert_after: Duration = Field(120.0, description="the broker unreachable this long → "
-                                  "one 'broker_unreachable' notification")
-
-    @field_validator("base_topic")
-    @classmethod
-    def _base(cls, v: str) -> str:
-        if any(c in v for c in "+#\0") or v.startswith("/") or v.endswith("/"):
-            raise ValueError("base topic must not contain + # or start/end with /")
-        return v
-
-    @model_validator(mode="after")
-    def _backoff(self) -> MqttSettings:
-        if self.reconnect_max < self.reconnect_min:
-            raise ValueError("reconnect_max must be >= reconnect_min")
-        if self.password is not None and self.username is None:
-            raise ValueError("'password' needs 'username'")
-        return self
-
-
-def _check_template(value: str) -> str:
-    names: set[str] = set()
-    try:
-        parsed = list(string.Formatter().parse(value))
-    except ValueError as exc:
-        raise ValueError(f"bad topic template {value!r}: {exc}") from None
-    for _literal, name, spec, conv in parsed:
-        if name is None:
-            continue
-        if name not in _PLACEHOLDERS or spec or conv:
-            raise ValueError(f"unknown placeholder {{{name}}} in {value!r}; "
-                             "use {smis}, {device}, {base}, {field}")
-        names.add(name)
-    if any(c in value for c in "+#\0"):
-        raise ValueError(f"topic template {value!r} must not contain + or #")
-    return value
-
-
-class MqttDeviceParams(_Strict):
-    """A device's ``probes: {mqtt: {...}}``: where its agent publishes and what is bad."""
-
-    period: Duration = Field(60.0, description="how often the agent reports")
-    stale_factor: float | None = Field(None, ge=1.0, le=100.0,
-                                       description="overrides mqtt.stale_factor")
-    format: Format = Field("monitord", description="preset: monitord, tasmota, esphome, "
-                           "shelly")
-    topic_name: str | None = Field(None, description="{device} in templates (e.g. the "
-                                   "Tasmota topic); the device id when unset")
-    state_topic: str | None = Field(None, description="template; the preset's when unset")
-    availability_topic: str | None = Field(None, description="template; '' for none")
-    payload_online: str | None = None
-    payload_offline: str | None = None
-    fields: dict[FieldName, str] = Field(default_factory=dict,
-                                         description="our field → JSON path, over the "
-                                         "preset's mapping")
-    signal_quality_degraded_db: float | None = Field(6.0, description="quality (C/N) "
-                                                     "below this → DEGRADED; null: off")
-    signal_strength_degraded_db: float | None = Field(None, description="RF level below "
-                                                      "this → DEGRADED")
-    temperature_degraded_celsius: float | None = Field(None, description="above → DEGRADED")
-    power_off_fault: bool = Field(True, description="receiver/TV reported off → fault "
-                                  "(only evaluated in the device's schedule anyway)")
-
-    @field_validator("state_topic", "availability_topic")
-    @classmethod
-    def _template(cls, v: str | None) -> str | None:
-        if v is None or v == "":
-            return v
-        return _check_template(v)
-
-    @field_validator("topic_name")
-    @classmethod
-    def _topic_name(cls, v: str | None) -> str | None:
-        if v is not None and (not v or any(c in v for c in "/+#\0")):
-            raise ValueError("topic_name must be one non-empty topic level")
-        return v
-
-    @field_validator("fields")
-    @classmethod
-    def _paths(cls, v: dict[FieldName, str]) -> dict[FieldName, str]:
-        for name, path in v.items():
-            try:
-                parse_path(path)
-            except ValueError as exc:
-                raise ValueError(f"fields.{name}: {exc}") from None
-        return v
-
-    @model_validator(mode="after")
-    def _state_topic_needed(self) -> MqttDeviceParams:
-        if self.state_topic == "":
-            raise ValueError("state_topic must not be empty")
-        return self
-
-
-@dataclass(frozen=True, slots=True)
-class MqttDevice:
-    """One MQTT-watched device as the daemon hands it over (``smis`` None: office)."""
-
-    device_id: str
-    smis: str | None
-    kind: str
-    params: MqttDeviceParams
-
-
-# ============================================================================ statistics
-
-
-@dataclass(slots=True)
-class MqttStats:
-    """Counters for the exporter (see docs/mqtt.md § Metrics)."""
-
-    messages_received: int = 0
-    messages_applied: int = 0
-    rejected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REJECT_REASONS, 0))
-    ignored: dict[str, int] = field(default_factory=lambda: dict.fromkeys(IGNORE_REASONS, 0))
-    connects: int = 0
-    reconnects: int = 0
-    connect_failures: int = 0
-    broker_up: bool = False
-    broker_since: float = 0.0
-    last_error: str = ""
-    last_message_time: float | None = None
-    batches: int = 0
-
-
-# ============================================================================ devices
-
-
-def _expand(template: str, base: str, smis: str | None, name: str, fld: str = "") -> str:
-    return template.format(base=base, smis=smis or "office", device=name, field=fld)
-
-
-def _filter_of(template: str, base: str) -> str:
-    """A template → the subscription filter covering every device (``+`` per level)."""
-    levels = template.replace("{base}", base).split("/")
-    return "/".join("+" if "{" in level else level for level in levels)
-
-
-_STATE: Final = 0
-_AVAIL: Final = 1
-
-
-@dataclass(slots=True)
-class _Route:
-    """What a concrete topic means for one device."""
-
-    dev: _Dev
-    kind: int
-    field: str = ""  # per-field topics (ESPHome): which of our fields this topic carries
-
-
-@dataclass(slots=True)
-class _Dev:
-    """Runtime state of one device (kept across config reloads)."""
-
-    device_id: str
-    spec: MqttDevice
-    stale_after: float
-    period: float
-    ts_field: FieldSpec | None
-    fields: tuple[FieldSpec, ...]
-    per_field: bool
-    online: str
-    offline_payload: str
-    fresh_until: float = 0.0
-    last_ts: float | None = None
-    offline: bool = False
-    stale: bool = False
-    last_emit: float = 0.0
-    values: dict[str, float] = field(default_factory=dict)
-    last_good: Observation | None = None
-    last_rejected: str = ""
-
-
-# ============================================================================ socket
-
-
-class _ReadAheadSocket:
-    """Serves paho's small ``recv`` calls from one large read, one read per loop turn.
-
-    paho reads each packet with at least three ``recv`` calls (command byte, length
-    bytes, body) and aiomqtt's reader callback handles one packet per event-loop wake-up
-    unless the socket reports ``pending()`` bytes (as an SSL socket does).  Reading
-    32 KiB at once and reporting what is buffered through ``pending()`` lets one wake-up
-    drain a whole chunk: ~50x fewer syscalls and loop iterations.
-
-    At most one chunk is read per event-loop turn: when it is used up, ``recv`` says
-    "would block" until the next turn, so a publisher flooding the socket cannot keep
-    the reader (and its packet parsing) running while probes, HTTP and timers wait.
-    The kernel keeps the rest (the socket stays readable, so the reader is called again
-    next turn); when the kernel's buffer is full, TCP flow control holds the broker.
-    Everything else is delegated to the real socket.
-    """
-
-    __slots__ = ("_buf", "_loop", "_pos", "_read_this_turn", "_sock")
-
-    def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
-        self._sock = sock
-        self._loop = loop
-        self._buf = b""
-        self._pos = 0
-        self._read_this_turn = False
-
-    def _next_turn(self) -> None:
-        self._read_this_turn = False
-
-    def recv(self, bufsize: int) -> bytes:
-        buf, pos = self._buf, self._pos
-        if pos >= len(buf):
-            if self._read_this_turn:
-                raise BlockingIOError  # paho keeps its partial packet: next turn
-            self._read_this_turn = True
-            self._loop.call_soon(self._next_turn)
-            data = self._sock.recv(max(bufsize, _READ_CHUNK))
-            if len(data) <= bufsize:
-                return data
-            self._buf = buf = data
-            pos = 0
-        end = pos + bufsize
-        self._pos = min(end, len(buf))
-        return buf[pos:end]
-
-    def pending(self) -> int:
-        return len(self._buf) - self._pos
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
-
-
-def _install_read_ahead(client: aiomqtt.Client) -> bool:
-    """Swap paho's plain TCP socket for :class:`_ReadAheadSocket` (not for TLS).
-
-    This reaches into aiomqtt/paho internals (pinned <3 in scripts/setup-mqtt.sh); when
-    they change the swap is skipped and ingest is merely slower, never wrong.
-    """
-    paho = getattr(client, "_client", None)
-    sock = getattr(paho, "_sock", None)
-    if type(sock) is not socket.socket:
-        return False
-    reader = _ReadAheadSocket(sock, asyncio.get_running_loop())
-    setattr(paho, "_sock", reader)  # noqa: B010 - private on purpose
-    return True
-
-
-def _bounded_queue(box: list[asyncio.Queue[aiomqtt.Message]],
-                   on_full: Callable[[aiomqtt.Message], None]
-                   ) -> type[asyncio.Queue[aiomqtt.Message]]:
-    """A queue type for aiomqtt's ``queue_type``: lets us drain it in batches, and hands
-    what does not fit to ``on_full`` (aiomqtt would log a warning per message)."""
-
-    class _Queue(asyncio.Queue[aiomqtt.Message]):
-        def __init__(self, maxsize: int = 0) -> None:
-            super().__init__(maxsize)
-            box.append(self)
-
-        def put_nowait(self, item: aiomqtt.Message) -> None:
-            if self.full():
-                on_full(item)
-            else:
-                super().put_nowait(item)
-
-    return _Queue
-
-
-# ============================================================================ the source
 
 Sink = Callable[[list[Observation]], Awaitable[None]] | Callable[[list[Observation]], None]
 
@@ -442,13 +86,13 @@ class MqttSource:
                  clock: Callable[[], float] = time.time, *,
                  on_broker_state: Callable[[bool, str], None] | None = None) -> None:
         self.settings = settings
-        self._sink = sink
+        self.sink = sink  # where observation batches go (the daemon's pipeline)
         self._clock = clock
         self._on_broker_state = on_broker_state
         self._tz = ZoneInfo(settings.timezone)
         self.stats = MqttStats()
-        self._devs: dict[str, _Dev] = {}
-        self._routes: dict[str, list[_Route]] = {}
+        self._devs: dict[str, Dev] = {}
+        self._routes: dict[str, list[Route]] = {}
         self._filters: set[str] = set()
         self._subscribed: set[str] = set()
         self._reload = asyncio.Event()
@@ -456,13 +100,22 @@ class MqttSource:
                                             "mqtt: rejected messages", clock)
         self._error_log = RateLimitedLog(log, max(1, settings.rejected_log_per_minute),
                                          "mqtt: errors", clock)
-        self._read_ahead = True  # tests/bench may turn it off to compare
+        self.read_ahead = True  # the bench may turn it off to compare
         self._queue_box: list[asyncio.Queue[aiomqtt.Message]] = []
         self._pending_emits: set[asyncio.Future[None]] = set()
 
     @property
     def broker_up(self) -> bool:
         return self.stats.broker_up
+
+    @property
+    def subscribed(self) -> frozenset[str]:
+        """Topic filters subscribed in the current broker session."""
+        return frozenset(self._subscribed)
+
+    def metrics(self) -> list[MetricFamily]:
+        """Counters and broker gauges (``monitord_mqtt_*``) as exported families."""
+        return families(self.stats)
 
     @property
     def queued(self) -> int:
@@ -479,8 +132,8 @@ class MqttSource:
         """
         now = self._clock()
         base = self.settings.base_topic
-        devs: dict[str, _Dev] = {}
-        routes: dict[str, list[_Route]] = {}
+        devs: dict[str, Dev] = {}
+        routes: dict[str, list[Route]] = {}
         filters: set[str] = set()
         for spec in devices:
             p = spec.params
@@ -492,7 +145,7 @@ class MqttSource:
             avail_t = (preset.availability_topic if p.availability_topic is None
                        else p.availability_topic)
             factor = p.stale_factor or self.settings.stale_factor
-            dev = _Dev(
+            dev = Dev(
                 spec.device_id, spec, p.period * factor, p.period, ts_field, fields,
                 "{field}" in state_t,
                 (p.payload_online if p.payload_online is not None
@@ -514,17 +167,17 @@ class MqttSource:
             if dev.per_field:
                 for spec_f in (*fields, *([ts_field] if ts_field else [])):
                     mapped = mapping[spec_f.name]
-                    topic = _expand(state_t, base, spec.smis, name, mapped)
-                    routes.setdefault(topic, []).append(_Route(dev, _STATE, spec_f.name))
+                    topic = expand(state_t, base, spec.smis, name, mapped)
+                    routes.setdefault(topic, []).append(Route(dev, STATE, spec_f.name))
                     filters.add(topic)
             else:
-                topic = _expand(state_t, base, spec.smis, name)
-                routes.setdefault(topic, []).append(_Route(dev, _STATE))
-                filters.add(_filter_of(state_t, base))
+                topic = expand(state_t, base, spec.smis, name)
+                routes.setdefault(topic, []).append(Route(dev, STATE))
+                filters.add(filter_of(state_t, base))
             if avail_t:
-                topic = _expand(avail_t, base, spec.smis, name)
-                routes.setdefault(topic, []).append(_Route(dev, _AVAIL))
-                filters.add(_filter_of(avail_t, base))
+                topic = expand(avail_t, base, spec.smis, name)
+                routes.setdefault(topic, []).append(Route(dev, AVAIL))
+                filters.add(filter_of(avail_t, base))
         self._devs, self._routes, self._filters = devs, routes, filters
         self._reload.set()
 
@@ -581,13 +234,13 @@ class MqttSource:
             keepalive=max(1, int(s.keepalive)),
             tls_params=tls_params,
             tls_insecure=s.tls.insecure if s.tls is not None else None,
-            queue_type=_bounded_queue(self._queue_box, self._overload),
+            queue_type=bounded_queue(self._queue_box, self._overload),
             max_queued_incoming_messages=s.max_queued_incoming_messages,
             timeout=max(5.0, s.keepalive),
         )
 
     async def _session(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
-        if self._read_ahead and not _install_read_ahead(client):
+        if self.read_ahead and not install_read_ahead(client):
             log.debug("mqtt: read-ahead socket not installed (TLS or unknown internals)")
         self._subscribed = set()
         await self._sync_subscriptions(client)
@@ -654,7 +307,7 @@ class MqttSource:
     async def _emit(self, observations: list[Observation]) -> None:
         """Hand a batch to the sink; a failing sink is logged, never stops ingest."""
         try:
-            result = self._sink(observations)
+            result = self.sink(observations)
             if inspect.isawaitable(result):
                 await result
         except Exception:
@@ -740,7 +393,7 @@ class MqttSource:
                 out.append(self._fault(dev, now, "stale"))
         return out
 
-    def _fault(self, dev: _Dev, now: float, reason: str) -> Observation:
+    def _fault(self, dev: Dev, now: float, reason: str) -> Observation:
         dev.last_emit = now
         values = {}
         if dev.last_ts is not None:
@@ -794,10 +447,10 @@ class MqttSource:
                                     "message on %r", topic[:200], exc_info=True)
         return out
 
-    def _handle(self, route: _Route, payload: bytes, retained: bool, now: float,
+    def _handle(self, route: Route, payload: bytes, retained: bool, now: float,
                 out: list[Observation]) -> None:
         dev = route.dev
-        if route.kind == _AVAIL:
+        if route.kind == AVAIL:
             self._availability(dev, payload, now, out)
             return
         if dev.per_field:
@@ -855,7 +508,7 @@ class MqttSource:
         st.messages_applied += 1
         out.append(obs)
 
-    def _availability(self, dev: _Dev, payload: bytes, now: float,
+    def _availability(self, dev: Dev, payload: bytes, now: float,
                       out: list[Observation]) -> None:
         try:
             word = payload.decode("utf-8").strip().lower()
@@ -875,7 +528,7 @@ class MqttSource:
         else:
             raise Rejected("bad_availability", repr(word[:40]))
 
-    def _evaluate(self, dev: _Dev, values: dict[str, float], now: float) -> Observation:
+    def _evaluate(self, dev: Dev, values: dict[str, float], now: float) -> Observation:
         """Values of a fresh report → the observation (fault / degraded / fine)."""
         p = dev.spec.params
         if p.power_off_fault and any(values.get(f) == 0.0 for f in _POWER_FIELDS):
@@ -902,19 +555,3 @@ class MqttSource:
                               degraded=degraded)
             dev.last_good = obs
         return obs
-
-
-__all__ = [
-    "BOOL_FIELDS",
-    "FIELD_NAMES",
-    "IGNORE_REASONS",
-    "PROBE",
-    "REJECT_REASONS",
-    "VALUE_GAUGES",
-    "MqttDevice",
-    "MqttDeviceParams",
-    "MqttSettings",
-    "MqttSource",
-    "MqttStats",
-    "MqttTls",
-]

@@ -1,0 +1,101 @@
+"""The probe registry and the metrics() hook: every probe's families are declared next to
+it, reported by its prober and rendered generically by the exporter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pytest
+
+from monitord.domain.state import DeviceStatus, State
+from monitord.http.metrics import DeviceLabels, RoundInfo, SchoolLabels, build_registry, render
+from monitord.probes import registry
+from monitord.probes.base import Prober
+from monitord.probes.icmp import IcmpProber
+from monitord.probes.metrics import MetricFamily
+from monitord.probes.mqtt import MqttSettings, MqttSource
+from monitord.probes.snmp import SnmpProber
+
+
+def test_registry_maps_config_names_to_probers() -> None:
+    assert list(registry.PROBES) == ["icmp", "snmp", "mqtt"]
+    assert registry.polled() == ["icmp", "snmp"]
+    icmp = registry.build("icmp", mode="dgram", rate_pps=1000, max_in_flight=100)
+    assert isinstance(icmp, IcmpProber) and isinstance(icmp, Prober)
+    assert icmp.engine.requested_mode == "dgram" and icmp.engine.rate_pps == 1000
+    snmp = registry.build("snmp", max_in_flight=8, rcvbuf=1 << 20)
+    assert isinstance(snmp, SnmpProber) and snmp.max_in_flight == 8
+    with pytest.raises(ValueError, match="pushed"):
+        registry.build("mqtt")
+    with pytest.raises(KeyError, match="known: icmp, snmp, mqtt"):
+        registry.get("http")
+
+
+async def test_every_prober_reports_only_declared_families() -> None:
+    declared = {s.name: s for s in registry.metric_specs()}
+    assert len(declared) == len(registry.metric_specs())  # no name declared twice
+    sources: list[Any] = [IcmpProber(), SnmpProber(), MqttSource(MqttSettings(), lambda b: None)]
+    for src in sources:
+        fams = src.metrics()
+        assert fams
+        for fam in fams:
+            assert fam.spec == declared[fam.name], fam.name
+            assert all(len(key) == len(fam.labels) for key in fam.samples)
+
+
+class _View:
+    version = "test"
+    start_time = 1.0
+
+    def __init__(self, probe_families: list[MetricFamily]) -> None:
+        self._fams = probe_families
+
+    def device_labels(self) -> Iterable[DeviceLabels]:
+        return []
+
+    def school_labels(self) -> Iterable[SchoolLabels]:
+        return []
+
+    def upstream_outages(self) -> Mapping[str, int]:
+        return {}
+
+    def device_status(self, device_id: str) -> DeviceStatus | None:
+        return None
+
+    def effective_state(self, device_id: str) -> State:
+        return State.UNKNOWN
+
+    def ticket_counts(self) -> Mapping[str, int]:
+        return {}
+
+    def incidents_open(self) -> int:
+        return 0
+
+    def round_info(self) -> Mapping[str, RoundInfo]:
+        return {}
+
+    def counters(self) -> Mapping[str, Mapping[tuple[str, ...], float]]:
+        return {}
+
+    def gauges(self) -> Mapping[str, Mapping[tuple[str, ...], float]]:
+        return {}
+
+    def probe_metrics(self) -> Iterable[MetricFamily]:
+        return self._fams
+
+
+def test_exporter_renders_probe_families_generically() -> None:
+    icmp = IcmpProber()
+    icmp.engine.stats.packets_sent = 7
+    icmp.engine.stats.late_replies = 2
+    text = render(build_registry(_View(icmp.metrics()))).decode()
+    assert "# HELP monitord_icmp_packets_sent_total ICMP echo requests sent.\n" in text
+    assert "# TYPE monitord_icmp_packets_sent_total counter\n" in text
+    assert "monitord_icmp_packets_sent_total 7.0\n" in text
+    assert 'monitord_icmp_replies_ignored_total{reason="late"} 2.0\n' in text
+    # probes not running still get their HELP/TYPE lines (no samples)
+    assert "# TYPE monitord_snmp_polls_total counter\n" in text
+    assert "# HELP monitord_mqtt_broker_up 1 while connected to the MQTT broker (alert on 0).\n" \
+        in text
+    assert "\nmonitord_mqtt_broker_up " not in text
