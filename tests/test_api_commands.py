@@ -156,6 +156,9 @@ async def test_reads_privacy_and_problems(env: Env) -> None:
     doc = (await api.get("/api/v1/openapi.json")).json()
     assert doc["openapi"].startswith("3.1") and "/api/v1/tickets/{id}" in doc["paths"]
     assert doc["paths"]["/api/v1/maintenance"]["post"]["security"] == [{"bearerAuth": []}]
+    from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
+
+    assert [str(e) for e in OPENAPI_31_VALIDATOR.iter_errors(doc)] == []
 
 
 async def test_writes_go_through_the_commands(env: Env) -> None:
@@ -231,5 +234,32 @@ async def test_commands_refuse_whoever_calls(tmp_path: Path) -> None:
             await cli.update_ticket(1, "x", status="open")
         assert [h["status"] for h in (await store.get_ticket(1))["history"]] == [
             "open", "closed"]
+    finally:
+        await store.close()
+
+
+async def test_starting_and_unexpected_errors_are_problems(
+        tmp_path: Path, token_env: None, caplog: pytest.LogCaptureFixture) -> None:
+    class Broken(FakeView):
+        def status_data(self) -> StatusData:
+            raise RuntimeError("boom")
+
+    store = await Storage.open(tmp_path / "m.db")
+    try:
+        commands = AppCommands.for_daemon(lambda: None, lambda: None)
+        views = {"starting": FakeView(None, None), "broken": Broken(config(), store)}
+        for name, view in views.items():
+            app = Starlette(routes=routes(cast(View, view), commands))
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                         base_url="http://monitord") as api:
+                if name == "starting":
+                    problem(await api.get("/api/v1/devices"), 503)
+                    problem(await api.get("/api/v1/tickets"), 503)
+                    assert "read-only" in problem(await api.delete(
+                        "/api/v1/maintenance/1", headers=AUTH), 401)["detail"]
+                else:
+                    p = problem(await api.get("/api/v1/schools"), 500)
+                    assert "boom" not in p["detail"]
+                    assert "API request GET /api/v1/schools failed" in caplog.text
     finally:
         await store.close()
