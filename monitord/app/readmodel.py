@@ -87,7 +87,7 @@ class ReadModel:
 
     def in_maintenance(self, device_id: str, now: float | None = None
                        ) -> MaintenanceWindow | None:
-        return self._p.engine.in_maintenance(device_id, time.time() if now is None else now)
+        return self._p.engine.in_maintenance(device_id, self._p.now() if now is None else now)
 
     def open_incidents(self) -> Sequence[Incident]:
         return self._p.engine.open_incidents()
@@ -103,7 +103,7 @@ class ReadModel:
         cfg = self.config
         if cfg is None:
             return StatusData("", [])
-        now = time.time()
+        now = self._p.now()
         # Figures from the database, recomputed in a thread at most every 5 minutes.
         snap = self._availability.current(cfg, self.storage.path if self.storage else None,
                                           now)
@@ -160,7 +160,7 @@ class ReadModel:
         return self._p.tracker.status(device_id)
 
     def effective_state(self, device_id: str, now: float | None = None) -> State:
-        return self._p.engine.effective_state(device_id, time.time() if now is None else now)
+        return self._p.engine.effective_state(device_id, self._p.now() if now is None else now)
 
     def ticket_counts(self) -> Mapping[str, int]:
         """Open (not repaired/closed) tickets by school ('office' for office devices)."""
