@@ -27,6 +27,8 @@ from tests.conftest import (
     write_config,
 )
 
+pytestmark = pytest.mark.e2e
+
 TOKEN = "tok-3f9c2a7b1e5d4c6a8b0f"
 COMMUNITY = "comm-s3cret-7a1b9c"
 TOKEN_NAME = "api-tester"

@@ -25,9 +25,7 @@ DRIVERS = frozenset({"sqlite3", "aiosqlite"})
 
 # TODO(lead, issue 13 merge): files other helpers were still rewriting when this test was
 # written; remove each entry once its SQL/driver use has moved to monitord.storage.
-KNOWN_EXCEPTIONS: dict[str, str] = {
-    "http/wall.py": "recent events SQL → monitord.storage.events.recent_events (helper A)",
-}
+KNOWN_EXCEPTIONS: dict[str, str] = {}
 
 
 def _modules() -> list[Path]:

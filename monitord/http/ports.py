@@ -8,22 +8,30 @@ write only through the commands (the same ones the CLI uses).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from starlette.requests import Request
 
+from monitord.http.metrics import MetricsView
+
 if TYPE_CHECKING:
     from monitord.config import Config
+    from monitord.domain.activehours import MaintenanceWindow
+    from monitord.domain.availability import HistoryLoader
     from monitord.domain.incidents import Incident
-    from monitord.domain.state import DeviceStatus, State
-    from monitord.http.metrics import SchoolLabels
+    from monitord.domain.state import State
     from monitord.http.status import StatusData
     from monitord.storage import Storage
+    from monitord.storage.events import RecentEvents
 
 
-class View(Protocol):
-    """The read model: what pages, the wall, reports and the API read."""
+T = TypeVar("T")
+
+
+class View(MetricsView, Protocol):
+    """The read model (monitord.app.readmodel.ReadModel): what pages, the wall, reports
+    and the API read.  It also satisfies monitord.http.metrics.MetricsView."""
 
     @property
     def config(self) -> Config | None: ...
@@ -33,16 +41,92 @@ class View(Protocol):
     def stopping(self) -> asyncio.Event: ...
     def status_data(self) -> StatusData: ...
     def health(self) -> Mapping[str, Any]: ...
-    def school_labels(self) -> Iterable[SchoolLabels]: ...
-    def device_status(self, device_id: str) -> DeviceStatus | None: ...
-    def effective_state(self, device_id: str, now: float) -> State: ...
+    def effective_state(self, device_id: str, now: float | None = None) -> State: ...
+    def in_maintenance(self, device_id: str, now: float | None = None
+                       ) -> MaintenanceWindow | None:
+        """The maintenance window the engine holds the device in (the API's
+        ``maintenance`` field)."""
+        ...
     def open_incidents(self) -> Sequence[Incident]: ...
     def ticket_counts(self) -> Mapping[str, int]: ...
     def count_http_rejected(self, reason: str) -> None: ...
     def ticket_access(self, request: Request, ticket_id: int) -> bool: ...
     async def ticket_for_web(self, ticket_id: int) -> dict[str, Any] | None: ...
+    async def recent_events(self, limit: int) -> RecentEvents:
+        """For the wall (monitord.storage.events.recent_events); raises when the
+        database fails."""
+        ...
+    async def read_history(self, fn: Callable[[Config, HistoryLoader], T]) -> T:
+        """``fn(config, a read-only database connection)`` in a thread (reports); raises
+        RuntimeError when not ready or the database fails, passes ``fn``'s ValueError."""
+        ...
+
+
+class CommandError(ValueError):
+    """A command that cannot be applied; ``str(exc)`` says why (API: problem JSON,
+    CLI: ``monitord: …`` and exit 2)."""
+
+
+class NotFound(CommandError):
+    """No such ticket / maintenance window (404)."""
+
+
+class Conflict(CommandError):
+    """The change conflicts with the stored state, e.g. a closed ticket (409)."""
+
+
+class Invalid(CommandError):
+    """The request is not valid (422).  ``problems``: (where, message, type) per field,
+    where is a key path such as ``("devices", 0)`` or ``("end",)``."""
+
+    def __init__(self, message: str,
+                 problems: Sequence[tuple[tuple[str | int, ...], str, str]] = ()) -> None:
+        super().__init__(message)
+        self.problems = list(problems)
+
+
+class Unavailable(CommandError):
+    """The application cannot take writes yet (starting, database not open) (503)."""
 
 
 class Commands(Protocol):
-    """Application commands (monitord.app.commands): the only way pages change state.
-    The API helper fills this in (tickets: schedule/update/close; maintenance: add/delete)."""
+    """Application commands (:mod:`monitord.app.commands`): the only way pages change
+    state, and the same path the CLI (``monitord tickets …``, ``monitord maintenance …``)
+    takes: same validation, same ticket history rows.
+
+    Instants are Unix seconds (callers turn local date-times into instants).  Tickets
+    are returned as :meth:`monitord.storage.Storage.get_ticket` dicts (with ``history``),
+    maintenance windows as :meth:`monitord.storage.Storage.maintenance` rows.  Errors are
+    :class:`CommandError` subclasses; a running daemon's engine learns about maintenance
+    changes at once (not at its next tick)."""
+
+    async def schedule_ticket(self, ticket_id: int, actor: str, when: float,
+                              note: str = "") -> dict[str, Any]:
+        """Set the inspection appointment (นัดหมาย); an open ticket becomes scheduled."""
+        ...
+
+    async def update_ticket(self, ticket_id: int, actor: str, *, status: str | None = None,
+                            scheduled_for: float | None = None, note: str = "",
+                            fields: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """An officer's change: status, appointment and the free-text/time ``fields``
+        (cause, fix, summary, event_text, repairer_name, repairer_position,
+        repair_started, repair_finished)."""
+        ...
+
+    async def close_ticket(self, ticket_id: int, actor: str, note: str = "") -> dict[str, Any]:
+        ...
+
+    async def add_maintenance(self, name: str, actor: str, *, start: float | None = None,
+                              end: float | None = None,
+                              weekly: tuple[Sequence[str], str] | None = None,
+                              devices: Sequence[str] = (), schools: Sequence[str] = (),
+                              kinds: Sequence[str] = (), reason: str = ""
+                              ) -> dict[str, Any]:
+        """A one-off (``start`` < ``end``) or weekly (``(days, "HH:MM-HH:MM")``) window;
+        returns the stored row (with ``id``).  Devices and schools must be configured
+        when the application knows its config."""
+        ...
+
+    async def delete_maintenance(self, window_id: int, actor: str) -> None:
+        """Raises :class:`NotFound` for an unknown id."""
+        ...

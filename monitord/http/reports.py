@@ -1,4 +1,4 @@
-"""Reports over HTTP, from the running daemon's config and database.
+"""Reports over HTTP, from the read model's config and database.
 
 * ``/reports`` — a small page with a form for each report (works without JavaScript);
 * ``/reports/daily?date=YYYY-MM-DD&format=html|csv|pdf&lang=th|en`` — the daily
@@ -16,7 +16,6 @@ parameter.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import TYPE_CHECKING
@@ -25,16 +24,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from monitord.domain import availability as av
+from monitord.http.ports import View
 from monitord.http.server import FIRST_DATE, LAST_DATE, PAGE_HEADERS, SECURITY_HEADERS, error_page
 from monitord.reports import common, daily, monthly
 from monitord.reports.common import Format, Lang
-from monitord.storage import DatabaseError
-from monitord.storage.history import history_reader
 
 if TYPE_CHECKING:
-    from monitord.app.daemon import Daemon
     from monitord.config import Config
+    from monitord.domain.availability import HistoryLoader
 
 INDEX_TEXT: dict[Lang, dict[str, str]] = {
     "th": {"title": "รายงาน", "daily": "รายงานสถานะการเชื่อมต่ออินเทอร์เน็ตของโรงเรียนประจำวัน",
@@ -83,39 +80,26 @@ def _respond(body: bytes, fmt: Format, name: str) -> Response:
         **SECURITY_HEADERS, "Content-Disposition": f'{disposition}; filename="{name}"'})
 
 
-def routes(daemon: Daemon) -> list[BaseRoute]:
+#: builds one report from the config and a loader of history spans (in a thread)
+Build = Callable[["Config", "HistoryLoader"], tuple[bytes, str]]
+
+
+def routes(view: View) -> list[BaseRoute]:
     """``/reports``, ``/reports/daily`` and ``/reports/availability``."""
-    one_at_a_time = asyncio.Semaphore(1)
 
     def refuse(status: int, message: str) -> Response:
         if status == 400:
-            daemon.count_http_rejected("bad_request")
+            view.count_http_rejected("bad_request")
         return _problem(status, message)
 
-    async def run(build: Callable[[Config, av.HistoryLoader], tuple[bytes, str]]
-                  ) -> tuple[bytes, str]:
-        cfg, storage = daemon.config, daemon.storage
-        if cfg is None or storage is None:
-            raise RuntimeError("not ready")
-        path = storage.path
-
-        def work() -> tuple[bytes, str]:
-            with history_reader(path) as load:
-                return build(cfg, load)
-
-        async with one_at_a_time:
-            return await asyncio.to_thread(work)
-
-    async def handle(request: Request,
-                     build: Callable[[Config, av.HistoryLoader], tuple[bytes, str]],
-                     fmt: Format) -> Response:
+    async def handle(request: Request, build: Build, fmt: Format) -> Response:
         try:
-            body, name = await run(build)
+            body, name = await view.read_history(build)
         except BadRequest as exc:
             return refuse(400, str(exc))
         except ValueError as exc:  # e.g. a date in the future
             return refuse(400, str(exc))
-        except (RuntimeError, OSError, DatabaseError):
+        except (RuntimeError, OSError):  # not started yet, or the database failed
             return refuse(503, "not ready")
         return _respond(body, fmt, name)
 
@@ -136,7 +120,7 @@ def routes(daemon: Daemon) -> list[BaseRoute]:
             return refuse(400, str(exc))
         lang = common.lang_of(params.get("lang"))
 
-        def build(cfg: Config, load: av.HistoryLoader) -> tuple[bytes, str]:
+        def build(cfg: Config, load: HistoryLoader) -> tuple[bytes, str]:
             report = daily.build_daily(cfg, load, day)
             return daily.render_daily(report, fmt, lang), daily.filename(report, fmt)
 
@@ -155,7 +139,7 @@ def routes(daemon: Daemon) -> list[BaseRoute]:
                 fy = int(fy_text)
                 first, last = monthly.fiscal_months(fy)
             else:
-                today = datetime.now(daemon.config.tz if daemon.config else None).date()
+                today = datetime.now(view.config.tz if view.config else None).date()
                 first = monthly.parse_month(params.get("from") or f"{today.year}-{today.month}")
                 last = monthly.parse_month(params.get("to") or f"{today.year}-{today.month}")
             _check_months(first, last)
@@ -163,7 +147,7 @@ def routes(daemon: Daemon) -> list[BaseRoute]:
         except ValueError as exc:
             return refuse(400, str(exc))
 
-        def build(cfg: Config, load: av.HistoryLoader) -> tuple[bytes, str]:
+        def build(cfg: Config, load: HistoryLoader) -> tuple[bytes, str]:
             report = monthly.build_monthly(cfg, load, first, last, fiscal_year=fy, lang=lang)
             return monthly.render_monthly(report, fmt, lang), monthly.filename(report, fmt)
 
@@ -171,7 +155,7 @@ def routes(daemon: Daemon) -> list[BaseRoute]:
 
     async def index(request: Request) -> Response:
         lang = common.lang_of(request.query_params.get("lang"))
-        cfg = daemon.config
+        cfg = view.config
         tz = cfg.tz if cfg is not None else None
         today = datetime.now(tz).date()
         html = common.render_template("index.html", {

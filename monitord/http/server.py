@@ -1,12 +1,7 @@
-"""The daemon's one HTTP server (Starlette on uvicorn, in the daemon's event loop).
-
-Routes: ``/metrics`` (Prometheus), ``/healthz``, ``/status`` and ``/status/<smis>`` (the
-public schools' status page, :mod:`monitord.http.status`), ``/tickets/<id>`` and
-``/tickets/<id>/report.pdf`` (a ticket as the office's repair report form: people's names
-and serial numbers, so only with an API bearer token or a signed link from a notification,
-:mod:`monitord.domain.links`).  The wall screen (:mod:`monitord.http.wall`), the API and the report
-pages come from :func:`monitord.app.daemon.web_routes`.  We bind the listening socket ourselves
-so that a port in use is a clear error instead of uvicorn's ``sys.exit``.
+"""The daemon's one HTTP server (Starlette on uvicorn, in the daemon's event loop), the
+headers and error pages every page shares.  The routes are assembled by
+:func:`monitord.http.site.build_app`.  We bind the listening socket ourselves so that a
+port in use is a clear error instead of uvicorn's ``sys.exit``.
 
 Hostile clients: path ids are range-checked (1..2^63-1), unexpected errors get a Thai page
 without a traceback, the server holds at most ``limit_concurrency`` connections (503
@@ -23,20 +18,13 @@ import logging
 import resource
 import socket
 import time
-from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
-from typing import Any
+from collections.abc import Generator, Mapping
 
 import uvicorn
-from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.responses import HTMLResponse, Response
 
-from monitord.http.metrics import CONTENT_TYPE, render
-from monitord.http.status import StatusSource, render_status
 from monitord.thaidate import SANE_FIRST, SANE_LAST
 
 log = logging.getLogger(__name__)
@@ -63,9 +51,6 @@ PAGE_HEADERS = {
 MAX_ID = 2**63 - 1  # SQLite INTEGER
 #: dates a request may name (reports): the one window every date input is held to
 FIRST_DATE, LAST_DATE = SANE_FIRST, SANE_LAST
-TicketSource = Callable[[int], Awaitable[dict[str, Any] | None]]
-#: May this request see ticket ``id``? (a bearer token or a signed link)
-TicketAccess = Callable[[Request, int], bool]
 
 
 def error_page(status: int, thai: str, english: str,
@@ -83,78 +68,6 @@ async def not_found(_: Request, __: Exception) -> Response:
 async def server_error(_: Request, __: Exception) -> Response:
     return error_page(500, "เกิดข้อผิดพลาดภายในระบบ โปรดลองใหม่หรือแจ้งผู้ดูแลระบบ",
                       "internal error; see the daemon's log")
-
-
-def build_app(registry: CollectorRegistry, health: Callable[[], Mapping[str, Any]],
-              status: StatusSource | None = None,
-              ticket: TicketSource | None = None,
-              extra_routes: Sequence[BaseRoute] = (),
-              ticket_access: TicketAccess | None = None) -> Starlette:
-    async def metrics(_: Request) -> Response:
-        body = await asyncio.to_thread(render, registry)
-        return Response(body, media_type=CONTENT_TYPE, headers=SECURITY_HEADERS)
-
-    async def healthz(_: Request) -> Response:
-        report = dict(health())
-        # "degraded" (e.g. the database cannot be written) still monitors: 200
-        code = 200 if report.get("status") in ("ok", "degraded") else 503
-        return JSONResponse(report, status_code=code, headers=SECURITY_HEADERS)
-
-    async def status_page(request: Request) -> Response:
-        if status is None:
-            return Response("status page not configured", status_code=404)
-        params = request.query_params
-        smis = request.path_params.get("smis")
-        page = render_status(status(), lang=params.get("lang", "th"), now=time.time(),
-                             q=params.get("q", "")[:100], isp=params.get("isp", "")[:100],
-                             smis=smis)
-        if page is None:
-            return error_page(404, "ไม่พบโรงเรียน", "school not found")
-        return HTMLResponse(page, headers=PAGE_HEADERS)
-
-    async def root(_: Request) -> Response:
-        return RedirectResponse("/status")
-
-    # Slow school links: the status page (300 schools × 30 day cells) compresses ~10×.
-    gzip = [Middleware(GZipMiddleware, minimum_size=1400)]
-
-    async def ticket_report(request: Request) -> Response:
-        """A ticket as the office's repair report form (the links in notifications):
-        ``/tickets/<id>`` HTML (``?lang=en``), ``/tickets/<id>/report.pdf`` to print.
-        Only with a bearer token or a signed link; anyone else gets the same 401 whether
-        the ticket exists or not."""
-        from monitord.reports import render_repair_html, render_repair_pdf
-        from monitord.reports.from_ticket import report_from_ticket
-
-        tid: int = request.path_params["tid"]
-        if ticket_access is None or not ticket_access(request, tid):
-            return error_page(
-                401, "หน้านี้มีข้อมูลส่วนบุคคล: เปิดได้จากลิงก์ในข้อความแจ้งเตือน (ยังไม่หมดอายุ) "
-                "หรือด้วยโทเคนของเจ้าหน้าที่",
-                "this page holds personal data: open it from the link in a notification "
-                "(before it expires) or with an officer's bearer token",
-                {"WWW-Authenticate": 'Bearer realm="monitord"'})
-        data = await ticket(tid) if ticket is not None and 1 <= tid <= MAX_ID else None
-        if data is None:
-            return error_page(404, "ไม่พบใบแจ้งซ่อม", "ticket not found")
-        lang = "en" if request.query_params.get("lang") == "en" else "th"
-        report = report_from_ticket(data, lang=lang)
-        if request.url.path.endswith(".pdf"):
-            pdf = await asyncio.to_thread(render_repair_pdf, report)
-            return Response(pdf, media_type="application/pdf", headers={
-                **SECURITY_HEADERS,
-                "Content-Disposition": f'inline; filename="ticket-{data["id"]}.pdf"'})
-        page = await asyncio.to_thread(render_repair_html, report)
-        return HTMLResponse(page, headers=PAGE_HEADERS)
-
-    return Starlette(exception_handlers={404: not_found, 500: server_error}, routes=[
-        Route("/", root), Route("/metrics", metrics), Route("/healthz", healthz),
-        Route("/status", status_page, middleware=gzip),
-        Route("/status/{smis}", status_page, middleware=gzip),
-        Route("/tickets/{tid:int}", ticket_report),
-        Route("/tickets/{tid:int}/report.pdf", ticket_report),
-        *extra_routes,
-    ])
 
 
 class _Server(uvicorn.Server):

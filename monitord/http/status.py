@@ -10,7 +10,7 @@ from exactly those fields and nothing else.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -214,5 +214,3 @@ def render_status(data: StatusData, *, lang: str, now: float, q: str = "", isp: 
         districts=districts, online=online, offline=offline, isps=isps, q=q, isp=isp,
         total=len(schools), **common)
 
-
-StatusSource = Callable[[], StatusData]

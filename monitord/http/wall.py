@@ -16,8 +16,9 @@ Routes:
 Under the offline schools it lists the unstable (DEGRADED) devices with their loss over
 the loss window (monitord.domain.state), worst first.
 
-What it shows is read from the running daemon (states, incidents, tickets) and from the
-database (the last state transitions and ticket status changes, read-only SQL).  Devices
+What it shows is read from the read model (:class:`monitord.http.ports.View`: states,
+incidents, tickets, and the last state transitions and ticket status changes from the
+database).  Devices
 appear by their display names only, never by address; every string from the config is
 escaped (Jinja2 autoescape in the page, ``textContent`` in the script).
 """
@@ -47,11 +48,11 @@ from monitord.domain.labels import KIND_TEXT, STATE_TEXT, TICKET_STATUS_TEXT
 from monitord.domain.school import OFFLINE_STATES, ONLINE_STATES
 from monitord.domain.state import State
 from monitord.domain.tickets import TicketStatus
+from monitord.http.ports import View
 from monitord.http.server import PAGE_HEADERS, SECURITY_HEADERS
 from monitord.thaidate import BANGKOK, format_date, format_duration, month_name
 
 if TYPE_CHECKING:
-    from monitord.app.daemon import Daemon
     from monitord.config import Config, Device
 
 log = logging.getLogger(__name__)
@@ -111,18 +112,6 @@ SEVERITY = {State.DOWN: "bad", State.UNREACHABLE: "bad", State.UP: "good",
             State.DEGRADED: "warn", State.MAINTENANCE: "info", State.UNKNOWN: "info"}
 TICKET_SEVERITY: dict[str, str] = {TicketStatus.OPEN: "bad", TicketStatus.REPAIRED: "good",
                                     TicketStatus.CLOSED: "good"}
-
-# The last transitions (first sightings UNKNOWN → UP at start-up are noise on a wall) and
-# the last real status changes of tickets (an officer's edit repeats the current status).
-TRANSITIONS_SQL = (
-    "SELECT id, device_id, old_state, new_state, ts FROM state_transition "
-    "WHERE NOT (old_state = 'unknown' AND new_state = 'up') ORDER BY id DESC LIMIT ?")
-TICKET_EVENTS_SQL = (
-    "SELECT id, ticket_id, ts, status, root FROM ("
-    " SELECT e.id, e.ticket_id, e.ts, e.status, t.root,"
-    "  LAG(e.status) OVER (PARTITION BY e.ticket_id ORDER BY e.id) AS prev"
-    " FROM ticket_event e JOIN ticket t ON t.id = e.ticket_id)"
-    " WHERE prev IS NULL OR prev <> status ORDER BY id DESC LIMIT ?")
 
 
 def _env() -> jinja2.Environment:
@@ -217,10 +206,10 @@ def _where(cfg: Config, dev: Device, lang: str) -> str:
 
 
 class Wall:
-    """Builds snapshots of the daemon's view (cached briefly: many screens, one query)."""
+    """Builds snapshots of the read model (cached briefly: many screens, one query)."""
 
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    def __init__(self, view: View) -> None:
+        self.view = view
         self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
         self._lock = asyncio.Lock()
 
@@ -234,10 +223,10 @@ class Wall:
             return data
 
     async def _build(self, lang: str, now: float) -> dict[str, Any]:
-        d = self.daemon
+        d = self.view
         cfg = d.config
         states = STATE_TEXT[lang]
-        upstream = [inc for inc in d.engine.open_incidents() if inc.kind == "upstream"]
+        upstream = [inc for inc in d.open_incidents() if inc.kind == "upstream"]
         in_upstream = {dev for inc in upstream for dev in inc.affected}
         status = d.status_data()
         online = offline = 0
@@ -261,12 +250,12 @@ class Wall:
         roots = unreachable = dltv_total = dltv_no_signal = 0
         school_of = {dev.id: dev.school for dev in cfg.devices} if cfg is not None else {}
         for dev in cfg.devices if cfg is not None else []:
-            eff = d.engine.effective_state(dev.id, now)
+            eff = d.effective_state(dev.id, now)
             roots += eff == State.DOWN
             unreachable += eff == State.UNREACHABLE
             if dev.kind.value == "dltv_receiver":
                 dltv_total += 1
-                st = d.tracker.status(dev.id)
+                st = d.device_status(dev.id)
                 obs = st.latest.get("mqtt") if st is not None else None
                 if obs is not None and (obs.values.get("signal_lock") == 0
                                         or obs.reason == "no_signal_lock"):
@@ -308,9 +297,9 @@ class Wall:
         if cfg is None:
             return rows
         for dev in cfg.devices:
-            st = self.daemon.tracker.status(dev.id)
+            st = self.view.device_status(dev.id)
             if st is None or (loss := st.window.loss_ratio) is None or \
-                    self.daemon.engine.effective_state(dev.id, now) is not State.DEGRADED:
+                    self.view.effective_state(dev.id, now) is not State.DEGRADED:
                 continue
             percent = round(loss * 100)
             rtt = st.window.rtt_avg
@@ -326,47 +315,37 @@ class Wall:
         return rows
 
     async def _events(self, cfg: Config | None, lang: str, now: float) -> list[dict[str, Any]]:
-        storage = self.daemon.storage
-        if storage is None or cfg is None:
+        if cfg is None:
             return []
         devices = cfg.device_map()
         states = STATE_TEXT[lang]
         out: list[dict[str, Any]] = []
         try:
-            db = storage.connection
-            async with db.execute(TRANSITIONS_SQL, (EVENT_ROWS * 3,)) as cur:
-                transitions = list(await cur.fetchall())
-            async with db.execute(TICKET_EVENTS_SQL, (EVENT_ROWS,)) as cur:
-                ticket_rows = list(await cur.fetchall())
+            # the last transitions (no first sightings) and real ticket status changes
+            recent = await self.view.recent_events(EVENT_ROWS)
         except Exception as exc:  # the wall must keep running when the database hiccups
             log.warning("wall: reading events failed: %s", exc)
             return []
-        for r in transitions:
-            dev = devices.get(r["device_id"])
+        for t in recent.states:
+            dev = devices.get(t.device_id)
             if dev is None:
                 continue  # removed from the config: no name to show
-            try:
-                new = State(r["new_state"])
-            except ValueError:
-                continue
-            out.append({"key": f"t{r['id']}", "ts": r["ts"], "kind": "state",
-                        "time_text": time_text(r["ts"], now, lang),
-                        "severity": SEVERITY[new], "badge": states[new],
+            out.append({"key": f"t{t.id}", "ts": t.ts, "kind": "state",
+                        "time_text": time_text(t.ts, now, lang),
+                        "severity": SEVERITY[t.new], "badge": states[t.new],
                         "text": f"{device_label(dev, lang)} · {_where(cfg, dev, lang)}"})
-        for r in ticket_rows:
-            root = str(r["root"])
-            if (dev := devices.get(root)) is not None:
+        for k in recent.tickets:
+            if (dev := devices.get(k.root)) is not None:
                 subject = f"{device_label(dev, lang)} · {_where(cfg, dev, lang)}"
-            elif ":" in root:
-                subject = group_label(root, lang)
+            elif ":" in k.root:
+                subject = group_label(k.root, lang)
             else:
                 continue
-            status = str(r["status"])
-            out.append({"key": f"k{r['id']}", "ts": r["ts"], "kind": "ticket",
-                        "time_text": time_text(r["ts"], now, lang),
-                        "severity": TICKET_SEVERITY.get(status, "info"),
-                        "badge": f"{LABELS[lang]['ticket']} #{r['ticket_id']} "
-                                 f"{TICKET_STATUS[lang].get(status, status)}",
+            out.append({"key": f"k{k.id}", "ts": k.ts, "kind": "ticket",
+                        "time_text": time_text(k.ts, now, lang),
+                        "severity": TICKET_SEVERITY.get(k.status, "info"),
+                        "badge": f"{LABELS[lang]['ticket']} #{k.ticket_id} "
+                                 f"{TICKET_STATUS[lang].get(k.status, k.status)}",
                         "text": subject})
         out.sort(key=lambda e: e["ts"], reverse=True)
         return out[:EVENT_ROWS]
@@ -407,9 +386,9 @@ def _dump(data: Mapping[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
-def routes(daemon: Daemon) -> list[BaseRoute]:
-    wall = Wall(daemon)
-    slots = _Slots(daemon.config.http.max_sse_clients if daemon.config is not None else 100)
+def routes(view: View) -> list[BaseRoute]:
+    wall = Wall(view)
+    slots = _Slots(view.config.http.max_sse_clients if view.config is not None else 100)
 
     async def page(request: Request) -> Response:
         lang = _lang(request)
@@ -427,7 +406,7 @@ def routes(daemon: Daemon) -> list[BaseRoute]:
         yield "retry: 3000\n\n"
         last_digest = ""
         last_sent = 0.0
-        stop = daemon.stop_event
+        stop = view.stopping
         while not stop.is_set():
             data = await wall.snapshot(lang)
             mono = time.monotonic()
@@ -439,7 +418,7 @@ def routes(daemon: Daemon) -> list[BaseRoute]:
 
     async def events(request: Request) -> Response:
         if not slots.take():
-            daemon.count_http_rejected("sse_limit")
+            view.count_http_rejected("sse_limit")
             return Response("too many live wall screens; poll /wall/data.json\n",
                             status_code=429, media_type="text/plain",
                             headers={**SECURITY_HEADERS, "Retry-After": "60"})

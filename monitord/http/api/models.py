@@ -1,7 +1,7 @@
 """Request and response models of the JSON API (``/api/v1``).
 
-The OpenAPI document is generated from these models (:func:`monitord.http.api.routes.openapi`) and
-every response is built from them, so the document and the code cannot drift apart.
+FastAPI generates the OpenAPI document from these models (:mod:`monitord.http.api.openapi`)
+and every response is built from them, so the document and the code cannot drift apart.
 
 Conventions: instants are Unix seconds (float, UTC epoch); fields marked *token only*
 are present only in answers to requests carrying a valid bearer token (addresses, host
@@ -24,9 +24,9 @@ from pydantic.json_schema import SkipJsonSchema
 from monitord.config import DeviceKind
 from monitord.domain.activehours import parse_days, parse_hours
 from monitord.domain.state import State
+from monitord.domain.tickets import TicketStatus
 from monitord.values import SaneDateTime
 
-TicketStatus = Literal["open", "scheduled", "in_repair", "repaired", "closed"]
 TOKEN_ONLY = "only with a valid bearer token"
 
 

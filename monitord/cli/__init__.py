@@ -15,13 +15,10 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from monitord import __version__
-from monitord.config import Config, ConfigError, load_config
-from monitord.domain.activehours import parse_days, parse_hours
-from monitord.domain.availability import HistoryLoader
 from monitord.domain.tickets import TicketStatus
 from monitord.storage import (
     DatabaseError,
@@ -33,7 +30,9 @@ from monitord.storage import (
 )
 from monitord.thaidate import check_sane, from_timestamp
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from monitord.app.commands import AppCommands
+
 BANGKOK = ZoneInfo("Asia/Bangkok")
 
 
@@ -49,40 +48,6 @@ def _self_command() -> str:
     """How the user started us, so printed hints can be pasted as they are."""
     argv0 = sys.argv[0]
     return argv0 if argv0.endswith("monitord") else "monitord"
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    try:
-        result = load_config(args.config)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem)
-        print(f"{args.config}: {len(exc.problems)} problem(s)", file=sys.stderr)
-        return 2
-    for warning in result.warnings:
-        print(warning)
-    cfg = result.config
-    print(f"{args.config}: OK ({len(cfg.schools)} schools, {len(cfg.devices)} devices)",
-          file=sys.stderr)
-    return 0
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from monitord.app.daemon import Daemon, DaemonOptions
-
-    _setup_logging(args.log_level)
-    daemon = Daemon(DaemonOptions(Path(args.config), args.db, args.listen,
-                                  notify_urls=args.notify))
-    return asyncio.run(daemon.run())
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from monitord.demo.office import run_demo
-
-    _setup_logging(args.log_level)
-    data_dir: Path = args.data_dir or default_data_dir() / "demo"
-    return run_demo(data_dir, db=args.db, listen=args.listen, schools=args.schools,
-                    notify=args.notify, self_command=_self_command())
 
 
 def with_store(db: Path | None, readonly: bool,
@@ -115,26 +80,6 @@ def with_store(db: Path | None, readonly: bool,
             await store.close()
 
     return asyncio.run(run())
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    async def read(store: Storage) -> int:
-        states = await store.load_states()
-        rows = sorted(states.values(), key=lambda s: s.device_id)
-        if args.state:
-            rows = [r for r in rows if r.state.value == args.state]
-        if args.format == "json":
-            print(json.dumps([
-                {"device": r.device_id, "state": r.state.value, "since": r.since,
-                 "reason": r.reason} for r in rows
-            ], ensure_ascii=False, indent=1))
-            return 0
-        for r in rows:
-            since = datetime.fromtimestamp(r.since, BANGKOK).strftime("%Y-%m-%d %H:%M:%S")
-            print(f"{r.device_id:<28} {r.state.value:<12} {since}  {r.reason}")
-        return 0
-
-    return with_store(args.db, True, read)
 
 
 def _parse_when(text: str) -> float:
@@ -199,18 +144,26 @@ async def _tickets_action(store: Storage, args: argparse.Namespace) -> int:
         for h in t["history"]:
             print(f"  {_fmt_ts(h['ts'])}  {h['status']:<10} {h['actor']:<16} {h['note']}")
         return 0
+    from monitord.app.commands import AppCommands
+    from monitord.http.ports import CommandError
+
+    commands = AppCommands.on_store(store)
     actor = args.by
-    if args.action == "schedule":
-        t = await store.update_ticket(args.id, actor, scheduled_for=args.at, note=args.note)
-    elif args.action == "close":
-        t = await store.update_ticket(args.id, actor, status=TicketStatus.CLOSED, note=args.note)
-    else:  # update
-        fields = {"cause": args.cause, "fix": args.fix, "summary": args.summary,
-                  "event_text": args.event, "repairer_name": args.repairer,
-                  "repairer_position": args.repairer_position,
-                  "repair_started": args.started, "repair_finished": args.finished}
-        t = await store.update_ticket(args.id, actor, status=args.status, note=args.note,
-                                      fields={k: v for k, v in fields.items() if v is not None})
+    try:
+        if args.action == "schedule":
+            t = await commands.schedule_ticket(args.id, actor, args.at, note=args.note)
+        elif args.action == "close":
+            t = await commands.close_ticket(args.id, actor, note=args.note)
+        else:  # update
+            fields = {"cause": args.cause, "fix": args.fix, "summary": args.summary,
+                      "event_text": args.event, "repairer_name": args.repairer,
+                      "repairer_position": args.repairer_position,
+                      "repair_started": args.started, "repair_finished": args.finished}
+            t = await commands.update_ticket(args.id, actor, status=args.status,
+                                             note=args.note, fields=fields)
+    except CommandError as exc:
+        print(f"monitord: {exc}", file=sys.stderr)
+        return 2
     print(f"ticket {t['id']}: {t['status']} ({t['status_th']})")
     return 0
 
@@ -221,172 +174,50 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
 
 
 async def _maintenance_action(store: Storage, args: argparse.Namespace) -> int:
-    if args.action == "add":
-        weekly = None
-        if args.weekly:
-            if args.start is not None or args.end is not None or not args.hours:
-                print("monitord: --weekly takes --hours, not --start/--end",
-                      file=sys.stderr)
-                return 2
-            try:
-                parse_days(args.weekly.split(","))
-                parse_hours(args.hours)
-            except ValueError as exc:
-                print(f"monitord: {exc}", file=sys.stderr)
-                return 2
-            weekly = {"days": args.weekly.split(","), "hours": args.hours}
-            when = f"every {args.weekly} {args.hours}"
-        elif args.start is None or args.end is None or args.end <= args.start:
-            print("monitord: give --start and a later --end (or --weekly and --hours)",
-                  file=sys.stderr)
-            return 2
-        else:
-            when = f"{_fmt_ts(args.start)} → {_fmt_ts(args.end)}"
-        wid = await store.add_maintenance(
-            args.name, args.start, args.end, weekly=weekly, devices=args.device or [],
-            schools=args.school or [], kinds=args.kind or [], reason=args.reason,
-            created_by=args.by)
-        print(f"maintenance window {wid} added: {args.name} {when}")
-    elif args.action == "delete":
-        if not await store.delete_maintenance(args.id):
-            print(f"monitord: no maintenance window {args.id}", file=sys.stderr)
-            return 2
-        print(f"maintenance window {args.id} deleted")
-    else:
-        rows = await store.maintenance(include_past=args.all)
-        if args.format == "json":
-            print(json.dumps(rows, ensure_ascii=False, indent=1))
-        for r in rows if args.format == "text" else []:
-            scope = ", ".join(r["devices"] + r["schools"] + r["kinds"]) or "ทั้งหมด"
-            when = (f"every {','.join(r['weekly']['days'])} {r['weekly']['hours']}"
-                    if r["weekly"] else f"{_fmt_ts(r['start'])} → {_fmt_ts(r['end'])}")
-            print(f"{r['id']:>4}  {when}  {r['name']}  [{scope}]")
+    from monitord.app.commands import AppCommands
+    from monitord.http.ports import CommandError
+
+    commands = AppCommands.on_store(store)
+    try:
+        if args.action == "add":
+            return await _maintenance_add(commands, args)
+        if args.action == "delete":
+            await commands.delete_maintenance(args.id, _default_actor())
+            print(f"maintenance window {args.id} deleted")
+            return 0
+    except CommandError as exc:
+        print(f"monitord: {exc}", file=sys.stderr)
+        return 2
+    rows = await store.maintenance(include_past=args.all)
+    if args.format == "json":
+        print(json.dumps(rows, ensure_ascii=False, indent=1))
+    for r in rows if args.format == "text" else []:
+        scope = ", ".join(r["devices"] + r["schools"] + r["kinds"]) or "ทั้งหมด"
+        when = (f"every {','.join(r['weekly']['days'])} {r['weekly']['hours']}"
+                if r["weekly"] else f"{_fmt_ts(r['start'])} → {_fmt_ts(r['end'])}")
+        print(f"{r['id']:>4}  {when}  {r['name']}  [{scope}]")
     return 0
 
 
-def cmd_report_repair(args: argparse.Namespace) -> int:
-    box: list[dict[str, Any]] = []
-
-    async def load(store: Storage) -> int:
-        box.append(await store.get_ticket(args.ticket_id))
-        return 0
-
-    code = with_store(args.db, True, load)
-    if code != 0:
-        return code
-    from monitord.reports import render_repair_html, render_repair_pdf
-    from monitord.reports.from_ticket import report_from_ticket
-
-    ticket = box[0]
-    report = report_from_ticket(ticket, lang=args.lang, thai_digits=args.thai_digits)
-    data = (render_repair_pdf(report) if args.format == "pdf"
-            else render_repair_html(report).encode("utf-8"))
-    if args.output == "-":
-        sys.stdout.buffer.write(data)
-    else:
-        Path(args.output).write_bytes(data)
-        print(f"repair report for ticket {args.ticket_id} written to {args.output}",
+async def _maintenance_add(commands: AppCommands, args: argparse.Namespace) -> int:
+    weekly = None
+    if args.weekly:
+        if args.start is not None or args.end is not None or not args.hours:
+            print("monitord: --weekly takes --hours, not --start/--end", file=sys.stderr)
+            return 2
+        weekly = (args.weekly.split(","), args.hours)
+        when = f"every {args.weekly} {args.hours}"
+    elif args.start is None or args.end is None or args.end <= args.start:
+        print("monitord: give --start and a later --end (or --weekly and --hours)",
               file=sys.stderr)
-    return 0
-
-
-def _report_inputs(args: argparse.Namespace) -> tuple[Config, Path] | int:
-    """The config (school names, ISPs, districts, schedules) and the database it uses
-    (``--db``, else the config's ``storage``, as ``monitord run`` resolves it)."""
-    from monitord.app.daemon import resolve_db_path
-
-    try:
-        cfg = load_config(args.config).config
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
         return 2
-    except OSError as exc:
-        print(f"monitord: {exc}", file=sys.stderr)
-        return 2
-    return cfg, resolve_db_path(cfg, args.db)
-
-
-def _write_output(data: bytes, output: str, what: str) -> None:
-    if output == "-":
-        sys.stdout.buffer.write(data)
     else:
-        Path(output).write_bytes(data)
-        print(f"{what} written to {output}", file=sys.stderr)
-
-
-def _read_report(db: Path, build: Callable[[HistoryLoader], T]) -> T | int:
-    """Build a report from a read-only connection; an exit code when that fails
-    (1: the database cannot be opened or read, 2: the request cannot be answered)."""
-    from monitord.storage.history import load_history, open_readonly
-
-    try:
-        conn = open_readonly(db)
-    except (OSError, DatabaseError) as exc:
-        print(f"monitord: cannot open database {db}: {exc}", file=sys.stderr)
-        return 1
-    try:
-        return build(lambda start, end: load_history(conn, start, end))
-    except ValueError as exc:
-        print(f"monitord: {exc}", file=sys.stderr)
-        return 2
-    except DatabaseError as exc:
-        print(f"monitord: cannot read database {db}: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        conn.close()
-
-
-def cmd_report_daily(args: argparse.Namespace) -> int:
-    from monitord.reports import daily
-
-    got = _report_inputs(args)
-    if isinstance(got, int):
-        return got
-    cfg, db = got
-    try:
-        day = datetime.strptime(args.date, "%Y-%m-%d").date() if args.date else None
-    except ValueError:
-        print(f"monitord: expected --date YYYY-MM-DD, got {args.date!r}", file=sys.stderr)
-        return 2
-    report = _read_report(db, lambda load: daily.build_daily(cfg, load, day))
-    if isinstance(report, int):
-        return report
-    _write_output(daily.render_daily(report, args.format, args.lang), args.output,
-                  f"daily report for {report.day.isoformat()}")
-    return 0
-
-
-def cmd_report_availability(args: argparse.Namespace) -> int:
-    from monitord.reports import monthly
-
-    got = _report_inputs(args)
-    if isinstance(got, int):
-        return got
-    cfg, db = got
-    try:
-        if args.fiscal_year is not None:
-            if args.first or args.last:
-                raise ValueError("give either --fiscal-year or --from/--to")
-            if not 2400 < args.fiscal_year < 2700:
-                raise ValueError("--fiscal-year is a Buddhist-era year such as 2569")
-            first, last = monthly.fiscal_months(args.fiscal_year)
-        elif args.first:
-            first = monthly.parse_month(args.first)
-            now = datetime.now(cfg.tz)
-            last = monthly.parse_month(args.last) if args.last else (now.year, now.month)
-        else:
-            raise ValueError("give --from YYYY-MM [--to YYYY-MM] or --fiscal-year YYYY (BE)")
-        monthly.months_between(first, last)
-    except ValueError as exc:
-        print(f"monitord: {exc}", file=sys.stderr)
-        return 2
-    report = _read_report(db, lambda load: monthly.build_monthly(
-        cfg, load, first, last, fiscal_year=args.fiscal_year, lang=args.lang))
-    if isinstance(report, int):
-        return report
-    _write_output(monthly.render_monthly(report, args.format, args.lang), args.output,
-                  "availability report")
+        when = f"{_fmt_ts(args.start)} → {_fmt_ts(args.end)}"
+    row = await commands.add_maintenance(
+        args.name, args.by, start=args.start, end=args.end, weekly=weekly,
+        devices=args.device or [], schools=args.school or [], kinds=args.kind or [],
+        reason=args.reason)
+    print(f"maintenance window {row['id']} added: {args.name} {when}")
     return 0
 
 
@@ -441,6 +272,13 @@ def _default_actor() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from monitord.cli.report import (
+        cmd_report_availability,
+        cmd_report_daily,
+        cmd_report_repair,
+    )
+    from monitord.cli.run import cmd_check, cmd_demo, cmd_run, cmd_status
+
     parser = argparse.ArgumentParser(
         prog="monitord", description="Monitoring daemon for an educational service area office."
     )

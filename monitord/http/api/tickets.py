@@ -1,0 +1,91 @@
+"""Repair tickets: ``GET /tickets``, ``GET /tickets/{id}``, ``PATCH /tickets/{id}``.
+
+A PATCH is the officer's change ``monitord tickets update/schedule/close`` makes, through
+the same application command (:meth:`monitord.http.ports.Commands.update_ticket`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query
+from starlette.responses import Response
+
+from monitord.domain.tickets import TicketError
+from monitord.http.api.auth import Reader, Writer
+from monitord.http.api.errors import ID_SCHEMA, VALIDATION, ApiError, json_body, ok, path_id
+from monitord.http.api.models import (
+    FieldError,
+    TicketDetail,
+    TicketList,
+    TicketOut,
+    TicketPatch,
+    TicketQuery,
+)
+from monitord.http.api.openapi import READ, body, problems
+from monitord.http.api.views import ticket_detail, ticket_fields
+
+router = APIRouter(tags=["tickets"])
+
+TicketId = Annotated[str, Path(alias="id", description="ticket id",
+                               json_schema_extra=ID_SCHEMA)]
+
+
+def instant(value: dt.datetime, tz: dt.tzinfo, what: str) -> float:
+    """A request's date-time as Unix seconds (naive: office local time); 422 if no
+    calendar can hold it."""
+    try:
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=tz)
+        return aware.timestamp()
+    except (OverflowError, ValueError, OSError):
+        raise ApiError(422, f"{what}: date-time out of range", type_=VALIDATION,
+                       errors=[FieldError(loc=["body", what], msg="date-time out of range",
+                                          type="value_error")]) from None
+
+
+@router.get("/tickets", operation_id="listTickets",
+            summary="Repair tickets (not closed, unless asked)", response_model=TicketList,
+            response_description="OK", responses=problems(400, 401), openapi_extra=READ)
+async def list_tickets(caller: Reader, q: Annotated[TicketQuery, Query()]) -> Response:
+    rows = await caller.storage.list_tickets(q.status, include_closed=q.all)
+    items = [TicketOut(**ticket_fields(caller, t)) for t in rows]
+    return ok(TicketList(count=len(items), items=items))
+
+
+@router.get("/tickets/{id}", operation_id="getTicket",
+            summary="One repair ticket with its history", response_model=TicketDetail,
+            response_description="OK", responses=problems(401, 404), openapi_extra=READ)
+async def get_ticket(caller: Reader, raw_id: TicketId) -> Response:
+    tid = path_id(raw_id, "ticket")
+    try:
+        t = await caller.storage.get_ticket(tid)
+    except TicketError:
+        raise ApiError(404, f"no ticket {tid}") from None
+    return ok(ticket_detail(caller, t))
+
+
+@router.patch("/tickets/{id}", operation_id="updateTicket",
+              summary="An officer's change to a ticket (status, appointment, findings)",
+              description="As `monitord tickets update/schedule/close`; the token's name is "
+                          "recorded as the actor in the ticket's history.",
+              response_model=TicketDetail, response_description="OK",
+              responses=problems(400, 401, 404, 409, 413, 415, 422),
+              openapi_extra=body(TicketPatch))
+async def patch_ticket(caller: Writer, raw_id: TicketId,
+                       patch: Annotated[TicketPatch, Depends(json_body(TicketPatch))]
+                       ) -> Response:
+    tid = path_id(raw_id, "ticket")
+    tz = caller.config.tz
+    fields: dict[str, Any] = {k: getattr(patch, k) for k in (
+        "cause", "fix", "summary", "event_text", "repairer_name", "repairer_position")
+        if getattr(patch, k) is not None}
+    for k in ("repair_started", "repair_finished"):
+        value = getattr(patch, k)
+        if value is not None:
+            fields[k] = instant(value, tz, k)
+    scheduled = (instant(patch.scheduled_for, tz, "scheduled_for")
+                 if patch.scheduled_for is not None else None)
+    t = await caller.commands.update_ticket(tid, caller.officer, status=patch.status,
+                                            scheduled_for=scheduled, note=patch.note,
+                                            fields=fields)
+    return ok(ticket_detail(caller, t))

@@ -1,0 +1,107 @@
+"""Route assembly: every page and API of the daemon's one web app.
+
+``/metrics`` (Prometheus), ``/healthz``, ``/status`` and ``/status/<smis>`` (the public
+schools' status page, :mod:`monitord.http.status`), ``/tickets/<id>`` and
+``/tickets/<id>/report.pdf`` (a ticket as the office's repair report form: people's names
+and serial numbers, so only with an API bearer token or a signed link from a notification,
+:mod:`monitord.domain.links`), the wall screen (:mod:`monitord.http.wall`), the report
+pages (:mod:`monitord.http.reports`) and the JSON API (:mod:`monitord.http.api`).
+
+Pages read the :class:`~monitord.http.ports.View` and change state only through the
+:class:`~monitord.http.ports.Commands`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from monitord.http.api.routes import routes as api_routes
+from monitord.http.metrics import CONTENT_TYPE, build_registry, render
+from monitord.http.ports import Commands, View
+from monitord.http.reports import routes as report_routes
+from monitord.http.server import (
+    MAX_ID,
+    PAGE_HEADERS,
+    SECURITY_HEADERS,
+    error_page,
+    not_found,
+    server_error,
+)
+from monitord.http.status import render_status
+from monitord.http.wall import routes as wall_routes
+
+
+def build_app(view: View, commands: Commands) -> Starlette:
+    registry = build_registry(view)
+
+    async def metrics(_: Request) -> Response:
+        body = await asyncio.to_thread(render, registry)
+        return Response(body, media_type=CONTENT_TYPE, headers=SECURITY_HEADERS)
+
+    async def healthz(_: Request) -> Response:
+        report = dict(view.health())
+        # "degraded" (e.g. the database cannot be written) still monitors: 200
+        code = 200 if report.get("status") in ("ok", "degraded") else 503
+        return JSONResponse(report, status_code=code, headers=SECURITY_HEADERS)
+
+    async def status_page(request: Request) -> Response:
+        params = request.query_params
+        smis = request.path_params.get("smis")
+        page = render_status(view.status_data(), lang=params.get("lang", "th"),
+                             now=time.time(), q=params.get("q", "")[:100],
+                             isp=params.get("isp", "")[:100], smis=smis)
+        if page is None:
+            return error_page(404, "ไม่พบโรงเรียน", "school not found")
+        return HTMLResponse(page, headers=PAGE_HEADERS)
+
+    async def root(_: Request) -> Response:
+        return RedirectResponse("/status")
+
+    # Slow school links: the status page (300 schools × 30 day cells) compresses ~10×.
+    gzip = [Middleware(GZipMiddleware, minimum_size=1400)]
+
+    async def ticket_report(request: Request) -> Response:
+        """A ticket as the office's repair report form (the links in notifications):
+        ``/tickets/<id>`` HTML (``?lang=en``), ``/tickets/<id>/report.pdf`` to print.
+        Only with a bearer token or a signed link; anyone else gets the same 401 whether
+        the ticket exists or not."""
+        from monitord.reports import render_repair_html, render_repair_pdf
+        from monitord.reports.from_ticket import report_from_ticket
+
+        tid: int = request.path_params["tid"]
+        if not view.ticket_access(request, tid):
+            return error_page(
+                401, "หน้านี้มีข้อมูลส่วนบุคคล: เปิดได้จากลิงก์ในข้อความแจ้งเตือน (ยังไม่หมดอายุ) "
+                "หรือด้วยโทเคนของเจ้าหน้าที่",
+                "this page holds personal data: open it from the link in a notification "
+                "(before it expires) or with an officer's bearer token",
+                {"WWW-Authenticate": 'Bearer realm="monitord"'})
+        data = await view.ticket_for_web(tid) if 1 <= tid <= MAX_ID else None
+        if data is None:
+            return error_page(404, "ไม่พบใบแจ้งซ่อม", "ticket not found")
+        lang = "en" if request.query_params.get("lang") == "en" else "th"
+        report = report_from_ticket(data, lang=lang)
+        if request.url.path.endswith(".pdf"):
+            pdf = await asyncio.to_thread(render_repair_pdf, report)
+            return Response(pdf, media_type="application/pdf", headers={
+                **SECURITY_HEADERS,
+                "Content-Disposition": f'inline; filename="ticket-{data["id"]}.pdf"'})
+        page = await asyncio.to_thread(render_repair_html, report)
+        return HTMLResponse(page, headers=PAGE_HEADERS)
+
+    return Starlette(exception_handlers={404: not_found, 500: server_error}, routes=[
+        Route("/", root), Route("/metrics", metrics), Route("/healthz", healthz),
+        Route("/status", status_page, middleware=gzip),
+        Route("/status/{smis}", status_page, middleware=gzip),
+        Route("/tickets/{tid:int}", ticket_report),
+        Route("/tickets/{tid:int}/report.pdf", ticket_report),
+        *wall_routes(view), *api_routes(view, commands), *report_routes(view),
+    ])
