@@ -25,7 +25,7 @@ Both hook WeasyPrint internals (``weasyprint.pdf.build_fonts_dictionary`` and
 ``weasyprint.draw.text.draw_first_line``; checked against WeasyPrint 61–70).  Each
 hook checks what it sees and leaves the PDF as WeasyPrint wrote it when anything is
 unexpected (another version, a bitmap font): the PDF still renders, and the
-text-extraction tests in tests/test_repair_report.py say what broke.
+text-extraction tests in tests/integration/test_repair_report.py say what broke.
 """
 
 from __future__ import annotations

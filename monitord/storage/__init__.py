@@ -19,7 +19,7 @@ Modules, one per concern:
 * :mod:`~monitord.storage.tx`: ending a failed transaction.
 
 Everything else in monitord reads and writes through these; nothing outside this package
-imports sqlite3/aiosqlite or writes SQL (``tests/test_layout.py``).
+imports sqlite3/aiosqlite or writes SQL (``tests/unit/test_layout.py``).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Pure decoding for the MQTT source: field paths, format presets, value conversion.
 
 Nothing here does I/O or keeps time, so the hot path can be fuzzed in isolation
-(tests/test_mqtt.py feeds it arbitrary payloads with hypothesis;
-tests/test_mqtt_hardening.py feeds :func:`decode_json`/:func:`extract`,
+(tests/integration/test_mqtt.py feeds it arbitrary payloads with hypothesis;
+tests/integration/test_mqtt_hardening.py feeds :func:`decode_json`/:func:`extract`,
 :func:`decode_scalar`/:func:`convert`/:func:`to_timestamp` 20,000+ generated inputs).
 Every way a payload can be wrong ends in :class:`Rejected` with one reason from
 :data:`REJECT_REASONS` (the only exception these functions raise on bad input): the

@@ -11,7 +11,7 @@ import yaml
 
 from monitord.demo import processes
 from monitord.demo.office import RULE_COMMENT, DemoLab, build_lab
-from tests.conftest import (
+from tests.daemon_lab import (
     MONITORD,
     ROOT,
     DaemonProcess,

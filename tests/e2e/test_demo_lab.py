@@ -49,7 +49,7 @@ from monitord.demo.snmp_mib import (
 from monitord.probes.base import Observation, Target
 from monitord.probes.snmp import SnmpProber
 from monitord.probes.snmp import codec as w
-from tests.conftest import (
+from tests.daemon_lab import (
     MONITORD,
     ROOT,
     IptablesDrop,

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.conftest import (
+from tests.daemon_lab import (
     DaemonProcess,
     IptablesDrop,
     base_config,
@@ -26,8 +26,6 @@ from tests.conftest import (
     wait_value,
     write_config,
 )
-
-pytestmark = pytest.mark.e2e
 
 TOKEN = "tok-3f9c2a7b1e5d4c6a8b0f"
 COMMUNITY = "comm-s3cret-7a1b9c"

@@ -9,7 +9,7 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 from tests.browser_lab import CHROMIUM_ARGS
-from tests.conftest import (
+from tests.daemon_lab import (
     DaemonProcess,
     IptablesDrop,
     base_config,

@@ -17,7 +17,7 @@ from playwright.sync_api import sync_playwright
 from monitord.domain.state import State, Transition
 from monitord.storage import Storage
 from tests.browser_lab import CHROMIUM_ARGS
-from tests.conftest import DaemonProcess, base_config, http_get, wait_for, write_config
+from tests.daemon_lab import DaemonProcess, base_config, http_get, wait_for, write_config
 
 BKK = ZoneInfo("Asia/Bangkok")
 

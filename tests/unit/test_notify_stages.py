@@ -33,8 +33,6 @@ from monitord.notify.route import first_attempt, targets
 from monitord.notify.send import keyed_url, message_key
 from monitord.notify.timed import Reminders, timed_events
 
-pytestmark = pytest.mark.unit
-
 BKK = ZoneInfo("Asia/Bangkok")
 
 

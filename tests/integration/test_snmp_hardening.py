@@ -24,7 +24,7 @@ from monitord.probes.base import Observation, Target
 from monitord.probes.snmp import SYS_UPTIME, SnmpProber
 from monitord.probes.snmp import codec as w
 from monitord.probes.snmp.session import Session, WalkLimits
-from tests.conftest import DaemonProcess, Metrics, base_config, wait_for, write_config
+from tests.daemon_lab import DaemonProcess, Metrics, base_config, wait_for, write_config
 from tests.snmp_lab import (
     Answer,
     ScriptedAgent,

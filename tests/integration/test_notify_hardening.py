@@ -29,7 +29,7 @@ import pytest
 
 from monitord.notify import NotificationEvent, NotifyPolicy, render_message
 from monitord.thaidate import format_datetime
-from tests.conftest import (
+from tests.daemon_lab import (
     DaemonProcess,
     IptablesDrop,
     base_config,

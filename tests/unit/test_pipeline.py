@@ -27,8 +27,6 @@ from monitord.domain.state import State
 from monitord.probes.base import Observation
 from monitord.storage import Storage
 
-pytestmark = pytest.mark.unit
-
 BANGKOK = ZoneInfo("Asia/Bangkok")
 #: a Monday in lesson hours, and the Saturday evening before it
 MONDAY_10 = datetime(2026, 11, 30, 10, 0, tzinfo=BANGKOK).timestamp()

@@ -28,8 +28,6 @@ from monitord.http.ports import Conflict, Invalid, NotFound, View
 from monitord.http.status import DeviceRow, SchoolRow, StatusData
 from monitord.storage import Storage
 
-pytestmark = pytest.mark.unit
-
 TOKEN = "tok-unit-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from monitord.demo import processes
-from tests.conftest import ROOT
+from tests.daemon_lab import ROOT
 
 
 def test_wait_until_returns_the_value_and_names_the_last_error() -> None:

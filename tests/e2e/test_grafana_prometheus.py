@@ -25,7 +25,7 @@ import yaml
 from monitord.demo.office import DEAD_BLOCK
 from monitord.http.metrics import INTERFACE_COUNTERS, INTERFACE_GAUGES, SNMP_VALUES
 from monitord.probes.mqtt import VALUE_GAUGES as MQTT_VALUES
-from tests.conftest import (
+from tests.daemon_lab import (
     ROOT,
     DaemonProcess,
     IptablesDrop,

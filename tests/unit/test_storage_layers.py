@@ -7,8 +7,6 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-
 from monitord.domain.events import NotificationEvent, event_key
 from monitord.domain.incidents import Incident, IncidentOpened, TicketOpen
 from monitord.domain.school import link_devices, school_offline, school_state, school_up
@@ -19,7 +17,6 @@ from monitord.storage.events import recent_events
 from monitord.storage.maintenance import db_window, readable_window
 
 
-@pytest.mark.unit
 def test_school_rule() -> None:
     class Dev:
         def __init__(self, id: str, school: str | None, parent: str | None) -> None:
@@ -37,7 +34,6 @@ def test_school_rule() -> None:
     assert school_up([State.UP, State.UNKNOWN]) is None and school_up([]) is None
 
 
-@pytest.mark.unit
 def test_ticket_status_values_are_the_stored_strings() -> None:
     assert [str(s) for s in TicketStatus] == ["open", "scheduled", "in_repair", "repaired",
                                               "closed"]

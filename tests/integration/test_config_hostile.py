@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from monitord.config import ConfigError, parse_config
-from tests.conftest import (
+from tests.daemon_lab import (
     MONITORD,
     ROOT,
     DaemonProcess,

@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from monitord.domain.links import SECRET_FILE, LinkSigner, load_secret, ticket_url
-from tests.conftest import (
+from tests.daemon_lab import (
     MONITORD,
     ROOT,
     DaemonProcess,

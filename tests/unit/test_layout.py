@@ -8,9 +8,7 @@ import ast
 import re
 from pathlib import Path
 
-import pytest
-
-PACKAGE = Path(__file__).resolve().parent.parent / "monitord"
+PACKAGE = Path(__file__).resolve().parents[2] / "monitord"
 STORAGE = PACKAGE / "storage"
 
 SQL = re.compile(
@@ -50,7 +48,6 @@ def _problems(path: Path) -> list[str]:
     return out
 
 
-@pytest.mark.unit
 def test_no_sql_outside_storage() -> None:
     found = {}
     for path in _modules():
@@ -69,7 +66,6 @@ IMPURE = ("asyncio", "sqlite3", "aiosqlite", "starlette", "fastapi", "httpx", "u
           "monitord.config", "monitord.reports", "monitord.demo", "monitord.cli")
 
 
-@pytest.mark.unit
 def test_domain_is_pure() -> None:
     found = []
     for path in sorted((PACKAGE / "domain").rglob("*.py")):
@@ -82,7 +78,6 @@ def test_domain_is_pure() -> None:
     assert not found, f"domain imports an outer layer or I/O: {found}"
 
 
-@pytest.mark.unit
 def test_known_exceptions_are_still_needed() -> None:
     """An exception whose file no longer has SQL must go (so the list only shrinks)."""
     stale = [rel for rel in KNOWN_EXCEPTIONS
@@ -90,7 +85,6 @@ def test_known_exceptions_are_still_needed() -> None:
     assert not stale, f"remove from KNOWN_EXCEPTIONS: {stale}"
 
 
-@pytest.mark.unit
 def test_the_pattern_finds_sql() -> None:
     assert SQL.search("SELECT id, ts\n FROM event")
     assert SQL.search("INSERT INTO event (ts) VALUES (?)")

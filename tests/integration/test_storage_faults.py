@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from monitord.app.daemon import StateWriter
+from monitord.app.writer import StateWriter
 from monitord.domain.activehours import Calendar
 from monitord.domain.incidents import IncidentEngine, Node, Policy, TicketOpen
 from monitord.domain.state import State, Transition
@@ -28,7 +28,7 @@ from monitord.domain.tickets import TicketContext
 from monitord.notify import Channel, Deliverer, NotificationEvent, NotifyPolicy
 from monitord.storage import Storage
 from monitord.storage.history import open_readonly
-from tests.conftest import (
+from tests.daemon_lab import (
     DaemonProcess,
     IptablesDrop,
     base_config,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from monitord.config import ConfigError, load_config, parse_duration
-from tests.conftest import MONITORD, ROOT
+from tests.daemon_lab import MONITORD, ROOT
 
 VALID = textwrap.dedent("""\
     office:

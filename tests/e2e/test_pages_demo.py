@@ -13,7 +13,7 @@ from PIL import Image
 from playwright.sync_api import sync_playwright
 
 from tests.browser_lab import CHROMIUM_ARGS
-from tests.conftest import DaemonProcess, http_get, require_root, wait_for
+from tests.daemon_lab import DaemonProcess, http_get, require_root, wait_for
 
 IPV4 = re.compile(r"\b127\.\d{1,3}\.\d{1,3}\.\d{1,3}\b")
 

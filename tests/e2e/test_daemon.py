@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
+from tests.daemon_lab import (
     MONITORD,
     ROOT,
     DaemonProcess,

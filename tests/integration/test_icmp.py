@@ -30,7 +30,7 @@ from monitord.probes.base import Prober, ProbeSetupError, Target
 from monitord.probes.icmp import IcmpEngine, IcmpProber, IcmpRound
 from monitord.probes.icmp import packet as pkt
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 COMMENT = f"monitord-test-icmp-{os.getpid()}"
 
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import (
+from tests.daemon_lab import (
     DaemonProcess,
     IptablesDrop,
     base_config,

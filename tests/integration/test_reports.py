@@ -19,7 +19,7 @@ import pytest
 from monitord.domain.state import State, Transition
 from monitord.storage import Storage
 from monitord.thaidate import fiscal_year
-from tests.conftest import ROOT, write_config
+from tests.daemon_lab import ROOT, write_config
 from tests.pdf_lab import norm, pdf_text
 
 BKK = ZoneInfo("Asia/Bangkok")

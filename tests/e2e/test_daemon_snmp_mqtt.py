@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.conftest import (
+from tests.daemon_lab import (
     MONITORD,
     DaemonProcess,
     IptablesDrop,

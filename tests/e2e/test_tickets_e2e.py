@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from monitord.domain.links import LinkSigner, load_secret
-from tests.conftest import (
+from tests.daemon_lab import (
     DaemonProcess,
     IptablesDrop,
     base_config,

@@ -23,7 +23,7 @@ from PIL import Image
 from playwright.sync_api import Page, sync_playwright
 
 from tests.browser_lab import CHROMIUM_ARGS
-from tests.conftest import (
+from tests.daemon_lab import (
     DaemonProcess,
     IptablesDrop,
     base_config,

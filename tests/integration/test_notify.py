@@ -13,7 +13,7 @@ import pytest
 
 from monitord.notify import Channel, Deliverer, NotificationEvent, NotifyPolicy, event_key
 from monitord.storage import Storage
-from tests.conftest import (
+from tests.daemon_lab import (
     MONITORD,
     ROOT,
     DaemonProcess,
