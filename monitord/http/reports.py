@@ -25,7 +25,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from monitord.http.ports import View
-from monitord.http.server import FIRST_DATE, LAST_DATE, PAGE_HEADERS, SECURITY_HEADERS, error_page
+from monitord.http.server import FIRST_DATE, LAST_DATE, error_page
 from monitord.reports import common, daily, monthly
 from monitord.reports.common import Format, Lang
 
@@ -74,10 +74,10 @@ def _format(request: Request) -> Format:
 
 def _respond(body: bytes, fmt: Format, name: str) -> Response:
     if fmt == "html":
-        return Response(body, media_type=common.MEDIA_TYPES["html"], headers=PAGE_HEADERS)
+        return Response(body, media_type=common.MEDIA_TYPES["html"])
     disposition = "attachment" if fmt == "csv" else "inline"
     return Response(body, media_type=common.MEDIA_TYPES[fmt], headers={
-        **SECURITY_HEADERS, "Content-Disposition": f'{disposition}; filename="{name}"'})
+        "Content-Disposition": f'{disposition}; filename="{name}"'})
 
 
 #: builds one report from the config and a loader of history spans (in a thread)
@@ -162,7 +162,7 @@ def routes(view: View) -> list[BaseRoute]:
             "lang": lang, "T": INDEX_TEXT[lang], "office": cfg.office.name if cfg else "",
             "today": today.isoformat(), "month": f"{today.year}-{today.month:02d}",
             "fy": today.year + 543 + (1 if today.month >= 10 else 0)})
-        return HTMLResponse(html, headers=PAGE_HEADERS)
+        return HTMLResponse(html)
 
     return [Route("/reports", index), Route("/reports/daily", daily_report),
             Route("/reports/availability", availability_report)]

@@ -24,6 +24,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from monitord.thaidate import SANE_FIRST, SANE_LAST
 
@@ -48,6 +49,45 @@ PAGE_HEADERS = {
 }
 
 
+#: what every non-HTML answer (JSON, CSV, PDF, metrics) gets: nothing may run or frame it
+DATA_HEADERS = {
+    **SECURITY_HEADERS,
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+}
+
+
+class SecurityHeaders:
+    """ASGI middleware around the whole site, once: every answer gets the security headers
+    (HTML the page policy, anything else the data policy) unless the route set its own
+    value of a header (the wall's CSP, a report's Cache-Control)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {bytes(k).lower(): bytes(v) for k, v in headers}
+                html_page = names.get(b"content-type", b"").startswith(b"text/html")
+                defaults = _PAGE if html_page else _DATA
+                headers += [(k, v) for k, v in defaults if k not in names]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _raw(headers: Mapping[str, str]) -> tuple[tuple[bytes, bytes], ...]:
+    return tuple((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items())
+
+
+_PAGE, _DATA = _raw(PAGE_HEADERS), _raw(DATA_HEADERS)
+
 MAX_ID = 2**63 - 1  # SQLite INTEGER
 #: dates a request may name (reports): the one window every date input is held to
 FIRST_DATE, LAST_DATE = SANE_FIRST, SANE_LAST
@@ -58,7 +98,7 @@ def error_page(status: int, thai: str, english: str,
     """A short Thai (and English) error page; never a traceback."""
     body = (f"<!doctype html><html lang=th><meta charset=utf-8><title>{status}</title>"
             f"<p>{html.escape(thai)}</p><p lang=en>{html.escape(english)}</p></html>")
-    return HTMLResponse(body, status_code=status, headers={**PAGE_HEADERS, **(headers or {})})
+    return HTMLResponse(body, status_code=status, headers=headers)
 
 
 async def not_found(_: Request, __: Exception) -> Response:

@@ -29,8 +29,7 @@ from monitord.http.ports import Commands, View
 from monitord.http.reports import routes as report_routes
 from monitord.http.server import (
     MAX_ID,
-    PAGE_HEADERS,
-    SECURITY_HEADERS,
+    SecurityHeaders,
     error_page,
     not_found,
     server_error,
@@ -44,13 +43,13 @@ def build_app(view: View, commands: Commands) -> Starlette:
 
     async def metrics(_: Request) -> Response:
         body = await asyncio.to_thread(render, registry)
-        return Response(body, media_type=CONTENT_TYPE, headers=SECURITY_HEADERS)
+        return Response(body, media_type=CONTENT_TYPE)
 
     async def healthz(_: Request) -> Response:
         report = dict(view.health())
         # "degraded" (e.g. the database cannot be written) still monitors: 200
         code = 200 if report.get("status") in ("ok", "degraded") else 503
-        return JSONResponse(report, status_code=code, headers=SECURITY_HEADERS)
+        return JSONResponse(report, status_code=code)
 
     async def status_page(request: Request) -> Response:
         params = request.query_params
@@ -60,7 +59,7 @@ def build_app(view: View, commands: Commands) -> Starlette:
                              isp=params.get("isp", "")[:100], smis=smis)
         if page is None:
             return error_page(404, "ไม่พบโรงเรียน", "school not found")
-        return HTMLResponse(page, headers=PAGE_HEADERS)
+        return HTMLResponse(page)
 
     async def root(_: Request) -> Response:
         return RedirectResponse("/status")
@@ -92,12 +91,13 @@ def build_app(view: View, commands: Commands) -> Starlette:
         if request.url.path.endswith(".pdf"):
             pdf = await asyncio.to_thread(render_repair_pdf, report)
             return Response(pdf, media_type="application/pdf", headers={
-                **SECURITY_HEADERS,
                 "Content-Disposition": f'inline; filename="ticket-{data["id"]}.pdf"'})
         page = await asyncio.to_thread(render_repair_html, report)
-        return HTMLResponse(page, headers=PAGE_HEADERS)
+        return HTMLResponse(page)
 
-    return Starlette(exception_handlers={404: not_found, 500: server_error}, routes=[
+    # Security headers once, around everything (pages, wall, reports, metrics, the API).
+    return Starlette(exception_handlers={404: not_found, 500: server_error},
+                     middleware=[Middleware(SecurityHeaders)], routes=[
         Route("/", root), Route("/metrics", metrics), Route("/healthz", healthz),
         Route("/status", status_page, middleware=gzip),
         Route("/status/{smis}", status_page, middleware=gzip),

@@ -49,7 +49,7 @@ from monitord.domain.school import OFFLINE_STATES, ONLINE_STATES
 from monitord.domain.state import State
 from monitord.domain.tickets import TicketStatus
 from monitord.http.ports import View
-from monitord.http.server import PAGE_HEADERS, SECURITY_HEADERS
+from monitord.http.server import PAGE_HEADERS
 from monitord.thaidate import BANGKOK, format_date, format_duration, month_name
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ WALL_HEADERS = {
     **PAGE_HEADERS,
     "Content-Security-Policy": PAGE_HEADERS["Content-Security-Policy"] + "; connect-src 'self'",
 }
-STREAM_HEADERS = {**SECURITY_HEADERS, "X-Accel-Buffering": "no"}
+STREAM_HEADERS = {"X-Accel-Buffering": "no"}
 
 LABELS: dict[str, dict[str, str]] = {
     "th": {
@@ -400,7 +400,7 @@ def routes(view: View) -> list[BaseRoute]:
         return HTMLResponse(html, headers=WALL_HEADERS)
 
     async def data_json(request: Request) -> Response:
-        return JSONResponse(await wall.snapshot(_lang(request)), headers=SECURITY_HEADERS)
+        return JSONResponse(await wall.snapshot(_lang(request)))
 
     async def stream(lang: str) -> AsyncIterator[str]:
         yield "retry: 3000\n\n"
@@ -421,7 +421,7 @@ def routes(view: View) -> list[BaseRoute]:
             view.count_http_rejected("sse_limit")
             return Response("too many live wall screens; poll /wall/data.json\n",
                             status_code=429, media_type="text/plain",
-                            headers={**SECURITY_HEADERS, "Retry-After": "60"})
+                            headers={"Retry-After": "60"})
         return _SlotStream(slots, stream(_lang(request)))
 
     return [Route("/wall", page), Route("/wall/data.json", data_json),

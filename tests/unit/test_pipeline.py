@@ -249,3 +249,42 @@ async def test_wall_reads_the_read_model(lab: Lab) -> None:
     kinds = [e["kind"] for e in data["events"]]
     assert "ticket" in kinds and "state" in kinds
     assert all("192.0.2." not in e["text"] for e in data["events"])  # never an address
+
+
+async def test_the_whole_site_in_process_with_security_headers_once(lab: Lab) -> None:
+    """Every page and the API over the read model, in-process (no daemon, no sockets):
+    each answer carries the security headers from the one site-wide middleware — HTML the
+    page policy, everything else the data policy — and routes' own values win."""
+    import httpx
+
+    from monitord.app.commands import AppCommands
+    from monitord.http.site import build_app
+
+    for dev in ("r1", "r2"):
+        lab.feed(dev, True, after=0.1)
+    await lab.settle()
+    commands = AppCommands.on_store(lab.storage)
+    app = build_app(lab.view, commands)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://monitord") as client:
+        answers = {path: await client.get(path) for path in (
+            "/status", "/status/62020001", "/wall", "/wall/data.json", "/metrics",
+            "/healthz", "/api/v1/schools", "/api/v1/nothing", "/tickets/1", "/nothing")}
+    for path, r in answers.items():
+        assert r.headers["x-content-type-options"] == "nosniff", path
+        assert r.headers["x-frame-options"] == "DENY", path
+        assert r.headers["referrer-policy"] == "no-referrer", path
+        csp = r.headers["content-security-policy"]
+        if r.headers["content-type"].startswith("text/html"):
+            assert "script-src 'unsafe-inline'" in csp, path
+        else:
+            assert csp == "default-src 'none'; frame-ancestors 'none'", path
+    assert answers["/status"].status_code == 200
+    assert "โรงเรียนบ้านทดสอบ" in answers["/status"].text
+    assert answers["/api/v1/schools"].json()["count"] == 2
+    assert answers["/api/v1/nothing"].headers["content-type"] == "application/problem+json"
+    assert answers["/tickets/1"].status_code == 401  # personal data: token or signed link
+    assert answers["/nothing"].status_code == 404
+    assert "connect-src 'self'" in answers["/wall"].headers["content-security-policy"]
+    assert answers["/status"].headers["cache-control"] == "no-cache"
+    assert answers["/healthz"].headers["cache-control"] == "no-store"

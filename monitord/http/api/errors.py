@@ -28,17 +28,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from monitord.http.api.models import FieldError, Problem
 from monitord.http.ports import CommandError, Conflict, Invalid, NotFound, Unavailable
-from monitord.http.server import SECURITY_HEADERS
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1"
 MAX_BODY = 64 * 1024
 PROBLEM_JSON = "application/problem+json"
-API_HEADERS = {
-    **SECURITY_HEADERS,
-    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
-}
 VALIDATION = "urn:monitord:problem:validation"
 READ_ONLY = "urn:monitord:problem:read-only"
 
@@ -68,7 +63,7 @@ def problem_response(status: int, detail: str, *, type_: str = "about:blank",
         problem.errors = list(errors)
     return JSONResponse(problem.model_dump(mode="json", exclude_unset=True),
                         status_code=status, media_type=PROBLEM_JSON,
-                        headers={**API_HEADERS, **(headers or {})})
+                        headers=headers)
 
 
 def command_error(exc: CommandError) -> ApiError:
@@ -128,9 +123,10 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
 
 
 class ApiGuard:
-    """ASGI middleware around the API: the security headers on every answer, HEAD served
-    as GET, and an unexpected exception answered as a 500 problem (logged once, with its
-    traceback, instead of being passed on to the server)."""
+    """ASGI middleware around the API: HEAD served as GET, and an unexpected exception
+    answered as a 500 problem (logged once, with its traceback, instead of being passed on
+    to the server).  The security headers come from the site's
+    :class:`~monitord.http.server.SecurityHeaders`, like every other answer's."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -145,13 +141,7 @@ class ApiGuard:
 
         async def guarded_send(message: Message) -> None:
             nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                names = {bytes(k).lower() for k, _ in message.get("headers", [])}
-                extra = [(k.lower().encode("latin-1"), v.encode("latin-1"))
-                         for k, v in API_HEADERS.items()
-                         if k.lower().encode("latin-1") not in names]
-                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
