@@ -541,14 +541,24 @@ def test_demo_end_to_end_snmp_mqtt(tmp_path: Path, iptables: IptablesDrop) -> No
 
         wait_for(interfaces, 70, "interface counters of the routers and the switch",
                  interval=1)   # SNMP every 30 s
+        wan1 = metrics()("monitord_interface_receive_bytes_total", device=router,
+                         interface="wan")
+
+        def signal_and_snmp() -> bool:
+            m = metrics()
+            quality = m.by_label("monitord_dltv_signal_quality_db", "device")
+            assert quality and all(0 <= q < 20 for q in quality.values())
+            assert lab.degraded_devices <= {d for d, q in quality.items() if q < 6}
+            for dev in lab.degraded_devices:   # weak signal: DEGRADED, still counted up
+                assert m.get_sample("monitord_device_state", device=dev,
+                                    state="degraded") == 1, f"{dev} not DEGRADED"
+            assert m.get_sample("monitord_snmp_up", device="office-web") == 1, "office-web"
+            return True
+
+        # each agent reports on its own period and SNMP polls every 30 s: wait, bounded
+        wait_for(signal_and_snmp, 60, "weak-signal receivers DEGRADED, office-web SNMP up",
+                 interval=1)
         m = metrics()
-        wan1 = m("monitord_interface_receive_bytes_total", device=router, interface="wan")
-        quality = m.by_label("monitord_dltv_signal_quality_db", "device")
-        assert quality and all(0 <= q < 20 for q in quality.values())
-        assert lab.degraded_devices <= {d for d, q in quality.items() if q < 6}
-        for dev in lab.degraded_devices:   # weak signal: DEGRADED, still counted up
-            assert m("monitord_device_state", device=dev, state="degraded") == 1
-        assert m("monitord_snmp_up", device="office-web") == 1
         if (snmp_dead := m.get_sample("monitord_snmp_up", device="62020005-rtr")) is not None:
             assert snmp_dead == 0   # dead: no SNMP either
         states = m.by_label("monitord_device_state", "device")
