@@ -9,7 +9,7 @@ Callers (the application's pipeline, the ticket storage recording officers' chan
 the notifier's clock) gather the facts — a :class:`TicketSubject`, a
 :class:`DeviceCause` or :class:`UpstreamCause` — and call the constructor; they never
 build a ``data`` dict themselves.  Pure (domain): every layer that makes events can
-import it; :mod:`monitord.notify.events` re-exports it.
+import it.
 """
 
 from __future__ import annotations

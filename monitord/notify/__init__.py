@@ -8,7 +8,7 @@ and :mod:`monitord.notify.pipeline` documents it.
   ``notification_event``, written in the same transaction as the state or ticket change
   that caused it, with a unique idempotency ``key`` — so kill -9 can neither lose it nor
   record it twice.  Event payloads are built by the typed constructors of
-  :mod:`monitord.notify.events`, in one place; the clock's (reminders, escalations, the
+  :mod:`monitord.domain.notifications`, in one place; the clock's (reminders, escalations, the
   daily summary) by :mod:`monitord.notify.timed`.
 * *Route* (:mod:`~monitord.notify.route`).  Each new event fans out to the channels
   whose filters match (event kinds, schools, districts, device kinds, duty roster,

@@ -8,8 +8,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from monitord.domain.tickets import ACTIVE
-from monitord.notify.events import (
+from monitord.domain.notifications import (
     NotificationEvent,
     SummaryTicket,
     TicketSubject,
@@ -17,6 +16,7 @@ from monitord.notify.events import (
     ticket_escalated,
     ticket_reminder,
 )
+from monitord.domain.tickets import ACTIVE
 
 BANGKOK = ZoneInfo("Asia/Bangkok")
 

@@ -47,16 +47,19 @@ def _decoded(row: Any) -> dict[str, Any]:
     return r
 
 
-async def rows(db: aiosqlite.Connection, include_past: bool = False) -> list[dict[str, Any]]:
-    """The stored windows as dicts (JSON columns decoded), ordered by start; without
-    ``include_past`` only weekly ones and those not over yet."""
+def _select(db: aiosqlite.Connection, include_past: bool) -> aiosqlite.context.Result[Any]:
     sql = "SELECT * FROM maintenance_window"
     args: list[Any] = []
     if not include_past:
         sql += " WHERE weekly IS NOT NULL OR end > ?"
         args.append(time.time())
-    sql += " ORDER BY start"
-    async with db.execute(sql, args) as cur:
+    return db.execute(sql + " ORDER BY start", args)
+
+
+async def rows(db: aiosqlite.Connection, include_past: bool = False) -> list[dict[str, Any]]:
+    """The stored windows as dicts (JSON columns decoded), ordered by start; without
+    ``include_past`` only weekly ones and those not over yet."""
+    async with _select(db, include_past) as cur:
         return [_decoded(r) for r in await cur.fetchall()]
 
 
@@ -91,11 +94,5 @@ def readable_window(row: Any) -> MaintenanceWindow | None:
 async def windows(db: aiosqlite.Connection, include_past: bool = False
                   ) -> list[MaintenanceWindow]:
     """The stored windows as domain objects (unreadable ones skipped, logged)."""
-    sql = "SELECT * FROM maintenance_window"
-    args: list[Any] = []
-    if not include_past:
-        sql += " WHERE weekly IS NOT NULL OR end > ?"
-        args.append(time.time())
-    sql += " ORDER BY start"
-    async with db.execute(sql, args) as cur:
+    async with _select(db, include_past) as cur:
         return [w for r in await cur.fetchall() if (w := readable_window(r)) is not None]

@@ -16,6 +16,7 @@ import httpx
 import pytest
 import yaml
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
 from monitord.app.commands import AppCommands
 from monitord.config import Config, parse_config
@@ -25,6 +26,7 @@ from monitord.domain.state import DeviceStatus, State
 from monitord.domain.tickets import Equipment, TicketContext
 from monitord.http.api.routes import routes
 from monitord.http.ports import Conflict, Invalid, NotFound, View
+from monitord.http.server import SecurityHeaders
 from monitord.http.status import DeviceRow, SchoolRow, StatusData
 from monitord.storage import Storage
 
@@ -108,7 +110,8 @@ async def env(tmp_path: Path, token_env: None) -> AsyncIterator[Env]:
 
     commands = AppCommands.for_daemon(lambda: store, lambda: cfg, maintenance_changed)
     view = cast(View, FakeView(cfg, store))  # only what the API reads
-    app = Starlette(routes=routes(view, commands))
+    # served as the daemon serves it: behind the site's one security-headers middleware
+    app = Starlette(routes=routes(view, commands), middleware=[Middleware(SecurityHeaders)])
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                  base_url="http://monitord") as api:
         yield Env(api, store, commands, changes)
@@ -247,7 +250,8 @@ async def test_starting_and_unexpected_errors_are_problems(
         commands = AppCommands.for_daemon(lambda: None, lambda: None)
         views = {"starting": FakeView(None, None), "broken": Broken(config(), store)}
         for name, view in views.items():
-            app = Starlette(routes=routes(cast(View, view), commands))
+            app = Starlette(routes=routes(cast(View, view), commands),
+                            middleware=[Middleware(SecurityHeaders)])
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                          base_url="http://monitord") as api:
                 if name == "starting":

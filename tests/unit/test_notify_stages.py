@@ -18,11 +18,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from monitord.domain import notifications as events
 from monitord.domain.activehours import Schedule, WeeklyWindow, parse_days, parse_hours
-from monitord.notify import events, pipeline
+from monitord.domain.notifications import NotificationEvent, event_key
+from monitord.notify import pipeline
 from monitord.notify.channel import Channel, NotifyPolicy
 from monitord.notify.deliverer import Deliverer
-from monitord.notify.events import NotificationEvent, event_key
 from monitord.notify.group import Pending, group
 from monitord.notify.outbox import Targets
 from monitord.notify.quiet import quiet_now
