@@ -130,10 +130,17 @@ class IptablesDrop:
         self.comment = f"monitord-test-{tag}-{os.getpid()}"
         self.rules: list[list[str]] = []
 
-    def drop(self, cidr: str, probability: float | None = None) -> None:
+    def drop(self, cidr: str, probability: float | None = None,
+             nth: tuple[int, int] | None = None) -> None:
+        """Drop ICMP to ``cidr``: all of it, a random share (``probability``), or packet
+        ``nth[1]`` of every ``nth[0]`` that reach this rule (deterministic).  Rules are
+        inserted at the top: the last one added sees the packets first."""
         rule = ["INPUT", "-d", cidr, "-p", "icmp"]
         if probability is not None:
             rule += ["-m", "statistic", "--mode", "random", "--probability", str(probability)]
+        if nth is not None:
+            rule += ["-m", "statistic", "--mode", "nth", "--every", str(nth[0]),
+                     "--packet", str(nth[1])]
         rule += ["-m", "comment", "--comment", self.comment, "-j", "DROP"]
         subprocess.run(["iptables", "-w", "5", "-I", *rule], check=True, timeout=30)
         self.rules.append(rule)
