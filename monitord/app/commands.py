@@ -26,6 +26,7 @@ from monitord.storage import Storage
 
 if TYPE_CHECKING:
     from monitord.config import Config
+    from monitord.config.inventory import ImportReport
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,20 @@ class AppCommands:
         log.info("ticket %d: %s by %s", ticket_id, ticket["status"], actor)
         return ticket
 
+    async def report_problem(self, actor: str, *, school: str | None,
+                             devices: Sequence[str] = (), source: str,
+                             reporter_name: str, reporter_phone: str = "",
+                             reporter_position: str = "", problem: str) -> dict[str, Any]:
+        raise Unavailable("not implemented yet")  # issue 14: tickets part
+
+    async def acknowledge_ticket(self, ticket_id: int, actor: str, note: str = ""
+                                 ) -> dict[str, Any]:
+        raise Unavailable("not implemented yet")  # issue 14: tickets part
+
+    async def assign_ticket(self, ticket_id: int, actor: str, assignee: str | None,
+                            note: str = "") -> dict[str, Any]:
+        raise Unavailable("not implemented yet")  # issue 14: tickets part
+
     # -- maintenance windows ---------------------------------------------------------
 
     def _check_window(self, name: str, start: float | None, end: float | None,
@@ -201,3 +216,14 @@ class AppCommands:
                 await self._maintenance_changed()
             except Exception as exc:  # the engine catches up at its next tick
                 log.error("applying the maintenance windows failed: %s", exc)
+
+    # -- inventory ---------------------------------------------------------------------
+
+    async def import_inventory(self, kind: str, data: bytes, source: str, actor: str, *,
+                               dry_run: bool = False, skip_bad: bool = False
+                               ) -> ImportReport:
+        raise Unavailable("not implemented yet")  # issue 14: inventory part
+
+    async def export_inventory(self, kind: str) -> bytes:
+        raise Unavailable("not implemented yet")  # issue 14: inventory part
+

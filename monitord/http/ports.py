@@ -17,6 +17,7 @@ from monitord.http.metrics import MetricsView
 
 if TYPE_CHECKING:
     from monitord.config import Config
+    from monitord.config.inventory import ImportReport
     from monitord.domain.activehours import MaintenanceWindow
     from monitord.domain.availability import HistoryLoader
     from monitord.domain.incidents import Incident
@@ -130,3 +131,38 @@ class Commands(Protocol):
     async def delete_maintenance(self, window_id: int, actor: str) -> None:
         """Raises :class:`NotFound` for an unknown id."""
         ...
+
+    # -- issue 14: the console ------------------------------------------------------
+
+    async def report_problem(self, actor: str, *, school: str | None,
+                             devices: Sequence[str] = (), source: str,
+                             reporter_name: str, reporter_phone: str = "",
+                             reporter_position: str = "", problem: str) -> dict[str, Any]:
+        """รับแจ้ง: open a manual ticket for devices of a school (or the whole school when
+        ``devices`` is empty; ``school`` None: the office's own equipment).  ``source``:
+        one of :data:`monitord.domain.tickets.SOURCES`.  Same numbering, form and
+        notifications as automatic tickets.  Returns the stored ticket."""
+        ...
+
+    async def acknowledge_ticket(self, ticket_id: int, actor: str, note: str = ""
+                                 ) -> dict[str, Any]:
+        """รับทราบ: stops the ticket's reminders and escalation."""
+        ...
+
+    async def assign_ticket(self, ticket_id: int, actor: str, assignee: str | None,
+                            note: str = "") -> dict[str, Any]:
+        """มอบหมาย to a user (a technician or officer); None takes the assignment away."""
+        ...
+
+    async def import_inventory(self, kind: str, data: bytes, source: str, actor: str, *,
+                               dry_run: bool = False, skip_bad: bool = False
+                               ) -> ImportReport:
+        """Import a schools/devices CSV into the inventory file the config includes (the
+        daemon then reloads it); nothing is written when a row is bad unless
+        ``skip_bad``, nor with ``dry_run`` (the preview)."""
+        ...
+
+    async def export_inventory(self, kind: str) -> bytes:
+        """The inventory as the same CSV the import reads (UTF-8 with BOM)."""
+        ...
+

@@ -24,6 +24,8 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from monitord.http.api.routes import routes as api_routes
+from monitord.http.console import routes as console_routes
+from monitord.http.console.guard import Forbidden, SignInRequired, forbidden, sign_in_required
 from monitord.http.metrics import CONTENT_TYPE, build_registry, render
 from monitord.http.ports import Commands, View
 from monitord.http.reports import routes as report_routes
@@ -96,7 +98,9 @@ def build_app(view: View, commands: Commands) -> Starlette:
         return HTMLResponse(page)
 
     # Security headers once, around everything (pages, wall, reports, metrics, the API).
-    return Starlette(exception_handlers={404: not_found, 500: server_error},
+    return Starlette(exception_handlers={404: not_found, 500: server_error,
+                                         SignInRequired: sign_in_required,
+                                         Forbidden: forbidden},
                      middleware=[Middleware(SecurityHeaders)], routes=[
         Route("/", root), Route("/metrics", metrics), Route("/healthz", healthz),
         Route("/status", status_page, middleware=gzip),
@@ -104,4 +108,5 @@ def build_app(view: View, commands: Commands) -> Starlette:
         Route("/tickets/{tid:int}", ticket_report),
         Route("/tickets/{tid:int}/report.pdf", ticket_report),
         *wall_routes(view), *api_routes(view, commands), *report_routes(view),
+        *console_routes(view, commands),
     ])
