@@ -38,12 +38,17 @@ def timed_events(tickets: Sequence[Mapping[str, Any]], offline_schools: Sequence
                  now: float, cfg: Reminders) -> list[NotificationEvent]:
     """Reminders for tickets still open, escalations of old ones, the daily summary.
 
+    Acknowledged tickets (รับทราบ) get no reminders or escalation; the daily summary
+    still lists them (they are open).
+
     Keys are derived from the ticket and the reminder's ordinal (or the date), so calling
     this every few seconds records each reminder exactly once.
     """
     out: list[NotificationEvent] = []
     active = [t for t in tickets if t["status"] in ACTIVE]
     for t in active:
+        if t.get("acknowledged_at") is not None:
+            continue  # รับทราบ: someone has it in hand, no reminders or escalation
         opened_at = float(t["opened_at"])
         age = now - opened_at
         subject = _subject(t)
