@@ -20,7 +20,7 @@ from monitord.domain.incidents import (
     upstream_hypothesis,
 )
 from monitord.domain.links import ticket_url
-from monitord.domain.tickets import SOURCE_EN, SOURCE_TH
+from monitord.domain.tickets import SOURCE_EN, SOURCE_TH, root_school
 from monitord.notify.channel import NotifyPolicy
 from monitord.thaidate import format_duration, format_timestamp, from_timestamp
 
@@ -147,7 +147,8 @@ def render_line(event: NotificationEvent, policy: NotifyPolicy) -> str:
         template = t["ticket_reported"]
     else:
         where = str(d.get("served_unit") or d.get("school") or "")
-        what = str(d.get("root_name") or root)
+        # a manual ticket for a whole school ("school:<SMIS>") has no device to name
+        what = str(d.get("root_name") or ("" if root_school(root) else root))
     subject = f"{where}: {what}" if where and what else where or what
     n = int(d.get("affected") or 0)
     affected = "" if not n else t["affected_one"] if n == 1 else t["affected"].format(n=n)

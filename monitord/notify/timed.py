@@ -16,7 +16,7 @@ from monitord.domain.notifications import (
     ticket_escalated,
     ticket_reminder,
 )
-from monitord.domain.tickets import ACTIVE
+from monitord.domain.tickets import ACTIVE, root_school
 
 BANGKOK = ZoneInfo("Asia/Bangkok")
 
@@ -29,7 +29,9 @@ class Reminders:
 
 
 def _subject(t: Mapping[str, Any]) -> TicketSubject:
+    whole_school = root_school(str(t["root"])) is not None  # a manual report, no one device
     return TicketSubject(t["id"], t["root"],
+                         "" if whole_school else
                          (t.get("equipment") or [{"name": t["root"]}])[0]["name"],
                          served_unit=t.get("served_unit", ""), school=t.get("school"))
 

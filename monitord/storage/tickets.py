@@ -272,8 +272,10 @@ async def _notify_officer_change(db: aiosqlite.Connection, ticket_id: int, actor
     if row is None:
         return
     equipment = json.loads(row["equipment"] or "[]")
+    whole_school = root_school(row["root"]) is not None  # a manual report: no one device
     subject = TicketSubject(ticket_id, row["root"],
-                            equipment[0]["name"] if equipment else row["root"],
+                            "" if whole_school else equipment[0]["name"] if equipment
+                            else row["root"],
                             served_unit=row["served_unit"], school=row["school"])
     events = []
     if scheduled_for is not None:
