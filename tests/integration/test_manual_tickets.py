@@ -24,6 +24,7 @@ from tests.daemon_lab import (
     wait_value,
     write_config,
 )
+from tests.pdf_lab import norm, pdf_text
 
 TOKEN = "tok-manual-8d2e4f6a1c3b5d7e"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -142,3 +143,12 @@ def test_manual_report_joins_and_shares_numbers(
                      "problem": "เครื่องพิมพ์เสีย"})
     assert t4["id"] == 4
     assert "Traceback" not in d2.log()
+
+    # the repair report: the reporter signs as ผู้แจ้งซ่อม, the problem is the event
+    pdf = tmp_path / "t1.pdf"
+    res = cli("report", "repair", "1", "--db", str(d.db), "-o", str(pdf))
+    assert res.returncode == 0, res.stderr
+    text = norm(pdf_text(pdf))
+    for wanted in ("ครูสมศรี ใจดี", "ครูผู้รับผิดชอบงาน ICT", "โปรเจกเตอร์ห้อง ป.6 ภาพไม่ขึ้น",
+                   "ผู้แจ้งซ่อม"):
+        assert norm(wanted) in text, wanted
