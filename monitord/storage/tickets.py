@@ -167,8 +167,17 @@ async def _event(db: aiosqlite.Connection, ticket_id: int, ts: float, status: st
 # -- reads ---------------------------------------------------------------------------
 
 
+#: columns of migration 4 and their values in a database read (read-only) before it
+_MANUAL_DEFAULTS: dict[str, Any] = {
+    "origin": "auto", "report_source": None, "reporter_phone": "", "problem": "",
+    "assigned_to": None, "acknowledged_at": None, "acknowledged_by": None,
+    "created_by": None}
+
+
 def _row(r: Any) -> dict[str, Any]:
     d = dict(r)
+    for key, value in _MANUAL_DEFAULTS.items():
+        d.setdefault(key, value)
     d["equipment"] = json.loads(d.get("equipment") or "[]")
     d["status_th"] = STATUS_TH.get(d["status"], d["status"])
     return d
