@@ -294,6 +294,7 @@ class TicketPatch(BaseModel):
     Setting ``scheduled_for`` on an open ticket makes it ``scheduled``; ``in_repair``
     sets ``repair_started`` (unless given), ``repaired`` sets ``repair_finished`` and
     ``closed`` the closing time.  A closed ticket cannot change status again (409).
+    ``assigned_to`` (มอบหมาย) is applied first, as ``monitord tickets assign``.
     Naive date-times are office local time (Asia/Bangkok)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
