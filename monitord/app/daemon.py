@@ -99,9 +99,11 @@ class Daemon:
         self.runtime = Runtime(stop_event=self.pipeline.stop_event)
         self.view = ReadModel(self.pipeline, self.runtime)
         #: officers' changes from the API (the same commands as the CLI's)
-        self.commands = AppCommands.for_daemon(lambda: self.pipeline.storage,
-                                               lambda: self.pipeline.config,
-                                               self.pipeline.maintenance_changed)
+        self.commands = AppCommands.for_daemon(
+            lambda: self.pipeline.storage, lambda: self.pipeline.config,
+            self.pipeline.maintenance_changed,
+            allocate_ticket=self.pipeline.allocate_ticket,
+            release_ticket=self.pipeline.release_ticket)
         self.mqtt: MqttSource | None = None
         self.http: HttpServer | None = None
         self._notify_store: Storage | None = None
