@@ -184,6 +184,8 @@ class Sheet:
     columns: list[str | None]
     rows: list[tuple[int, dict[str, str]]]
     problems: list[RowProblem]
+    #: a required column is missing: the rows are not checked (each would say so)
+    incomplete: bool = False
 
 
 def read_sheet(data: bytes, kind: str) -> Sheet:
@@ -225,6 +227,7 @@ def read_sheet(data: bytes, kind: str) -> Sheet:
                 thai = ALIASES[kind][column][0]
                 sheet.problems.append(RowProblem(1, column, f"required column missing "
                                                  f"({column} or {thai})"))
+                sheet.incomplete = True
         for number, record in enumerate(records, start=2):
             if not any(cell.strip() for cell in record):
                 continue
@@ -468,6 +471,8 @@ def import_csv(config_path: str | os.PathLike[str], kind: str, data: bytes, sour
     report.encoding = sheet.encoding
     report.rows = len(sheet.rows)
     report.problems.extend(sheet.problems)
+    if sheet.incomplete:
+        return report
     try:
         inv = _raw(target)
     except ConfigError as exc:
