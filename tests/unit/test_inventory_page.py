@@ -103,7 +103,7 @@ def upload(env: Env, data: bytes, kind: str = "schools", user: str = "admin",
 
 GOOD = ("รหัส SMIS,ชื่อโรงเรียน,อำเภอ\n62020002,โรงเรียนบ้านใหม่,เมือง\n"
         "62020003,โรงเรียนวัดกลาง,เมือง\n").encode("cp874")
-BAD = ("smis,name,district\n62020002,a,D\n6202003,b,D\n62020004,c,\n").encode()
+BAD = (b"smis,name,district\n62020002,a,D\n6202003,b,D\n62020004,c,\n")
 
 
 async def test_only_admins(env: Env) -> None:
