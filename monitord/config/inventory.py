@@ -515,6 +515,7 @@ def import_csv(config_path: str | os.PathLike[str], kind: str, data: bytes, sour
         counts.setdefault(key, []).append(number)
     csv_ids = set(counts)
     area = cfg.office.area_code
+    known_devices = cfg.device_map()
     updates: list[tuple[int, str, dict[str, Any]]] = []
     for number, row in sheet.rows:
         cell_problems: list[tuple[str, str]] = []
@@ -537,7 +538,7 @@ def import_csv(config_path: str | os.PathLike[str], kind: str, data: bytes, sour
             if parent:
                 if parent == key:
                     cell_problems.append(("parent", "a device cannot be its own parent"))
-                elif parent not in csv_ids and parent not in cfg.device_map():
+                elif parent not in csv_ids and parent not in known_devices:
                     cell_problems.append(("parent", f"unknown device {parent!r}"))
         existing: dict[str, Any] | None = None
         if kind == "schools" and key in in_inventory_schools:
@@ -558,9 +559,9 @@ def import_csv(config_path: str | os.PathLike[str], kind: str, data: bytes, sour
                 new_row = (school_row(key, model) if isinstance(model, School)
                            else device_row(model))
                 if existing is None and key and (key in cfg.schools if kind == "schools"
-                                                 else key in cfg.device_map()):
+                                                 else key in known_devices):
                     current = (school_row(key, cfg.schools[key]) if kind == "schools"
-                               else device_row(cfg.device_map()[key]))
+                               else device_row(known_devices[key]))
                     if all(new_row[c] == current[c] for c in row if c in new_row):
                         report.unchanged += 1
                     else:

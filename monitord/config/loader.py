@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from monitord.config.checks import probe_problems, pydantic_problems, semantic_problems
 from monitord.config.model import Config
-from monitord.config.problems import MESSAGE_LIMIT, ConfigError, Problem
+from monitord.config.problems import MESSAGE_LIMIT, ConfigError, KeyPath, Problem
 from monitord.config.reader import MAX_CONFIG_BYTES, Doc, read_yaml
 from monitord.values import one_line
 
@@ -157,6 +157,11 @@ def _merge_one(doc: Doc, inc: Doc, school_at: dict[str, tuple[str, int]],
                device_at: dict[str, tuple[str, int]]) -> list[Problem]:
     problems: list[Problem] = []
     schools, devices = doc.data["schools"], doc.data["devices"]
+    # the included file's marks by entry: ("schools", smis) / ("devices", j) → its paths
+    entry_marks: dict[tuple[str | int, ...], list[tuple[KeyPath, int]]] = {}
+    for path, mark in inc.marks.items():
+        if len(path) >= 2 and path[0] in INCLUDE_KEYS:
+            entry_marks.setdefault(path[:2], []).append((path, mark))
     for key in inc.data:
         if key not in INCLUDE_KEYS:
             problems.append(inc.problem(
@@ -176,9 +181,8 @@ def _merge_one(doc: Doc, inc: Doc, school_at: dict[str, tuple[str, int]],
         school_at[smis] = (inc.file, line)
         schools[smis] = school
         doc.school_origin[smis] = inc.file
-        for path, mark in inc.marks.items():
-            if path[:2] == ("schools", smis):
-                doc.marks[path] = mark
+        for path, mark in entry_marks.get(("schools", smis), []):
+            doc.marks[path] = mark
     inc_devices = inc.data.get("devices")
     if inc_devices is not None and not isinstance(inc_devices, list):
         problems.append(inc.problem(("devices",), "expected a list of devices"))
@@ -198,9 +202,8 @@ def _merge_one(doc: Doc, inc: Doc, school_at: dict[str, tuple[str, int]],
         n = len(devices)
         devices.append(dev)
         doc.device_origin[n] = (inc.file, j)
-        for path, mark in inc.marks.items():
-            if path[:2] == ("devices", j):
-                doc.marks[("devices", n, *path[2:])] = mark
+        for path, mark in entry_marks.get(("devices", j), []):
+            doc.marks[("devices", n, *path[2:])] = mark
     return problems
 
 

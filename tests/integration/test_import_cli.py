@@ -123,3 +123,11 @@ def test_running_daemon_picks_up_imported_devices(
     wait_for(picked_up, 30, "the imported devices in /metrics")
     assert "configuration file changed" in daemon.log()
     assert "configuration reloaded: 2 schools, 3 devices" in daemon.log()
+
+    # a hand edit that does not validate: rejected with its problems, the devices stay
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(inventory.read_text(encoding="utf-8").replace(
+        "kind: switch", "kind: swtich"), encoding="utf-8")
+    wait_for(lambda: "new configuration rejected" in daemon.log(), 30, "the rejected reload")
+    assert f"{inventory}:" in daemon.log() and "devices[0].kind" in daemon.log()
+    assert "sw-62020001" in daemon.metrics().by_label("monitord_device_up", "device")
