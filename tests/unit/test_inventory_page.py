@@ -128,10 +128,12 @@ async def test_form(env: Env) -> None:
 async def test_bad_rows_preview_without_apply(env: Env) -> None:
     r = await upload(env, BAD)
     assert r.status_code == 200
-    assert '<table class="problems">' in r.text
-    assert re.search(r"<td>3</td><td>smis</td><td>SMIS code must be 8 digits", r.text)
-    assert re.search(r"<td>4</td><td>district</td><td>empty: required</td>", r.text)
-    assert 'name="upload"' not in r.text and 'class="blocked"' in r.text
+    assert '<table class="cards problems">' in r.text
+    cells = [re.sub(r"<[^>]+>", "|", row) for row in re.findall(
+        r"<tr><td data-label.*?</tr>", r.text)]
+    assert cells[0].startswith("||3||smis||SMIS code must be 8 digits"), cells
+    assert cells[1] == "||4||district||empty: required||", cells
+    assert 'name="upload"' not in r.text and 'class="blocked error"' in r.text
     assert (env.dir / "inventory.yaml").read_text() == ""
     # with skip_bad the good row can be applied
     r = await upload(env, BAD, skip_bad=True)

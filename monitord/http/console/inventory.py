@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import importlib
 import secrets
 import time
 from dataclasses import dataclass
@@ -108,15 +109,16 @@ def routes(view: View, commands: Commands) -> list[BaseRoute]:
         while len(uploads) >= MAX_UPLOADS:
             del uploads[min(uploads, key=lambda k: uploads[k].expires)]
 
-    def page(request: Request, status: int = 200, **context: Any) -> HTMLResponse:
+    def page(request: Request, status: int = 200, **values: Any) -> HTMLResponse:
         user = require(request, Perm.INVENTORY)
         lang = lang_of(request)
         cfg = view.config
-        office = (cfg.office.short_name or cfg.office.name) if cfg is not None else ""
-        body = _ENV.get_template("console/import.html").render(
-            lang=lang, L=LABELS[lang], user=user, csrf=csrf_of(request), kinds=KINDS,
-            office=office, max_listed=MAX_LISTED, **context)
-        return HTMLResponse(body, status_code=status)
+        ctx: dict[str, Any] = {"office": cfg.office.name if cfg is not None else "monitord"}
+        ctx.update(_layout_context(request, view, user))
+        ctx.update(lang=lang, L={**ctx.get("L", {}), **LABELS[lang]}, user=user,
+                   csrf=csrf_of(request), kinds=KINDS, max_listed=MAX_LISTED, **values)
+        body = _ENV.get_template("console/import.html").render(**ctx)
+        return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
 
     def error(request: Request, exc: CommandError) -> HTMLResponse:
         status = (404 if isinstance(exc, NotFound) else 503 if isinstance(exc, Unavailable)
@@ -200,6 +202,18 @@ def routes(view: View, commands: Commands) -> list[BaseRoute]:
         Route("/console/import/apply", apply, methods=["POST"]),
         Route("/console/export/{kind}.csv", export, methods=["GET"]),
     ]
+
+
+def _layout_context(request: Request, view: View, user: Any) -> dict[str, Any]:
+    """What ``console/_layout.html`` needs (navigation, role, language switch), from the
+    console pages' shared helpers (``monitord.http.console.render.context``) when they
+    are there; the page's own labels are laid over the layout's."""
+    try:
+        module = importlib.import_module("monitord.http.console.render")
+    except ImportError:
+        return {}
+    make = getattr(module, "context", None)
+    return dict(make(request, view, user)) if callable(make) else {}
 
 
 def _can_apply(report: ImportReport) -> bool:
