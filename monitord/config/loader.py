@@ -121,16 +121,17 @@ def merge_includes(doc: Doc, overrides: Mapping[str, str] | None = None) -> list
     seen: dict[str, int] = {}
     for i, (name, file) in enumerate(zip(names, paths, strict=True)):
         line = doc.marks.get(("include", i), doc.marks.get(("include",), 1))
+        where = f"include[{i}]" if ("include", i) in doc.marks else "include"
         if not name.strip():
-            problems.append(Problem(doc.file, line, "include", "an empty file name"))
+            problems.append(Problem(doc.file, line, where, "an empty file name"))
             continue
         if not doc.file.startswith("<") and _same_file(file, doc.file):
-            problems.append(Problem(doc.file, line, "include",
+            problems.append(Problem(doc.file, line, where,
                                     f"{name!r} is this config itself (an include loop)"))
             continue
         key = os.path.abspath(file)
         if key in seen:
-            problems.append(Problem(doc.file, line, "include",
+            problems.append(Problem(doc.file, line, where,
                                     f"{name!r} is already included (include[{seen[key]}])"))
             continue
         seen[key] = i
@@ -138,7 +139,7 @@ def merge_includes(doc: Doc, overrides: Mapping[str, str] | None = None) -> list
         try:
             text = overrides[file] if overrides and file in overrides else read_text(file)
         except ConfigError as exc:
-            problems += [Problem(doc.file, line, "include", f"cannot read {name!r}: "
+            problems += [Problem(doc.file, line, where, f"cannot read {name!r}: "
                                  f"{p.message}") if p.line == 0 else p for p in exc.problems]
             continue
         if not text.strip() or all(not ln.strip() or ln.lstrip().startswith("#")
