@@ -22,14 +22,16 @@ export imports back without changing anything.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
 import math
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -445,9 +447,13 @@ def write_atomic(path: str, text: str) -> None:
 
 # -- import and export ---------------------------------------------------------------------
 
-def _load(config_path: str) -> Config:
+def _load(config_path: str, missing_inventory: str | None = None) -> Config:
+    """The config in force; an included inventory file that does not exist yet counts as
+    empty (the import creates it)."""
+    overrides = ({missing_inventory: ""} if missing_inventory is not None
+                 and not os.path.exists(missing_inventory) else None)
     try:
-        return load_config(config_path).config
+        return load_config(config_path, overrides).config
     except ConfigError as exc:
         raise InventoryError(f"{config_path} does not load: fix it first (`monitord check "
                              f"--config {config_path}`)",
@@ -462,10 +468,30 @@ def import_csv(config_path: str | os.PathLike[str], kind: str, data: bytes, sour
     Nothing is written while a row is bad (unless ``skip_bad``: the bad rows are left out
     and listed), with ``dry_run``, when nothing changes, or when the resulting config
     would not load (``config_problems``).  Raises :class:`InventoryError` when the import
-    cannot start (no inventory file, the config does not load, not a CSV)."""
+    cannot start (no inventory file, the config does not load, not a CSV).
+
+    Two imports at once (the CLI and the upload page) take turns: the inventory's
+    directory is locked from reading the inventory to writing it."""
     config_file = os.fspath(config_path)
     target = find_inventory(config_file, inventory)
-    cfg = _load(config_file)
+    with _locked(os.path.dirname(os.path.abspath(target))):
+        return _import(config_file, target, kind, data, source, dry_run=dry_run,
+                       skip_bad=skip_bad)
+
+
+@contextlib.contextmanager
+def _locked(directory: str) -> Iterator[None]:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _import(config_file: str, target: str, kind: str, data: bytes, source: str, *,
+            dry_run: bool, skip_bad: bool) -> ImportReport:
+    cfg = _load(config_file, target)
     report = ImportReport(kind, source, inventory_path=target)
     sheet = read_sheet(data, kind)
     report.encoding = sheet.encoding
@@ -654,4 +680,9 @@ def export_config(cfg: Config, kind: str) -> bytes:
 
 
 def export_csv(config_path: str | os.PathLike[str], kind: str) -> bytes:
-    return export_config(_load(os.fspath(config_path)), kind)
+    file = os.fspath(config_path)
+    try:
+        target: str | None = find_inventory(file)
+    except InventoryError:  # no inventory (or several): export the config as it is
+        target = None
+    return export_config(_load(file, target), kind)

@@ -254,6 +254,15 @@ def test_skip_bad_applies_good_rows_and_lists_skipped(lab: Path) -> None:
         "62020001", "62020002", "62020005"}
 
 
+def test_missing_inventory_file_is_created(lab: Path) -> None:
+    (lab / "inventory.yaml").unlink()
+    assert run(lab, "schools", SCHOOLS_TH, dry_run=True).added == ["62020002", "62020003"]
+    assert not (lab / "inventory.yaml").exists()
+    assert run(lab, "schools", SCHOOLS_TH).applied
+    assert len(load_config(lab / "main.yaml").config.schools) == 3
+    assert not (lab / "inventory.yaml.bak").exists()
+
+
 def test_dry_run_writes_nothing(lab: Path) -> None:
     report = run(lab, "schools", SCHOOLS_TH, dry_run=True)
     assert report.added == ["62020002", "62020003"] and not report.applied
