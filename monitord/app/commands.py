@@ -17,6 +17,7 @@ import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from monitord.domain.activehours import parse_days, parse_hours
@@ -73,13 +74,20 @@ class AppCommands:
                  config: Callable[[], Config | None] = lambda: None,
                  maintenance_changed: Callable[[], Awaitable[None]] | None = None,
                  allocate_ticket: AllocateTicket | None = None,
-                 release_ticket: ReleaseTicket | None = None) -> None:
+                 release_ticket: ReleaseTicket | None = None,
+                 config_path: Path | None = None,
+                 inventory_changed: Callable[[], Awaitable[object]] | None = None) -> None:
         self._connect = connect
         self._config = config
         self._maintenance_changed = maintenance_changed
         self._allocate_ticket = allocate_ticket
         self._release_ticket = release_ticket
+        #: the daemon's config file (the inventory it includes is what imports write)
+        self._config_path = config_path
+        #: awaited after an import wrote the inventory (the daemon reloads at once)
+        self._inventory_changed = inventory_changed
         self._lock = asyncio.Lock()
+        self._inventory_lock = asyncio.Lock()
 
     @classmethod
     def on_store(cls, store: Storage) -> AppCommands:
@@ -96,7 +104,10 @@ class AppCommands:
                    config: Callable[[], Config | None],
                    maintenance_changed: Callable[[], Awaitable[None]] | None = None, *,
                    allocate_ticket: AllocateTicket | None = None,
-                   release_ticket: ReleaseTicket | None = None) -> AppCommands:
+                   release_ticket: ReleaseTicket | None = None,
+                   config_path: Path | None = None,
+                   inventory_changed: Callable[[], Awaitable[object]] | None = None
+                   ) -> AppCommands:
         """Commands of the running daemon: each write on a connection of its own to the
         daemon's database (``storage()``: the daemon's open storage, None while starting)."""
 
@@ -112,7 +123,8 @@ class AppCommands:
                 await store.close()
 
         return cls(connect, config=config, maintenance_changed=maintenance_changed,
-                   allocate_ticket=allocate_ticket, release_ticket=release_ticket)
+                   allocate_ticket=allocate_ticket, release_ticket=release_ticket,
+                   config_path=config_path, inventory_changed=inventory_changed)
 
     @contextlib.asynccontextmanager
     async def _store(self) -> AsyncIterator[Storage]:
@@ -341,14 +353,56 @@ class AppCommands:
 
     # -- inventory ---------------------------------------------------------------------
 
+    def _inventory_config(self, kind: str) -> Path:
+        from monitord.config.inventory import KINDS
+
+        if kind not in KINDS:
+            raise NotFound(f"no inventory kind {kind!r} (one of {', '.join(KINDS)})")
+        if self._config_path is None:
+            raise Unavailable("the inventory is only available in the daemon")
+        return self._config_path
+
     async def import_inventory(self, kind: str, data: bytes, source: str, actor: str, *,
                                dry_run: bool = False, skip_bad: bool = False
                                ) -> ImportReport:
-        raise Unavailable("not implemented yet")  # issue 14: inventory part
+        """Import a CSV into the inventory file the config includes (see
+        :func:`monitord.config.inventory.import_csv`); after a write the daemon reloads at
+        once.  Bad rows are in the report, not raised: the caller shows them."""
+        from monitord.config.inventory import InventoryError, import_csv
+
+        path = self._inventory_config(kind)
+        async with self._inventory_lock:
+            try:
+                report = await asyncio.to_thread(import_csv, path, kind, data, source,
+                                                 dry_run=dry_run, skip_bad=skip_bad)
+            except InventoryError as exc:
+                raise Invalid(str(exc), [(("config",), p, "config") for p in exc.problems]
+                              ) from None
+            except OSError as exc:
+                raise Unavailable(f"cannot write the inventory: {exc}") from None
+        if report.applied:
+            log.info("inventory %s imported by %s from %s: %d added, %d changed, %d skipped",
+                     kind, actor, source, len(report.added), len(report.changed),
+                     len(report.skipped))
+            if self._inventory_changed is not None:
+                try:
+                    await self._inventory_changed()
+                except Exception as exc:  # the file watcher reloads it too
+                    log.error("reloading after the import failed: %s", exc)
+        return report
 
     async def export_inventory(self, kind: str) -> bytes:
-        raise Unavailable("not implemented yet")  # issue 14: inventory part
+        """The config's schools or devices (main file and includes) as the CSV the import
+        reads — from the files as they are now, so an export right after an import
+        shows it."""
+        from monitord.config.inventory import InventoryError, export_csv
 
+        path = self._inventory_config(kind)
+        try:
+            return await asyncio.to_thread(export_csv, path, kind)
+        except InventoryError as exc:
+            raise Invalid(str(exc), [(("config",), p, "config") for p in exc.problems]
+                          ) from None
 
 
 def _ticket_error(exc: TicketError) -> CommandError:

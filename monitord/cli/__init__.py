@@ -1,4 +1,5 @@
-"""Command line: ``monitord run|check|demo|status|tickets|maintenance|notify|report|db``.
+"""Command line: ``monitord run|check|demo|status|tickets|maintenance|notify|report|db|
+import|export``.
 
 Exit codes: 0 success, 1 runtime failure (port in use, database unreadable), 2 invalid
 configuration or usage.
@@ -295,6 +296,7 @@ def _default_actor() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from monitord.cli.inventory import register as register_inventory
     from monitord.cli.report import (
         cmd_report_availability,
         cmd_report_daily,
@@ -473,6 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="Thai fiscal year in the Buddhist era: 2569 = Oct 2025 – Sep 2026")
     report_common(r_av)
     r_av.set_defaults(func=cmd_report_availability)
+    register_inventory(sub)
     return parser
 
 
