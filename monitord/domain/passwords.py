@@ -15,6 +15,7 @@ in a thread.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 from functools import lru_cache
@@ -52,10 +53,8 @@ def _dummy_hash() -> str:
 
 def dummy_verify(password: str) -> None:
     """Spend the time of one verification (unknown user: no timing difference)."""
-    try:
+    with contextlib.suppress(PwdlibError, ValueError, TypeError):
         _hasher.verify(password[:MAX_LENGTH], _dummy_hash())
-    except (PwdlibError, ValueError, TypeError):
-        pass
 
 
 def password_problem(password: str, name: str = "") -> str | None:
