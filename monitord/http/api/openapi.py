@@ -33,6 +33,8 @@ _PROBLEM_TEXT = {
          "the query problems)",
     401: "missing or invalid bearer token (writes), invalid token (reads), or no tokens "
          "configured (the API is read-only)",
+    403: "the caller's role may not see this or do this (monitord.domain.access); a write "
+         "authenticated by the console's session cookie without X-CSRF-Token",
     404: "no such resource",
     409: "the change conflicts with the ticket's state (a closed ticket)",
     413: f"body larger than {MAX_BODY} bytes",

@@ -1,7 +1,12 @@
 """Repair tickets: ``GET /tickets``, ``GET /tickets/{id}``, ``PATCH /tickets/{id}``.
 
 A PATCH is the officer's change ``monitord tickets update/schedule/close`` makes, through
-the same application command (:meth:`monitord.http.ports.Commands.update_ticket`)."""
+the same application command (:meth:`monitord.http.ports.Commands.update_ticket`).
+
+Every operation needs a caller (a token or a console session: 401 otherwise) and is
+scoped by role (:mod:`monitord.domain.access`): lists show only the tickets the caller
+may see, one ticket the caller may not see is 403, and a change needs the right to each
+action it makes (schedule, start, finish, record, close)."""
 
 from __future__ import annotations
 
@@ -11,8 +16,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 from starlette.responses import Response
 
-from monitord.domain.tickets import TicketError
-from monitord.http.api.auth import Reader, Writer
+from monitord.domain.access import Action, can_act, can_see_ticket
+from monitord.domain.tickets import TicketError, TicketStatus
+from monitord.http.api.auth import Caller, Reader, Writer
 from monitord.http.api.errors import ID_SCHEMA, VALIDATION, ApiError, json_body, ok, path_id
 from monitord.http.api.models import (
     FieldError,
@@ -47,21 +53,49 @@ def instant(value: dt.datetime, tz: dt.tzinfo, what: str) -> float:
             summary="Repair tickets (not closed, unless asked)", response_model=TicketList,
             response_description="OK", responses=problems(400, 401), openapi_extra=READ)
 async def list_tickets(caller: Reader, q: Annotated[TicketQuery, Query()]) -> Response:
+    user = caller.need_user()
     rows = await caller.storage.list_tickets(q.status, include_closed=q.all)
-    items = [TicketOut(**ticket_fields(caller, t)) for t in rows]
+    items = [TicketOut(**ticket_fields(caller.for_school(t["school"]), t)) for t in rows
+             if can_see_ticket(user, t)]
     return ok(TicketList(count=len(items), items=items))
 
 
 @router.get("/tickets/{id}", operation_id="getTicket",
             summary="One repair ticket with its history", response_model=TicketDetail,
-            response_description="OK", responses=problems(401, 404), openapi_extra=READ)
+            response_description="OK", responses=problems(401, 403, 404), openapi_extra=READ)
 async def get_ticket(caller: Reader, raw_id: TicketId) -> Response:
+    user = caller.need_user()
+    t = await _visible_ticket(caller, raw_id)
+    if not can_see_ticket(user, t):
+        raise ApiError(403, "you may not see this ticket")
+    return ok(ticket_detail(caller.for_school(t["school"]), t))
+
+
+async def _visible_ticket(caller: Caller, raw_id: str) -> dict[str, Any]:
     tid = path_id(raw_id, "ticket")
     try:
-        t = await caller.storage.get_ticket(tid)
+        return await caller.storage.get_ticket(tid)
     except TicketError:
         raise ApiError(404, f"no ticket {tid}") from None
-    return ok(ticket_detail(caller, t))
+
+
+def patch_actions(patch: TicketPatch) -> set[Action]:
+    """What a PATCH does, as the actions of domain.access."""
+    actions: set[Action] = set()
+    if patch.scheduled_for is not None or patch.status == TicketStatus.SCHEDULED:
+        actions.add(Action.SCHEDULE)
+    if patch.status == TicketStatus.IN_REPAIR or patch.repair_started is not None:
+        actions.add(Action.START)
+    if patch.status == TicketStatus.REPAIRED or patch.repair_finished is not None:
+        actions.add(Action.FINISH)
+    if patch.status == TicketStatus.CLOSED:
+        actions.add(Action.CLOSE)
+    if patch.status == TicketStatus.OPEN:  # reopening: an officer's decision
+        actions.add(Action.ASSIGN)
+    if any(getattr(patch, k) is not None for k in (
+            "cause", "fix", "summary", "event_text", "repairer_name", "repairer_position")):
+        actions.add(Action.RECORD)
+    return actions or {Action.RECORD}
 
 
 @router.patch("/tickets/{id}", operation_id="updateTicket",
@@ -69,12 +103,19 @@ async def get_ticket(caller: Reader, raw_id: TicketId) -> Response:
               description="As `monitord tickets update/schedule/close`; the token's name is "
                           "recorded as the actor in the ticket's history.",
               response_model=TicketDetail, response_description="OK",
-              responses=problems(400, 401, 404, 409, 413, 415, 422),
+              responses=problems(400, 401, 403, 404, 409, 413, 415, 422),
               openapi_extra=body(TicketPatch))
 async def patch_ticket(caller: Writer, raw_id: TicketId,
                        patch: Annotated[TicketPatch, Depends(json_body(TicketPatch))]
                        ) -> Response:
-    tid = path_id(raw_id, "ticket")
+    user = caller.need_user()
+    t = await _visible_ticket(caller, raw_id)
+    if not can_see_ticket(user, t):
+        raise ApiError(403, "you may not see this ticket")
+    refused = sorted(a.value for a in patch_actions(patch) if not can_act(user, t, a))
+    if refused:
+        raise ApiError(403, f"the role {user.role} may not {', '.join(refused)} this ticket")
+    tid = int(t["id"])
     tz = caller.config.tz
     fields: dict[str, Any] = {k: getattr(patch, k) for k in (
         "cause", "fix", "summary", "event_text", "repairer_name", "repairer_position")
@@ -88,4 +129,4 @@ async def patch_ticket(caller: Writer, raw_id: TicketId,
     t = await caller.commands.update_ticket(tid, caller.officer, status=patch.status,
                                             scheduled_for=scheduled, note=patch.note,
                                             fields=fields)
-    return ok(ticket_detail(caller, t))
+    return ok(ticket_detail(caller.for_school(t["school"]), t))
