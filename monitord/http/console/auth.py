@@ -225,13 +225,19 @@ class AuthService:
     # -- sessions ------------------------------------------------------------------------
 
     async def resolve(self, cookie: str | None) -> tuple[User, str, str] | None:
-        """(user, csrf, session id) of a valid session cookie."""
+        """(user, csrf, session id) of a valid session cookie; None for an invalid or
+        ended one.  Raises :class:`SessionSecretError` or RuntimeError while sessions
+        cannot be checked (starting, no secret): the cookie may still be good."""
+        if self.view.storage is None:
+            raise RuntimeError("the database is not open yet")
+        if self.secret() is None:
+            raise SessionSecretError("no session secret")
         token = self.unsign("session", cookie)
         if token is None:
             return None
         store = await self.store()
         if store is None:
-            return None
+            raise RuntimeError("the database is not open yet")
         sid = session_id(token)
         s = self.settings
         found = await store.session_user(sid, now=self.clock(), idle=s.session_idle,
@@ -307,10 +313,11 @@ class SessionMiddleware:
         if raw:
             try:
                 found = await svc.resolve(raw)
-            except Exception as exc:  # the database: anonymous, the site still works
-                log.warning("cannot read the session: %s", exc)
-            if found is None:
-                set_cookies.append(svc.cookie(scope, SESSION_COOKIE, "", clear=True))
+            except Exception as exc:  # anonymous for now; the cookie is kept
+                log.warning("cannot check the session: %s", exc)
+            else:
+                if found is None:  # forged, expired or ended: forget it
+                    set_cookies.append(svc.cookie(scope, SESSION_COOKIE, "", clear=True))
         user, csrf = (found[0], found[1]) if found is not None else (None, "")
         state["session_id"] = found[2] if found is not None else None
         if user is None:
