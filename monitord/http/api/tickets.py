@@ -28,7 +28,7 @@ from monitord.http.api.models import (
     TicketPatch,
     TicketQuery,
 )
-from monitord.http.api.openapi import READ, body, problems
+from monitord.http.api.openapi import body, problems
 from monitord.http.api.views import ticket_detail, ticket_fields
 
 router = APIRouter(tags=["tickets"])
@@ -51,7 +51,7 @@ def instant(value: dt.datetime, tz: dt.tzinfo, what: str) -> float:
 
 @router.get("/tickets", operation_id="listTickets",
             summary="Repair tickets (not closed, unless asked)", response_model=TicketList,
-            response_description="OK", responses=problems(400, 401), openapi_extra=READ)
+            response_description="OK", responses=problems(400, 401))
 async def list_tickets(caller: Reader, q: Annotated[TicketQuery, Query()]) -> Response:
     user = caller.need_user()
     rows = await caller.storage.list_tickets(q.status, include_closed=q.all)
@@ -62,7 +62,7 @@ async def list_tickets(caller: Reader, q: Annotated[TicketQuery, Query()]) -> Re
 
 @router.get("/tickets/{id}", operation_id="getTicket",
             summary="One repair ticket with its history", response_model=TicketDetail,
-            response_description="OK", responses=problems(401, 403, 404), openapi_extra=READ)
+            response_description="OK", responses=problems(401, 403, 404))
 async def get_ticket(caller: Reader, raw_id: TicketId) -> Response:
     user = caller.need_user()
     t = await _visible_ticket(caller, raw_id)
