@@ -115,7 +115,7 @@ async def sign_in(client: httpx.AsyncClient, name: str, password: str = PASSWORD
 
 async def session_csrf(store: Storage) -> str:
     async with store.connection.execute(
-            "SELECT csrf FROM web_session ORDER BY created_at DESC LIMIT 1") as cur:
+            "SELECT csrf FROM web_session ORDER BY rowid DESC LIMIT 1") as cur:
         row = await cur.fetchone()
     assert row is not None
     return str(row[0])
@@ -258,3 +258,24 @@ async def test_a_school_user_sees_only_their_school(site: Site) -> None:
             "name": "x", "devices": ["r1"], "start": "2030-01-01 08:00",
             "end": "2030-01-01 12:00"})
         assert r.status_code == 403
+
+
+async def test_technician_and_viewer_rights_in_the_api(site: Site) -> None:
+    hashed = hash_password(PASSWORD)
+    await site.store.add_user("tech", Role.TECHNICIAN, hashed)
+    await site.store.add_user("director", Role.VIEWER, hashed)
+    async with site.client() as c:
+        assert (await sign_in(c, "tech")).status_code == 303
+        # no ticket is assigned to them (TICKETS' assigned_to): they see none
+        assert (await c.get("/api/v1/tickets")).json()["count"] == 0
+        assert (await c.get("/api/v1/tickets/1")).status_code == 403
+        assert (await c.get("/tickets/1")).status_code == 403
+    async with site.client() as c:
+        assert (await sign_in(c, "director")).status_code == 303
+        csrf = await session_csrf(site.store)
+        assert (await c.get("/api/v1/tickets")).json()["count"] == 2
+        assert (await c.get("/api/v1/devices/r2")).json()["serial"] == "SN-R2"
+        r = await c.patch("/api/v1/tickets/1", json={"status": "closed"},
+                          headers={"X-CSRF-Token": csrf})
+        assert r.status_code == 403 and "close" in r.json()["detail"]
+        assert (await c.get("/tickets/2")).status_code == 200
