@@ -218,6 +218,10 @@ class Storage:
         return await users.failure_times(self._db, since=since, limit=limit, name=name,
                                          address=address)
 
+    async def count_signin_failures(self, *, since: float, name: str | None = None,
+                                    address: str | None = None) -> int:
+        return await users.count_failures(self._db, since=since, name=name, address=address)
+
     async def clear_signin_failures(self, name: str) -> None:
         await users.clear_failures(self._db, name)
 

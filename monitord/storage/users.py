@@ -200,6 +200,21 @@ async def failure_times(db: aiosqlite.Connection, *, since: float, limit: int,
         return [float(r[0]) for r in await cur.fetchall()]
 
 
+async def count_failures(db: aiosqlite.Connection, *, since: float, name: str | None = None,
+                         address: str | None = None) -> int:
+    """How many sign-ins failed for ``name`` (or from ``address``) since ``since``."""
+    if name is not None:
+        sql, key = "name = ?", name.lower()[:100]
+    elif address is not None:
+        sql, key = "address = ?", address[:100]
+    else:
+        raise ValueError("name or address")
+    async with db.execute(f"SELECT count(*) FROM signin_failure WHERE {sql} AND ts >= ?",
+                          (key, since)) as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
 async def clear_failures(db: aiosqlite.Connection, name: str) -> None:
     """After a successful sign-in: the name's failures are forgotten (not the address's)."""
     await db.execute("DELETE FROM signin_failure WHERE name = ?", (name.lower()[:100],))

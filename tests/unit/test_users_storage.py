@@ -114,6 +114,8 @@ async def test_signin_failures(store: Storage) -> None:
     assert times == [T0 + 5, T0 + 4, T0 + 3, T0 + 2, T0 + 1]
     assert len(await store.signin_failure_times(name="SOMCHAI", since=T0 + 3, limit=20)) == 3
     assert len(await store.signin_failure_times(address="10.0.0.1", since=T0, limit=20)) == 7
+    assert await store.count_signin_failures(name="somchai", since=T0 + 1) == 5
+    assert await store.count_signin_failures(address="10.0.0.1", since=T0) == 7
     await store.clear_signin_failures("somchai")
     assert await store.signin_failure_times(name="somchai", since=0, limit=20) == []
     assert len(await store.signin_failure_times(address="10.0.0.1", since=0, limit=20)) == 1
