@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from monitord.domain.access import Role
 from monitord.domain.activehours import parse_days, parse_hours
 from monitord.domain.tickets import (
     STATUSES,
@@ -258,8 +259,6 @@ class AppCommands:
         """มอบหมาย to a user; None or "" takes the assignment away."""
         assignee = (assignee or "").strip() or None
         if assignee is not None:
-            # TODO(issue 14, coordinator): once AUTH's users are in, check the assignee
-            # with Storage.get_user (exists, not disabled, role technician/officer).
             why = check_reporter_name(assignee)
             if why is not None:
                 raise Invalid(f"assigned_to: {why}", [(("assigned_to",), why, "value_error")])
@@ -267,6 +266,8 @@ class AppCommands:
             raise Invalid("note too long", [(("note",), f"at most {NOTE_MAX} characters",
                                             "string_too_long")])
         async with self._store() as store:
+            if assignee is not None:
+                await _check_assignee(store, assignee)
             try:
                 ticket = await store.assign_ticket(ticket_id, actor, assignee, note)
             except TicketError as exc:
@@ -403,6 +404,23 @@ class AppCommands:
         except InventoryError as exc:
             raise Invalid(str(exc), [(("config",), p, "config") for p in exc.problems]
                           ) from None
+
+
+#: the roles a ticket can be assigned to (they can act on it: domain.access.can_act)
+ASSIGNABLE = (Role.TECHNICIAN, Role.OFFICER, Role.ADMIN)
+
+
+async def _check_assignee(store: Storage, name: str) -> None:
+    """Once the office uses console users, a ticket goes to one of them (an enabled
+    technician, officer or admin: the one who then sees it in the console); without any
+    users (CLI-only offices) any name is accepted."""
+    if not await store.list_users():
+        return
+    user = await store.get_user(name)
+    if user is None or user.disabled or user.role not in ASSIGNABLE:
+        why = "not an enabled technician, officer or admin user"
+        raise Invalid(f"assigned_to: {name!r} is {why}",
+                      [(("assigned_to",), why, "unknown_reference")])
 
 
 def _ticket_error(exc: TicketError) -> CommandError:

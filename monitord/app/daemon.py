@@ -42,7 +42,7 @@ from monitord.config import Config, ConfigError, Problem, load_config, parse_lis
 from monitord.config.loader import included_files
 from monitord.domain.links import LinkSecretError, LinkSigner, load_secret
 from monitord.http.server import HttpServer, bind, default_concurrency, raise_open_files_limit
-from monitord.http.site import build_app
+from monitord.http.site import build_app, close_site
 from monitord.notify import Deliverer
 from monitord.probes.base import ProbeSetupError
 from monitord.probes.mqtt import MqttSource
@@ -103,6 +103,18 @@ def file_signature(path: str) -> tuple[int, int, int] | None:
     except OSError:
         return None
     return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+async def _warn_without_admin(storage: Storage, db_path: Path) -> None:
+    """First start (or every admin disabled): say how to create one, once."""
+    try:
+        if await storage.has_enabled_admin():
+            return
+    except Exception as exc:  # the daemon monitors anyway
+        log.warning("cannot read the console's users: %s", error_text(exc))
+        return
+    log.warning("no enabled admin user for the console (/console): create one with "
+                "`monitord users add NAME --role admin --db %s`", db_path)
 
 
 class Daemon:
@@ -309,6 +321,7 @@ class Daemon:
                           OPEN_HINTS.get(error_reason(exc), ""))
             return 1
         self.runtime.links = links
+        await _warn_without_admin(storage, db_path)
         writer = StateWriter(storage)
         deliverer = Deliverer(self._notify_store.connection,
                               build_channels(cfg, self.options.notify_urls),
@@ -338,8 +351,8 @@ class Daemon:
 
         connections = cfg.http.limit_concurrency or default_concurrency(open_files)
         log.info("open files limit %d: HTTP connections at most %d", open_files, connections)
-        self.http = HttpServer(build_app(self.view, self.commands), sock,
-                               limit_concurrency=connections)
+        site = build_app(self.view, self.commands)
+        self.http = HttpServer(site, sock, limit_concurrency=connections)
         await self.http.start()
         self.view.status_data()  # starts computing the status page's availability figures
         h, p = self.http.address
@@ -375,6 +388,7 @@ class Daemon:
             except Exception as exc:
                 log.warning("closing probe %s: %s", getattr(prober, "name", "?"), exc)
         await self.http.stop()
+        await close_site(site)
         if not await writer.flush():
             log.error("%d state changes could not be written before exit", writer.pending)
         await self.pipeline.record_event("daemon_stopped", "")

@@ -131,13 +131,15 @@ class ReadModel:
 
     def ticket_access(self, request: Request, ticket_id: int) -> bool:
         """Ticket pages (personal data): a signed link from a notification or an API
-        bearer token; refusals are counted."""
+        bearer token.  A signed-in console user without either is judged by the page
+        (``domain.access.can_see_ticket``); refusals of anyone else are counted."""
         if self._rt.links is not None and self._rt.links.verify(ticket_id, request.query_params):
             return True
         header = request.headers.get("authorization")
         if header is not None and token_holder(header, usable_tokens(self.config)):
             return True
-        self.count_http_rejected("unauthorized")
+        if getattr(request.state, "user", None) is None:
+            self.count_http_rejected("unauthorized")
         return False
 
     def count_http_rejected(self, reason: str) -> None:

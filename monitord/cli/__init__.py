@@ -1,4 +1,4 @@
-"""Command line: ``monitord run|check|demo|status|tickets|maintenance|notify|report|db|
+"""Command line: ``monitord run|check|demo|status|tickets|users|maintenance|notify|report|db|
 import|export``.
 
 Exit codes: 0 success, 1 runtime failure (port in use, database unreadable), 2 invalid
@@ -303,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_report_repair,
     )
     from monitord.cli.run import cmd_check, cmd_demo, cmd_run, cmd_status
+    from monitord.cli.users import add_parser as add_users_parser
 
     parser = argparse.ArgumentParser(
         prog="monitord", description="Monitoring daemon for an educational service area office."
@@ -394,6 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
     t_assign.add_argument("--to", required=True, metavar="NAME", help="the assignee")
     t_actor(t_assign)
     p_t.set_defaults(func=cmd_tickets)
+
+    add_users_parser(sub)
 
     p_m = sub.add_parser("maintenance", help="maintenance windows that suppress tickets")
     m_sub = p_m.add_subparsers(dest="action", required=True)

@@ -10,6 +10,7 @@ from pydantic import BeforeValidator, Field
 
 from monitord.config.devices import Device, Office, School
 from monitord.config.sections import (
+    ConsoleConfig,
     EnginesConfig,
     HttpConfig,
     IncidentsConfig,
@@ -38,6 +39,7 @@ class Config(Strict):
     office: Office
     storage: StorageConfig = StorageConfig()
     http: HttpConfig = HttpConfig()
+    console: ConsoleConfig = ConsoleConfig()
     engines: EnginesConfig = EnginesConfig()
     mqtt: MqttSettings | None = Field(None, description="the MQTT broker (docs/mqtt.md); "
                                       "127.0.0.1:1883 when devices use mqtt and this is unset")

@@ -1,4 +1,4 @@
-"""Top-level sections: storage, http, engines, tickets, incidents, notify."""
+"""Top-level sections: storage, http, console, engines, tickets, incidents, notify."""
 
 from __future__ import annotations
 
@@ -48,6 +48,31 @@ class HttpConfig(Strict):
     def _listen(cls, v: str) -> str:
         parse_listen(v)
         return v
+
+
+class ConsoleConfig(Strict):
+    """The officers' console (``/console``): sessions and sign-in throttling."""
+
+    session_idle: Duration = Field(2 * 3600.0, ge=60.0, le=30 * 86400.0,
+                                   description="a session ends after this long without "
+                                               "a request")
+    session_max: Duration = Field(12 * 3600.0, ge=60.0, le=90 * 86400.0,
+                                  description="a session ends this long after sign-in, "
+                                              "used or not")
+    signin_max_failures: int = Field(5, ge=1, le=1000, description="failed sign-ins per "
+                                     "name within signin_window before it is refused (429)")
+    signin_max_failures_per_address: int = Field(20, ge=1, le=100_000, description="failed "
+                                                 "sign-ins per client address within "
+                                                 "signin_window before it is refused")
+    signin_window: Duration = Field(15 * 60.0, ge=60.0, le=7 * 86400.0,
+                                    description="the window failed sign-ins are counted in")
+    secure_cookies: Literal["auto", "always", "never"] = Field(
+        "auto", description="mark cookies Secure: auto = only when the request came over "
+                            "https (X-Forwarded-Proto is not trusted)")
+    session_secret: SecretRef | None = Field(None, description="key signing the session "
+                                             "cookies ({env|file}, >= 32 chars); default: "
+                                             "generated into the database's directory "
+                                             "(session-secret)")
 
 
 class IcmpEngineConfig(Strict):

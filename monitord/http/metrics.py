@@ -102,7 +102,8 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "monitord_config_reloads_total": ("Configuration reloads by result.", ("result",)),
     "monitord_storage_errors_total": ("Database writes that failed (will be retried).", ()),
     "monitord_http_requests_rejected_total": (
-        "HTTP requests refused, by reason (unauthorized, bad_request, sse_limit).",
+        "HTTP requests refused, by reason (unauthorized, forbidden, bad_request, "
+        "sse_limit, signin_throttled).",
         ("reason",)),
     "monitord_storage_write_errors_total": (
         "Database writes that failed, by reason (disk_full, read_only, locked, io_error, "

@@ -14,7 +14,10 @@ Pages read the :class:`~monitord.http.ports.View` and change state only through 
 from __future__ import annotations
 
 import asyncio
+import html
 import time
+from collections.abc import Callable
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -23,9 +26,17 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from monitord.domain.access import can_see_ticket
 from monitord.http.api.routes import routes as api_routes
 from monitord.http.console import routes as console_routes
-from monitord.http.console.guard import Forbidden, SignInRequired, forbidden, sign_in_required
+from monitord.http.console.auth import AuthService, SessionMiddleware, sign_in_link
+from monitord.http.console.guard import (
+    Forbidden,
+    SignInRequired,
+    forbidden,
+    sign_in_required,
+    user_of,
+)
 from monitord.http.metrics import CONTENT_TYPE, build_registry, render
 from monitord.http.ports import Commands, View
 from monitord.http.reports import routes as report_routes
@@ -40,8 +51,11 @@ from monitord.http.status import render_status
 from monitord.http.wall import routes as wall_routes
 
 
-def build_app(view: View, commands: Commands) -> Starlette:
+def build_app(view: View, commands: Commands, *, clock: Callable[[], float] = time.time
+              ) -> Starlette:
+    """The site; ``clock`` is the sessions' (tests move it to expire them)."""
     registry = build_registry(view)
+    auth = AuthService(view, clock)
 
     async def metrics(_: Request) -> Response:
         body = await asyncio.to_thread(render, registry)
@@ -72,20 +86,25 @@ def build_app(view: View, commands: Commands) -> Starlette:
     async def ticket_report(request: Request) -> Response:
         """A ticket as the office's repair report form (the links in notifications):
         ``/tickets/<id>`` HTML (``?lang=en``), ``/tickets/<id>/report.pdf`` to print.
-        Only with a bearer token or a signed link; anyone else gets the same 401 whether
-        the ticket exists or not."""
+        For a signed-in user who may see the ticket (domain.access.can_see_ticket; 403
+        otherwise), a bearer token or a signed link; anyone else gets the same 401 (with a
+        link to sign in) whether the ticket exists or not."""
         from monitord.reports import render_repair_html, render_repair_pdf
         from monitord.reports.from_ticket import report_from_ticket
 
         tid: int = request.path_params["tid"]
-        if not view.ticket_access(request, tid):
-            return error_page(
-                401, "หน้านี้มีข้อมูลส่วนบุคคล: เปิดได้จากลิงก์ในข้อความแจ้งเตือน (ยังไม่หมดอายุ) "
-                "หรือด้วยโทเคนของเจ้าหน้าที่",
-                "this page holds personal data: open it from the link in a notification "
-                "(before it expires) or with an officer's bearer token",
-                {"WWW-Authenticate": 'Bearer realm="monitord"'})
-        data = await view.ticket_for_web(tid) if 1 <= tid <= MAX_ID else None
+        user = user_of(request)
+        data: dict[str, Any] | None = None
+        if not view.ticket_access(request, tid):  # neither a signed link nor a token
+            if user is None:
+                return _sign_in_page(request.url.path)
+            data = await view.ticket_for_web(tid) if 1 <= tid <= MAX_ID else None
+            if data is not None and not can_see_ticket(user, data):
+                view.count_http_rejected("forbidden")
+                return error_page(403, "คุณไม่มีสิทธิ์ดูใบแจ้งซ่อมนี้",
+                                  "you may not see this ticket")
+        elif 1 <= tid <= MAX_ID:
+            data = await view.ticket_for_web(tid)
         if data is None:
             return error_page(404, "ไม่พบใบแจ้งซ่อม", "ticket not found")
         lang = "en" if request.query_params.get("lang") == "en" else "th"
@@ -97,11 +116,13 @@ def build_app(view: View, commands: Commands) -> Starlette:
         page = await asyncio.to_thread(render_repair_html, report)
         return HTMLResponse(page)
 
-    # Security headers once, around everything (pages, wall, reports, metrics, the API).
-    return Starlette(exception_handlers={404: not_found, 500: server_error,
-                                         SignInRequired: sign_in_required,
-                                         Forbidden: forbidden},
-                     middleware=[Middleware(SecurityHeaders)], routes=[
+    # Security headers once, around everything (pages, wall, reports, metrics, the API);
+    # inside them the session middleware (request.state.user/csrf, CSRF checks).
+    app = Starlette(exception_handlers={404: not_found, 500: server_error,
+                                        SignInRequired: sign_in_required,
+                                        Forbidden: forbidden},
+                    middleware=[Middleware(SecurityHeaders),
+                                Middleware(SessionMiddleware, service=auth)], routes=[
         Route("/", root), Route("/metrics", metrics), Route("/healthz", healthz),
         Route("/status", status_page, middleware=gzip),
         Route("/status/{smis}", status_page, middleware=gzip),
@@ -110,3 +131,26 @@ def build_app(view: View, commands: Commands) -> Starlette:
         *wall_routes(view), *api_routes(view, commands), *report_routes(view),
         *console_routes(view, commands),
     ])
+    app.state.auth = auth
+    return app
+
+
+def _sign_in_page(path: str) -> Response:
+    """The 401 of a ticket page for a visitor: sign in (and come back), or a link/token."""
+    link = html.escape(sign_in_link(path))
+    body = ("<!doctype html><html lang=th><meta charset=utf-8>"
+            "<meta name=viewport content='width=device-width, initial-scale=1'><title>401</title>"
+            "<p>หน้านี้มีข้อมูลส่วนบุคคล: <a href=\"" + link + "\">เข้าสู่ระบบ</a> "
+            "หรือเปิดจากลิงก์ในข้อความแจ้งเตือน (ยังไม่หมดอายุ) หรือด้วยโทเคนของเจ้าหน้าที่</p>"
+            "<p lang=en>this page holds personal data: <a href=\"" + link + "\">sign in</a>, "
+            "or open it from the link in a notification (before it expires) or with an "
+            "officer's bearer token</p></html>")
+    return HTMLResponse(body, status_code=401,
+                        headers={"WWW-Authenticate": 'Bearer realm="monitord"'})
+
+
+async def close_site(app: Starlette) -> None:
+    """Close what the site opened (the sessions' database connection)."""
+    auth = getattr(app.state, "auth", None)
+    if isinstance(auth, AuthService):
+        await auth.close()

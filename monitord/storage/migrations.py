@@ -145,7 +145,41 @@ MIGRATIONS: list[str] = [
     ALTER TABLE notification_delivery ADD COLUMN message_key TEXT;
     CREATE INDEX notification_delivery_message ON notification_delivery (message_key);
     """,
-    # 4: manual tickets (รับแจ้ง: reported by a person, by phone/LINE/letter/walk-in),
+    # 4 (issue 14): console users, their web sessions, failed sign-ins (throttling)
+    """
+    CREATE TABLE app_user (
+        id                   INTEGER PRIMARY KEY AUTOINCREMENT,
+        name                 TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        display_name         TEXT NOT NULL DEFAULT '',
+        role                 TEXT NOT NULL,
+        schools              TEXT NOT NULL DEFAULT '[]',
+        password_hash        TEXT NOT NULL,
+        disabled             INTEGER NOT NULL DEFAULT 0,
+        created_at           REAL NOT NULL,
+        updated_at           REAL NOT NULL,
+        sessions_valid_after REAL NOT NULL DEFAULT 0
+    );
+    CREATE TABLE web_session (
+        id         TEXT PRIMARY KEY,
+        user_id    INTEGER NOT NULL REFERENCES app_user (id) ON DELETE CASCADE,
+        created_at REAL NOT NULL,
+        last_seen  REAL NOT NULL,
+        csrf       TEXT NOT NULL,
+        address    TEXT NOT NULL DEFAULT '',
+        user_agent TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX web_session_user ON web_session (user_id);
+    CREATE TABLE signin_failure (
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        name    TEXT NOT NULL,
+        address TEXT NOT NULL,
+        ts      REAL NOT NULL
+    );
+    CREATE INDEX signin_failure_name ON signin_failure (name, ts);
+    CREATE INDEX signin_failure_address ON signin_failure (address, ts);
+    CREATE INDEX signin_failure_ts ON signin_failure (ts);
+    """,
+    # 5: manual tickets (รับแจ้ง: reported by a person, by phone/LINE/letter/walk-in),
     # acknowledgement (stops reminders and escalation) and assignment
     """
     ALTER TABLE ticket ADD COLUMN origin TEXT NOT NULL DEFAULT 'auto';

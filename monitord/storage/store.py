@@ -15,12 +15,13 @@ from typing import Any
 
 import aiosqlite
 
+from monitord.domain.access import Role, User
 from monitord.domain.activehours import MaintenanceWindow
 from monitord.domain.events import NotificationEvent
 from monitord.domain.incidents import Change, Incident, TicketInfo
 from monitord.domain.state import StoredState, Transition
 from monitord.domain.tickets import TicketContext
-from monitord.storage import maintenance, outbox, states, tickets
+from monitord.storage import maintenance, outbox, states, tickets, users
 from monitord.storage.db import _create_files, _restrict_files, readonly_uri
 from monitord.storage.errors import StorageError
 from monitord.storage.migrations import migrate, schema_version
@@ -178,6 +179,79 @@ class Storage:
         """The stored windows as domain objects (unreadable ones skipped, logged)."""
         return await maintenance.windows(self._db, include_past)
 
+    # -- console users, sessions, sign-in failures (monitord.storage.users) -------------
+
+    async def add_user(self, name: str, role: Role, password_hash: str, *,
+                       schools: Sequence[str] = (), display_name: str = "",
+                       now: float | None = None) -> User:
+        """:class:`monitord.storage.users.UserExists` when the name is taken."""
+        return await users.add_user(self._db, name, role, password_hash, schools=schools,
+                                    display_name=display_name, now=_now(now))
+
+    async def get_user(self, name: str) -> User | None:
+        return await users.get_user(self._db, name)
+
+    async def user_secret(self, name: str) -> tuple[User, str] | None:
+        return await users.user_secret(self._db, name)
+
+    async def list_users(self) -> list[User]:
+        return await users.list_users(self._db)
+
+    async def has_enabled_admin(self) -> bool:
+        return await users.has_enabled_admin(self._db)
+
+    async def set_password(self, name: str, password_hash: str, *, now: float | None = None,
+                           end_sessions: bool = True) -> bool:
+        return await users.set_password(self._db, name, password_hash, now=_now(now),
+                                        end_sessions=end_sessions)
+
+    async def set_disabled(self, name: str, disabled: bool, *, now: float | None = None
+                           ) -> bool:
+        return await users.set_disabled(self._db, name, disabled, now=_now(now))
+
+    async def set_role(self, name: str, role: Role, schools: Sequence[str] = (), *,
+                       now: float | None = None) -> bool:
+        return await users.set_role(self._db, name, role, schools, now=_now(now))
+
+    async def create_session(self, session_id: str, user_id: int, csrf: str, *,
+                             address: str = "", user_agent: str = "",
+                             now: float | None = None) -> None:
+        await users.create_session(self._db, session_id, user_id, csrf, address=address,
+                                   user_agent=user_agent, now=_now(now))
+
+    async def session_user(self, session_id: str, *, now: float, idle: float,
+                           absolute: float) -> tuple[User, str] | None:
+        return await users.session_user(self._db, session_id, now=now, idle=idle,
+                                         absolute=absolute)
+
+    async def delete_session(self, session_id: str) -> None:
+        await users.delete_session(self._db, session_id)
+
+    async def delete_user_sessions(self, user_id: int) -> int:
+        return await users.delete_user_sessions(self._db, user_id)
+
+    async def prune_sessions(self, *, now: float, idle: float, absolute: float) -> int:
+        return await users.prune_sessions(self._db, now=now, idle=idle, absolute=absolute)
+
+    async def record_signin_failure(self, name: str, address: str, *,
+                                    now: float | None = None) -> None:
+        await users.record_failure(self._db, name, address, now=_now(now))
+
+    async def signin_failure_times(self, *, since: float, limit: int, name: str | None = None,
+                                   address: str | None = None) -> list[float]:
+        return await users.failure_times(self._db, since=since, limit=limit, name=name,
+                                         address=address)
+
+    async def count_signin_failures(self, *, since: float, name: str | None = None,
+                                    address: str | None = None) -> int:
+        return await users.count_failures(self._db, since=since, name=name, address=address)
+
+    async def clear_signin_failures(self, name: str) -> None:
+        await users.clear_failures(self._db, name)
+
+    async def prune_signin_failures(self, before: float) -> int:
+        return await users.prune_failures(self._db, before)
+
     # -- reads ---------------------------------------------------------------------
 
     async def load_states(self) -> dict[str, StoredState]:
@@ -190,3 +264,7 @@ class Storage:
 
     async def events(self, limit: int = 100) -> list[tuple[float, str, str]]:
         return await states.events(self._db, limit)
+
+
+def _now(now: float | None) -> float:
+    return time.time() if now is None else now

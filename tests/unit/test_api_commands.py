@@ -144,10 +144,14 @@ async def test_reads_privacy_and_problems(env: Env) -> None:
     problem(await api.get("/api/v1/incidents", params={"all": "true", "limit": 2**63}), 400)
     schools = (await api.get("/api/v1/schools")).json()
     assert schools["count"] == 1 and schools["items"][0]["devices_down"] == 1
-    ticket = (await api.get("/api/v1/tickets/1")).json()
-    assert "serial" not in ticket["equipment"][0] and "reporter_name" not in ticket
-    for path in ("/api/v1/tickets/0", "/api/v1/tickets/abc", f"/api/v1/tickets/{2**63}",
-                 "/api/v1/maintenance/99", "/api/v1/schools/nope", "/api/v1/no/such"):
+    # tickets need a caller (issue 14: a console session or a token), anonymous is 401
+    for path in ("/api/v1/tickets", "/api/v1/tickets/1", "/api/v1/tickets/0"):
+        assert problem(await api.get(path), 401)
+    ticket = (await api.get("/api/v1/tickets/1", headers=AUTH)).json()
+    assert ticket["equipment"][0]["serial"] == "SN-UNIT-1" and "reporter_name" in ticket
+    for path in ("/api/v1/tickets/0", "/api/v1/tickets/abc", f"/api/v1/tickets/{2**63}"):
+        problem(await api.get(path, headers=AUTH), 404)
+    for path in ("/api/v1/maintenance/99", "/api/v1/schools/nope", "/api/v1/no/such"):
         problem(await api.get(path), 404)
     r = await api.put("/api/v1/schools")
     problem(r, 405)

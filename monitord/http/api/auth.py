@@ -1,9 +1,19 @@
-"""Bearer tokens (``http.api_tokens``) as FastAPI dependencies.
+"""Who calls the API: bearer tokens (``http.api_tokens``) and console sessions, as
+FastAPI dependencies.
 
-:func:`reader`: reads are public; a valid token adds the non-public fields (PDPA), a
-wrong one is 401.  :func:`writer`: writes need a valid token, whose ``name`` is the
-actor recorded in ticket history and maintenance windows; with no tokens configured the
-API is read-only (401).  Tokens are compared in constant time with every configured one.
+A valid bearer token acts as an officer named after the token
+(:func:`monitord.domain.access.token_user`); without an ``Authorization`` header the
+console's session cookie (``request.state.user``, set by
+:mod:`monitord.http.console.auth`, which also checks ``X-CSRF-Token`` on cookie
+writes) authenticates as that user, with that user's role.
+
+:func:`reader`: reads of schools, devices, incidents and maintenance are public; a
+caller with the right role adds the non-public fields (PDPA) — a ``school`` user only for
+their own schools; a wrong token is 401.  Tickets need a caller (:func:`need_user`) and
+are scoped by role.  :func:`writer`: writes need a token or a session, whose name is the
+actor recorded in ticket history and maintenance windows; the operations check the role
+(403).  With no tokens configured and no session the API is read-only (401).  Tokens are
+compared in constant time with every configured one.
 """
 
 from __future__ import annotations
@@ -11,12 +21,13 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from monitord.domain.access import Perm, User, can, can_see_school, token_user
 from monitord.http.api.errors import READ_ONLY, ApiError
 from monitord.http.ports import Commands, View
 
@@ -89,17 +100,47 @@ class ApiContext:
 
 @dataclass(frozen=True)
 class Caller:
-    """One request's view of the application: who asks (the token's name, or None for an
-    anonymous read) and the read model and commands."""
+    """One request's view of the application: who asks (``actor``: the token's or the
+    user's name, None for an anonymous read; ``user``: their role) and the read model and
+    commands."""
 
     view: View
     commands: Commands
     actor: str | None
+    user: User | None = None
+    #: set by :meth:`for_school`: may this caller see that school's non-public fields
+    full_override: bool | None = None
 
     @property
     def full(self) -> bool:
-        """May this request see the non-public fields?"""
-        return self.actor is not None
+        """May this request see the non-public fields (of every device and ticket, or of
+        the school :meth:`for_school` named)?"""
+        if self.full_override is not None:
+            return self.full_override
+        return can(self.user, Perm.DEVICES_ALL)
+
+    def for_school(self, school: str | None) -> Caller:
+        """This caller as it may see one school's devices and tickets (``school`` users:
+        their own schools' non-public fields too)."""
+        return replace(self, full_override=self.full or (
+            self.user is not None and school is not None and can_see_school(self.user, school)))
+
+    def need_user(self) -> User:
+        """The caller's user; 401 for an anonymous request."""
+        if self.user is None:
+            if self.view.config is None:  # tokens cannot be checked yet
+                raise ApiError(503, "the daemon is starting")
+            raise ApiError(401, "this request needs a signed-in console session or "
+                                "'Authorization: Bearer <token>'",
+                           headers={"WWW-Authenticate": CHALLENGE})
+        return self.user
+
+    def need(self, perm: Perm) -> User:
+        """The caller's user, who must hold ``perm`` (403 otherwise)."""
+        user = self.need_user()
+        if not can(user, perm):
+            raise ApiError(403, f"the role {user.role} may not do this")
+        return user
 
     @property
     def officer(self) -> str:
@@ -154,16 +195,31 @@ Context = Annotated[ApiContext, Depends(api_context)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
 
 
+def session_user(request: Request) -> User | None:
+    """The console user of the session cookie (the session middleware's), if any."""
+    user = getattr(request.state, "user", None)
+    return user if isinstance(user, User) and not user.disabled else None
+
+
 async def reader(request: Request, ctx: Context, _: Credentials) -> Caller:
-    """Dependency of the reads: anonymous or with a valid token."""
-    actor = authenticate(ctx, request.headers.get("authorization"), required=False)
-    return Caller(ctx.view, ctx.commands, actor)
+    """Dependency of the reads: anonymous, with a valid token or with a session."""
+    header = request.headers.get("authorization")
+    if header is None and (user := session_user(request)) is not None:
+        return Caller(ctx.view, ctx.commands, user.name, user)
+    actor = authenticate(ctx, header, required=False)
+    return Caller(ctx.view, ctx.commands, actor,
+                  token_user(actor) if actor is not None else None)
 
 
 async def writer(request: Request, ctx: Context, _: Credentials) -> Caller:
-    """Dependency of the writes: a valid token is required."""
-    actor = authenticate(ctx, request.headers.get("authorization"), required=True)
-    return Caller(ctx.view, ctx.commands, actor)
+    """Dependency of the writes: a valid token or a session (whose CSRF header the
+    session middleware has checked) is required."""
+    header = request.headers.get("authorization")
+    if header is None and (user := session_user(request)) is not None:
+        return Caller(ctx.view, ctx.commands, user.name, user)
+    actor = authenticate(ctx, header, required=True)
+    assert actor is not None
+    return Caller(ctx.view, ctx.commands, actor, token_user(actor))
 
 
 Reader = Annotated[Caller, Depends(reader)]

@@ -1,7 +1,8 @@
 """Maintenance windows: ``GET/POST /maintenance``, ``GET/DELETE /maintenance/{id}``.
 
 Writes are ``monitord maintenance add/delete`` through the same application commands
-(:meth:`monitord.http.ports.Commands.add_maintenance`), in force at once."""
+(:meth:`monitord.http.ports.Commands.add_maintenance`), in force at once; they need the
+maintenance right (a token, an officer or admin: 403 otherwise)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 from starlette.responses import Response
 
+from monitord.domain.access import Perm
 from monitord.http.api.auth import Reader, Writer
 from monitord.http.api.errors import ID_SCHEMA, PREFIX, ApiError, json_body, ok, path_id
 from monitord.http.api.models import (
@@ -58,12 +60,13 @@ async def list_maintenance(caller: Reader, q: Annotated[MaintenanceQuery, Query(
              description="As `monitord maintenance add`; in force at once.  Devices and "
                          "schools must exist in the config (422 otherwise).",
              status_code=201, response_model=MaintenanceOut, response_description="Created",
-             responses={201: CREATED, **problems(400, 401, 413, 415, 422)},
+             responses={201: CREATED, **problems(400, 401, 403, 413, 415, 422)},
              openapi_extra=body(MaintenanceCreate))
 async def create_maintenance(
         caller: Writer,
         window: Annotated[MaintenanceCreate, Depends(json_body(MaintenanceCreate))]
 ) -> Response:
+    caller.need(Perm.MAINTENANCE)
     tz = caller.config.tz
     start = instant(window.start, tz, "start") if window.start is not None else None
     end = instant(window.end, tz, "end") if window.end is not None else None
@@ -92,8 +95,9 @@ async def get_maintenance(caller: Reader, raw_id: WindowId) -> Response:
                summary="Delete a database maintenance window",
                description="Windows written in the config file cannot be deleted here.",
                status_code=204, response_class=Response, response_description="No Content",
-               responses=problems(401, 404))
+               responses=problems(401, 403, 404))
 async def delete_maintenance(caller: Writer, raw_id: WindowId) -> Response:
+    caller.need(Perm.MAINTENANCE)
     wid = path_id(raw_id, WHAT)
     await caller.commands.delete_maintenance(wid, caller.officer)
     return ok(None, 204)

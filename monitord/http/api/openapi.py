@@ -40,6 +40,8 @@ _PROBLEM_TEXT = {
          "the query problems)",
     401: "missing or invalid bearer token (writes), invalid token (reads), or no tokens "
          "configured (the API is read-only)",
+    403: "the caller's role may not see this or do this (monitord.domain.access); a write "
+         "authenticated by the console's session cookie without X-CSRF-Token",
     404: "no such resource",
     409: "the change conflicts with the ticket's state (a closed ticket)",
     413: f"body larger than {MAX_BODY} bytes",
@@ -79,12 +81,15 @@ windows of the area office's network.
 * Instants are Unix seconds (UTC epoch); request date-times are RFC 3339, and naive ones
   are office local time (Asia/Bangkok).
 * **Privacy (PDPA).** Without a token the API shows what the public status page shows
-  (schools, devices by name and kind, states) plus incidents and tickets *without*
-  people's names or officers' free texts: no addresses, host names, serial numbers,
-  models, reporter/repairer names, history actors or notes, causes, fixes or summaries
-  (IP addresses are removed from probe reasons).  A valid bearer token adds those
-  fields (described as "{TOKEN_ONLY}").  Secrets (SNMP communities, tokens,
-  notification URLs) are never part of any answer.
+  (schools, devices by name and kind, states) plus incidents *without* people's names or
+  officers' free texts: no addresses, host names, serial numbers, models (IP addresses
+  are removed from probe reasons).  Tickets need a token or a console session (401
+  otherwise).  A valid bearer token adds those fields (described as "{TOKEN_ONLY}"),
+  and people's names, history actors and notes, causes, fixes and summaries of tickets.
+  The console's session cookie also authenticates, with the user's role: tickets are
+  scoped to what the role may see (403 for one it may not), writes need the role's
+  right (403) and the session's `X-CSRF-Token` header.  Secrets (SNMP communities,
+  tokens, notification URLs) are never part of any answer.
 * **Writes** need `Authorization: Bearer <token>` with a token from `http.api_tokens`;
   the token's name is recorded as the actor.  Without tokens configured the API is
   read-only and writes get 401.  A wrong token gets 401 on reads too.

@@ -1,4 +1,7 @@
-"""Schools, devices and incidents (reads): ``/schools``, ``/devices``, ``/incidents``."""
+"""Schools, devices and incidents (reads): ``/schools``, ``/devices``, ``/incidents``.
+
+Public; the non-public fields of a device (address, host name, serial, …) only for a
+caller whose role sees every device, or a ``school`` user for their own schools."""
 
 from __future__ import annotations
 
@@ -49,7 +52,8 @@ async def get_school(caller: Reader, smis: Smis) -> Response:
     for s in school_views(caller):
         if s.smis == smis:
             now = time.time()
-            devices = [device_out(caller, dev, now) for dev in caller.config.devices
+            own = caller.for_school(smis)  # a school user: their own school's details
+            devices = [device_out(own, dev, now) for dev in caller.config.devices
                        if dev.school == smis]
             return ok(SchoolDetail(**dict(s), devices=devices))
     raise ApiError(404, f"no school with SMIS code {smis[:40]!r}")
@@ -66,7 +70,7 @@ async def list_devices(caller: Reader, q: Annotated[DeviceQuery, Query()]) -> Re
             continue
         if q.kind is not None and dev.kind != q.kind:
             continue
-        out = device_out(caller, dev, now)
+        out = device_out(caller.for_school(dev.school), dev, now)
         if q.state is None or out.state == q.state:
             items.append(out)
     return ok(DeviceList(count=len(items), items=items))
@@ -79,7 +83,7 @@ async def get_device(caller: Reader, dev_id: DeviceId) -> Response:
     dev = caller.config.device_map().get(dev_id)
     if dev is None:
         raise ApiError(404, f"no device {dev_id[:80]!r}")
-    return ok(device_out(caller, dev, time.time()))
+    return ok(device_out(caller.for_school(dev.school), dev, time.time()))
 
 
 @router.get("/incidents", operation_id="listIncidents", tags=["incidents"],

@@ -4,7 +4,12 @@
 A PATCH is the officer's change ``monitord tickets update/schedule/close/assign`` makes,
 through the same application commands (:meth:`monitord.http.ports.Commands.update_ticket`,
 ``assign_ticket``); a POST to ``/tickets`` receives a report from a person (รับแจ้ง:
-``report_problem``), ``/acknowledge`` is ``monitord tickets ack``."""
+``report_problem``), ``/acknowledge`` is ``monitord tickets ack``.
+
+Every operation needs a caller (a token or a console session: 401 otherwise) and is
+scoped by role (:mod:`monitord.domain.access`): lists show only the tickets the caller
+may see, one ticket the caller may not see is 403, and a change needs the right to each
+action it makes (schedule, start, finish, record, close)."""
 
 from __future__ import annotations
 
@@ -14,8 +19,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 from starlette.responses import Response
 
-from monitord.domain.tickets import TicketError
-from monitord.http.api.auth import Reader, Writer
+from monitord.domain.access import Action, can_act, can_report, can_see_ticket
+from monitord.domain.tickets import TicketError, TicketStatus
+from monitord.http.api.auth import Caller, Reader, Writer
 from monitord.http.api.errors import (
     ID_SCHEMA,
     PREFIX,
@@ -35,7 +41,7 @@ from monitord.http.api.models import (
     TicketQuery,
     TicketReport,
 )
-from monitord.http.api.openapi import CREATED, READ, body, problems
+from monitord.http.api.openapi import CREATED, body, problems
 from monitord.http.api.views import ticket_detail, ticket_fields
 
 router = APIRouter(tags=["tickets"])
@@ -58,25 +64,53 @@ def instant(value: dt.datetime, tz: dt.tzinfo, what: str) -> float:
 
 @router.get("/tickets", operation_id="listTickets",
             summary="Repair tickets (not closed, unless asked)", response_model=TicketList,
-            response_description="OK", responses=problems(400, 401), openapi_extra=READ)
+            response_description="OK", responses=problems(400, 401))
 async def list_tickets(caller: Reader, q: Annotated[TicketQuery, Query()]) -> Response:
+    user = caller.need_user()
     rows = await caller.storage.list_tickets(
         q.status, include_closed=q.all, schools=[q.school] if q.school is not None else None,
         assigned_to=q.assigned_to)
-    items = [TicketOut(**ticket_fields(caller, t)) for t in rows]
+    items = [TicketOut(**ticket_fields(caller.for_school(t["school"]), t)) for t in rows
+             if can_see_ticket(user, t)]
     return ok(TicketList(count=len(items), items=items))
 
 
 @router.get("/tickets/{id}", operation_id="getTicket",
             summary="One repair ticket with its history", response_model=TicketDetail,
-            response_description="OK", responses=problems(401, 404), openapi_extra=READ)
+            response_description="OK", responses=problems(401, 403, 404))
 async def get_ticket(caller: Reader, raw_id: TicketId) -> Response:
+    user = caller.need_user()
+    t = await _visible_ticket(caller, raw_id)
+    if not can_see_ticket(user, t):
+        raise ApiError(403, "you may not see this ticket")
+    return ok(ticket_detail(caller.for_school(t["school"]), t))
+
+
+async def _visible_ticket(caller: Caller, raw_id: str) -> dict[str, Any]:
     tid = path_id(raw_id, "ticket")
     try:
-        t = await caller.storage.get_ticket(tid)
+        return await caller.storage.get_ticket(tid)
     except TicketError:
         raise ApiError(404, f"no ticket {tid}") from None
-    return ok(ticket_detail(caller, t))
+
+
+def patch_actions(patch: TicketPatch) -> set[Action]:
+    """What a PATCH does, as the actions of domain.access."""
+    actions: set[Action] = set()
+    if patch.scheduled_for is not None or patch.status == TicketStatus.SCHEDULED:
+        actions.add(Action.SCHEDULE)
+    if patch.status == TicketStatus.IN_REPAIR or patch.repair_started is not None:
+        actions.add(Action.START)
+    if patch.status == TicketStatus.REPAIRED or patch.repair_finished is not None:
+        actions.add(Action.FINISH)
+    if patch.status == TicketStatus.CLOSED:
+        actions.add(Action.CLOSE)
+    if patch.status == TicketStatus.OPEN or "assigned_to" in patch.model_fields_set:
+        actions.add(Action.ASSIGN)  # (reopening: an officer's decision too)
+    if any(getattr(patch, k) is not None for k in (
+            "cause", "fix", "summary", "event_text", "repairer_name", "repairer_position")):
+        actions.add(Action.RECORD)
+    return actions or {Action.RECORD}
 
 
 @router.patch("/tickets/{id}", operation_id="updateTicket",
@@ -84,12 +118,19 @@ async def get_ticket(caller: Reader, raw_id: TicketId) -> Response:
               description="As `monitord tickets update/schedule/close`; the token's name is "
                           "recorded as the actor in the ticket's history.",
               response_model=TicketDetail, response_description="OK",
-              responses=problems(400, 401, 404, 409, 413, 415, 422),
+              responses=problems(400, 401, 403, 404, 409, 413, 415, 422),
               openapi_extra=body(TicketPatch))
 async def patch_ticket(caller: Writer, raw_id: TicketId,
                        patch: Annotated[TicketPatch, Depends(json_body(TicketPatch))]
                        ) -> Response:
-    tid = path_id(raw_id, "ticket")
+    user = caller.need_user()
+    t = await _visible_ticket(caller, raw_id)
+    if not can_see_ticket(user, t):
+        raise ApiError(403, "you may not see this ticket")
+    refused = sorted(a.value for a in patch_actions(patch) if not can_act(user, t, a))
+    if refused:
+        raise ApiError(403, f"the role {user.role} may not {', '.join(refused)} this ticket")
+    tid = int(t["id"])
     tz = caller.config.tz
     fields: dict[str, Any] = {k: getattr(patch, k) for k in (
         "cause", "fix", "summary", "event_text", "repairer_name", "repairer_position")
@@ -109,7 +150,7 @@ async def patch_ticket(caller: Writer, raw_id: TicketId,
         t = await caller.commands.update_ticket(tid, caller.officer, status=patch.status,
                                                 scheduled_for=scheduled, note=patch.note,
                                                 fields=fields)
-    return ok(ticket_detail(caller, t))
+    return ok(ticket_detail(caller.for_school(t["school"]), t))
 
 
 @router.post("/tickets", operation_id="reportProblem",
@@ -118,19 +159,24 @@ async def patch_ticket(caller: Writer, raw_id: TicketId,
                          "equipment (no school).  Manual and automatic tickets share one "
                          "numbering, the repair report form and the notifications; a "
                          "device that then goes down joins this ticket instead of opening "
-                         "another.  The token's name is recorded as who received it.",
+                         "another.  The caller's name is recorded as who received it; a "
+                         "school user may report only for their own school(s).",
              status_code=201, response_model=TicketDetail, response_description="Created",
-             responses={201: CREATED, **problems(400, 401, 409, 413, 415, 422)},
+             responses={201: CREATED, **problems(400, 401, 403, 409, 413, 415, 422)},
              openapi_extra=body(TicketReport))
 async def report_problem(caller: Writer,
                          report: Annotated[TicketReport, Depends(json_body(TicketReport))]
                          ) -> Response:
+    user = caller.need_user()
+    if not can_report(user, report.school):
+        raise ApiError(403, f"the role {user.role} may not report a problem here")
     caller.config  # noqa: B018 -- 503 while the daemon is starting
     t = await caller.commands.report_problem(
         caller.officer, school=report.school, devices=report.devices, source=report.source,
         reporter_name=report.reporter_name, reporter_phone=report.reporter_phone,
         reporter_position=report.reporter_position, problem=report.problem)
-    return ok(ticket_detail(caller, t), 201, {"Location": f"{PREFIX}/tickets/{t['id']}"})
+    return ok(ticket_detail(caller.for_school(t["school"]), t), 201,
+              {"Location": f"{PREFIX}/tickets/{t['id']}"})
 
 
 @router.post("/tickets/{id}/acknowledge", operation_id="acknowledgeTicket",
@@ -138,11 +184,16 @@ async def report_problem(caller: Writer,
              description="As `monitord tickets ack`; acknowledging again changes nothing.  "
                          "A closed ticket cannot be acknowledged (409).",
              response_model=TicketDetail, response_description="OK",
-             responses=problems(400, 401, 404, 409, 413, 415, 422),
+             responses=problems(400, 401, 403, 404, 409, 413, 415, 422),
              openapi_extra=body(TicketAck))
 async def acknowledge_ticket(caller: Writer, raw_id: TicketId,
                              ack: Annotated[TicketAck, Depends(json_body(TicketAck))]
                              ) -> Response:
-    tid = path_id(raw_id, "ticket")
-    t = await caller.commands.acknowledge_ticket(tid, caller.officer, note=ack.note)
-    return ok(ticket_detail(caller, t))
+    user = caller.need_user()
+    t = await _visible_ticket(caller, raw_id)
+    if not can_see_ticket(user, t):
+        raise ApiError(403, "you may not see this ticket")
+    if not can_act(user, t, Action.ACKNOWLEDGE):
+        raise ApiError(403, f"the role {user.role} may not acknowledge this ticket")
+    t = await caller.commands.acknowledge_ticket(int(t["id"]), caller.officer, note=ack.note)
+    return ok(ticket_detail(caller.for_school(t["school"]), t))

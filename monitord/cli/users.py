@@ -1,0 +1,162 @@
+"""``monitord users add|list|passwd|disable|enable``: the console's users, on the server.
+
+Passwords are read with ``--password-stdin`` (one line) or, on a terminal, asked twice
+without echo; they are never printed.  A new password or ``disable`` ends every session
+of the user at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import re
+import sys
+from pathlib import Path
+
+from monitord.domain.access import ROLE_TH, ROLES, Role
+from monitord.domain.passwords import hash_password, name_problem, password_problem
+from monitord.storage import Storage
+
+SCHOOL_CODE = re.compile(r"^[0-9A-Za-z_-]{1,32}$")
+
+
+class UsageError(Exception):
+    """Exit 2 with this message."""
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("users", help="console users: add/list/passwd/disable/enable")
+    u_sub = p.add_subparsers(dest="action", required=True)
+
+    def common(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--db", type=Path, metavar="PATH")
+
+    add = u_sub.add_parser("add", help="a new user (password asked twice, or --password-stdin)")
+    add.add_argument("name", metavar="NAME", help="sign-in name: lower-case letters, digits, "
+                     "_ . @ -")
+    add.add_argument("--role", required=True, metavar="ROLE",
+                     help="one of " + ", ".join(ROLES))
+    add.add_argument("--school", action="append", default=[], metavar="SMIS",
+                     help="a school of a 'school' user (repeatable)")
+    add.add_argument("--display-name", default="", metavar="N",
+                     help="the name shown in the console and in ticket history")
+    add.add_argument("--password-stdin", action="store_true",
+                     help="read the password from the first line of standard input")
+    common(add)
+    lst = u_sub.add_parser("list", help="every user with role and schools")
+    lst.add_argument("--format", choices=["text", "json"], default="text")
+    common(lst)
+    pw = u_sub.add_parser("passwd", help="set a new password (ends the user's sessions)")
+    pw.add_argument("name", metavar="NAME")
+    pw.add_argument("--password-stdin", action="store_true")
+    common(pw)
+    for action, text in (("disable", "a user can no longer sign in (ends their sessions)"),
+                         ("enable", "a disabled user may sign in again")):
+        q = u_sub.add_parser(action, help=text)
+        q.add_argument("name", metavar="NAME")
+        common(q)
+    p.set_defaults(func=cmd_users)
+
+
+def read_password(from_stdin: bool, name: str) -> str:
+    """The new password (checked against the rules); UsageError otherwise."""
+    if from_stdin:
+        line = sys.stdin.readline()
+        password = line[:-1] if line.endswith("\n") else line
+        password = password[:-1] if password.endswith("\r") else password
+    elif sys.stdin.isatty():
+        password = getpass.getpass("รหัสผ่านใหม่ / new password: ")
+        again = getpass.getpass("ยืนยันรหัสผ่าน / repeat it: ")
+        if password != again:
+            raise UsageError("the two passwords differ; nothing changed")
+    else:
+        raise UsageError("standard input is not a terminal: give the password on standard "
+                         "input with --password-stdin")
+    problem = password_problem(password, name)
+    if problem is not None:
+        raise UsageError(problem)
+    return password
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    from monitord.cli import with_store
+
+    try:
+        password = None
+        if args.action == "add":
+            _check_add(args)
+        if args.action in ("add", "passwd"):
+            password = read_password(args.password_stdin, args.name)
+    except UsageError as exc:
+        print(f"monitord: {exc}", file=sys.stderr)
+        return 2
+    hashed = hash_password(password) if password is not None else None
+
+    async def action(store: Storage) -> int:
+        try:
+            return await _users_action(store, args, hashed)
+        except UsageError as exc:
+            print(f"monitord: {exc}", file=sys.stderr)
+            return 2
+
+    return with_store(args.db, args.action == "list", action)
+
+
+def _check_add(args: argparse.Namespace) -> None:
+    if (problem := name_problem(args.name)) is not None:
+        raise UsageError(problem)
+    if args.role not in ROLES:
+        raise UsageError(f"unknown role {args.role[:40]!r}: use one of {', '.join(ROLES)}")
+    if args.role == Role.SCHOOL and not args.school:
+        raise UsageError("a user of role school needs at least one --school SMIS")
+    if args.role != Role.SCHOOL and args.school:
+        raise UsageError(f"--school is only for users of role school, not {args.role}")
+    for code in args.school:
+        if not SCHOOL_CODE.fullmatch(code):
+            raise UsageError(f"--school {code[:40]!r}: not a school code (SMIS)")
+    if len(args.display_name) > 200:
+        raise UsageError("--display-name: at most 200 characters")
+
+
+async def _users_action(store: Storage, args: argparse.Namespace, hashed: str | None
+                        ) -> int:
+    from monitord.storage.users import UserExists
+
+    if args.action == "list":
+        users = await store.list_users()
+        if args.format == "json":
+            print(json.dumps([{"name": u.name, "display_name": u.display_name,
+                               "role": str(u.role), "role_th": ROLE_TH[u.role],
+                               "schools": list(u.schools), "disabled": u.disabled}
+                              for u in users], ensure_ascii=False, indent=1))
+            return 0
+        for u in users:
+            state = "disabled" if u.disabled else "enabled"
+            print(f"{u.name:<24} {u.role:<10} {state:<8} {','.join(u.schools) or '-':<20} "
+                  f"{u.display_name}")
+        return 0
+    if args.action == "add":
+        assert hashed is not None
+        try:
+            await store.add_user(args.name, Role(args.role), hashed,
+                                 schools=list(dict.fromkeys(args.school)),
+                                 display_name=args.display_name.strip())
+        except UserExists:
+            raise UsageError(f"a user named {args.name!r} already exists "
+                             "(`monitord users passwd` changes a password)") from None
+        print(f"user {args.name} added ({args.role})")
+        return 0
+    if args.action == "passwd":
+        assert hashed is not None
+        if not await store.set_password(args.name, hashed):
+            raise UsageError(f"no user named {args.name[:70]!r}")
+        print(f"password of {args.name} changed; their sessions have ended")
+        return 0
+    disabled = args.action == "disable"
+    if not await store.set_disabled(args.name, disabled):
+        raise UsageError(f"no user named {args.name[:70]!r}")
+    print(f"user {args.name} " + ("disabled; their sessions have ended" if disabled
+                                  else "enabled"))
+    return 0
+
