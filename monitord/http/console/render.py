@@ -46,10 +46,11 @@ ORIGIN_TEXT: dict[str, dict[str, str]] = {
 
 LABELS: dict[str, dict[str, str]] = {
     "th": {
-        "console": "ระบบงานเจ้าหน้าที่", "tickets": "ใบแจ้งซ่อม", "new": "รับแจ้งปัญหา",
+        "console": "ระบบแจ้งซ่อมและติดตามเครือข่าย", "tickets": "ใบแจ้งซ่อม", "new": "รับแจ้งปัญหา",
         "maintenance": "ปิดปรับปรุง", "import": "นำเข้าข้อมูล", "status": "สถานะโรงเรียน",
         "signout": "ออกจากระบบ", "other_lang": "English", "nav": "เมนูหลัก",
         "signed_in_as": "ผู้ใช้", "skip": "ข้ามไปยังเนื้อหา",
+        "signout_all": "ออกจากระบบทุกเครื่อง", "whole_school_short": "ทั้งโรงเรียน",
         # list
         "filters": "ตัวกรอง", "f_status": "สถานะ", "active": "ยังไม่ปิด", "all": "ทั้งหมด",
         "district": "อำเภอ", "school": "โรงเรียน", "kind": "ชนิดอุปกรณ์",
@@ -111,10 +112,12 @@ LABELS: dict[str, dict[str, str]] = {
         "ok_m_add": "เพิ่มช่วงปิดปรับปรุงแล้ว", "ok_m_end": "ลบช่วงปิดปรับปรุงแล้ว",
     },
     "en": {
-        "console": "Officers' console", "tickets": "Tickets", "new": "Report a problem",
+        "console": "Repair tickets and network console", "tickets": "Tickets",
+        "new": "Report a problem",
         "maintenance": "Maintenance", "import": "Import", "status": "Schools' status",
         "signout": "Sign out", "other_lang": "ภาษาไทย", "nav": "Main menu",
-        "signed_in_as": "User", "skip": "Skip to content",
+        "signed_in_as": "Signed in as", "skip": "Skip to content",
+        "signout_all": "Sign out everywhere", "whole_school_short": "whole school",
         "filters": "Filters", "f_status": "Status", "active": "not closed", "all": "all",
         "district": "District", "school": "School", "kind": "Device kind",
         "age": "Open for at least (days)", "assigned": "Assigned to",

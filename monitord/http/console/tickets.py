@@ -166,11 +166,14 @@ class Facts:
                     out.add(dev.kind.value)
         return out
 
-    def device_text(self, ticket: Mapping[str, Any]) -> str:
+    def device_text(self, ticket: Mapping[str, Any], lang: str) -> str:
         equipment = ticket.get("equipment") or []
         root = self.devices.get(ticket.get("root") or "")
         if root is not None:
             first = root.name or root.id
+        elif ticket.get("origin") == "manual" and str(ticket.get("root")).startswith(
+                "school:"):
+            return r.LABELS[lang]["whole_school_short"]
         elif equipment:
             first = equipment[0].get("name") or equipment[0].get("device_id", "")
         else:
@@ -277,7 +280,7 @@ def routes(view: View, commands: Commands) -> list[BaseRoute]:
         kinds = Counter(k for t in in_status for k in facts.kinds(t))
         origins = Counter(t.get("origin") or "auto" for t in in_status)
         rows = [Row(t["id"], t["status"], facts.school_name(t.get("school"), lang),
-                    facts.device_text(t), r.date_text(t.get("opened_at"), lang),
+                    facts.device_text(t, lang), r.date_text(t.get("opened_at"), lang),
                     r.age_text(now - float(t.get("opened_at") or now), lang),
                     t.get("assigned_to") or "", bool(t.get("acknowledged_at")),
                     t.get("origin") or "auto")
@@ -325,7 +328,8 @@ def routes(view: View, commands: Commands) -> list[BaseRoute]:
         return r.render(
             request, view, user, "console/ticket.html", status=status, t=ticket,
             school=facts.school_name(ticket.get("school"), lang),
-            district=facts.district(ticket.get("school")), device=facts.device_text(ticket),
+            district=facts.district(ticket.get("school")),
+            device=facts.device_text(ticket, lang),
             available={a.value: v for a, v in available.items()},
             any_action=any(available.values()), users=users, user_labels=labels,
             sched=sched, started=started, finished=finished, now_in=now_in, flash=flash,
