@@ -156,7 +156,10 @@ async def test_officer_sees_the_list_with_counts_and_the_layout(env: Env) -> Non
     r = await env.get("officer1", "/console/tickets")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     assert "script-src 'unsafe-inline'" in r.headers["content-security-policy"]
+    assert r.headers["cache-control"] == "no-store"  # personal data
     html = r.text
+    # filter options come from the config, with counts
+    assert 'value="server"' in html and "คลองลาน (1)" in html
     assert ticket_ids(html) == [2, 1]  # newest first (same time: higher number first)
     assert "โรงเรียนบ้านทดสอบ" in html and "โรงเรียนวัดทดสอบ" in html
     assert "23 พ.ย. 2569" in html  # Buddhist-era date of the report
@@ -214,6 +217,8 @@ async def test_roles_scope_what_is_seen_and_done(env: Env) -> None:
     # a school user: own school only; another school's ticket → 403
     r = await env.get("school1", "/console/tickets")
     assert ticket_ids(r.text) == [1]
+    assert "โรงเรียนวัดทดสอบ" not in r.text and "62020002" not in r.text  # not even a filter
+    assert 'value="server"' not in r.text  # the office's equipment is not theirs
     assert "ครูผู้รับผิดชอบ ICT ของโรงเรียน" in r.text
     assert 'href="/console/maintenance"' not in r.text
     assert (await env.get("school1", "/console/tickets/2")).status_code == 403

@@ -286,7 +286,9 @@ def render(request: Request, view: View, user: User, template: str, status: int 
            **values: Any) -> HTMLResponse:
     ctx = context(request, view, user)
     ctx.update(values)
-    response = HTMLResponse(ENV.get_template(template).render(**ctx), status_code=status)
+    # personal data (names, phone numbers, serials): never kept in a cache
+    response = HTMLResponse(ENV.get_template(template).render(**ctx), status_code=status,
+                            headers={"Cache-Control": "no-store"})
     wanted = request.query_params.get("lang")
     if wanted in ("th", "en") and request.cookies.get("lang") != wanted:
         response.set_cookie("lang", wanted, max_age=365 * 86400, path="/", samesite="lax",

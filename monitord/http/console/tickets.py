@@ -30,6 +30,7 @@ from monitord.domain.access import (
     User,
     can_act,
     can_report,
+    can_see_school,
     can_see_ticket,
     ticket_scope,
 )
@@ -46,6 +47,8 @@ CONFIRM_NOTE = "โรงเรียนยืนยันว่าใช้ง�
 ASSIGNABLE = (Role.TECHNICIAN, Role.OFFICER, Role.ADMIN)
 RECORD_FIELDS = ("event_text", "cause", "fix", "summary", "repairer_name", "repairer_position")
 OFFICE = "office"  # the school select's value for the office's own equipment
+#: rows on one list page at most (the filters narrow it down)
+MAX_ROWS = 500
 
 _CLOSED = TicketStatus.CLOSED.value
 
@@ -100,29 +103,37 @@ async def load_ticket(view: View, user: User, tid: int) -> dict[str, Any] | None
     return ticket
 
 
-async def assignable_users(view: View) -> list[tuple[str, str]] | None:
-    """(name, label) of the users a ticket may be assigned to, when the storage keeps
-    users (``list_users``); None: it does not (the form asks for a name)."""
-    store = view.storage
-    list_users = getattr(store, "list_users", None)
+async def known_users(view: View) -> list[tuple[str, str, str]] | None:
+    """(name, label, role) of the enabled users, when the storage keeps users
+    (``list_users``); None: it does not."""
+    list_users = getattr(view.storage, "list_users", None)
     if list_users is None:
         return None
     try:
         users = await list_users()
-    except Exception:
+    except Exception:  # a page without names is better than no page
         return None
     out = []
     for u in users:
         def get(key: str, u: Any = u) -> Any:
             return u.get(key) if isinstance(u, Mapping) else getattr(u, key, None)
-        role = get("role")
-        role = getattr(role, "value", role)
-        if get("disabled") or role not in {x.value for x in ASSIGNABLE}:
+        if get("disabled"):
             continue
+        role = get("role")
         name = str(get("name"))
         label = str(get("display_name") or name)
-        out.append((name, label if label == name else f"{label} ({name})"))
+        out.append((name, label if label == name else f"{label} ({name})",
+                    str(getattr(role, "value", role))))
     return sorted(out, key=lambda x: x[1])
+
+
+def assignable(users: list[tuple[str, str, str]] | None) -> list[tuple[str, str]] | None:
+    """(name, label) of the users a ticket may be assigned to; None: unknown (the form
+    asks for a name)."""
+    if users is None:
+        return None
+    roles = {x.value for x in ASSIGNABLE}
+    return [(name, label) for name, label, role in users if role in roles]
 
 
 # -- facts from the config ------------------------------------------------------------
@@ -279,16 +290,26 @@ def routes(view: View, commands: Commands) -> list[BaseRoute]:
         schools = Counter(t.get("school") or OFFICE for t in in_status)
         kinds = Counter(k for t in in_status for k in facts.kinds(t))
         origins = Counter(t.get("origin") or "auto" for t in in_status)
+        # every option the user could pick (from the config), with its count
+        seen = [smis for smis in facts.schools if can_see_school(user, smis)]
+        for smis in seen:
+            schools.setdefault(smis, 0)
+            districts.setdefault(facts.district(smis), 0)
+        for dev in facts.devices.values():
+            if can_see_school(user, dev.school):
+                kinds.setdefault(dev.kind.value, 0)
+        for origin in ("auto", "manual"):
+            origins.setdefault(origin, 0)
         rows = [Row(t["id"], t["status"], facts.school_name(t.get("school"), lang),
                     facts.device_text(t, lang), r.date_text(t.get("opened_at"), lang),
                     r.age_text(now - float(t.get("opened_at") or now), lang),
                     t.get("assigned_to") or "", bool(t.get("acknowledged_at")),
                     t.get("origin") or "auto")
-                for t in shown]
+                for t in shown[:MAX_ROWS]]
         return r.render(
             request, view, user, "console/tickets.html", f=f, rows=rows,
-            total=len(tickets), by_status=by_status, active=active, count_all=len(others),
-            statuses=STATUSES,
+            matching=len(shown), total=len(tickets), by_status=by_status, active=active,
+            count_all=len(others), statuses=STATUSES,
             districts=sorted((d, n) for d, n in districts.items() if d),
             schools=sorted(((s, facts.school_name(None if s == OFFICE else s, lang), n)
                             for s, n in schools.items()), key=lambda x: x[1]),
@@ -317,8 +338,9 @@ def routes(view: View, commands: Commands) -> list[BaseRoute]:
             Action.CLOSE: may(Action.CLOSE) and not closed,
             Action.CONFIRM: may(Action.CONFIRM) and not may(Action.CLOSE) and st == "repaired",
         }
-        users = await assignable_users(view) if available[Action.ASSIGN] else None
-        labels = dict(users or [])
+        everyone = await known_users(view)
+        users = assignable(everyone)
+        labels = {name: label for name, label, _ in everyone or []}
         sched = r.local_inputs(ticket.get("scheduled_for"))
         started = r.local_inputs(ticket.get("repair_started"))
         finished = r.local_inputs(ticket.get("repair_finished"))
