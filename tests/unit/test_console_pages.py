@@ -319,6 +319,10 @@ async def test_english_switch_is_remembered(env: Env) -> None:
     r = await env.get("officer1", "/console/tickets?lang=en")
     assert "Tickets" in r.text and "Sign out" in r.text and "2026-11-23" in r.text
     assert "lang=en" in r.headers["set-cookie"]
+    for path in ("/console/tickets/1", "/console/tickets/new?school=62020001",
+                 "/console/maintenance", "/console/tickets?status=all&kind=router"):
+        page = await env.get("officer1", f"{path}{'&' if '?' in path else '?'}lang=en")
+        assert page.status_code == 200 and '<html lang="en">' in page.text, path
 
 
 async def test_report_form_offers_only_the_users_schools(env: Env) -> None:
