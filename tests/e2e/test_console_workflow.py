@@ -160,6 +160,7 @@ def test_console_workflow_in_chromium(tmp_path: Path,
             for word in ("นัดหมายแล้ว", "กำลังซ่อม", "ซ่อมเสร็จ", "ปิด", "officer1"):
                 assert word in timeline
             assert fits(officer)
+            officer.screenshot(path=str(tmp_path / "detail-390.png"), full_page=True)
 
             # the Thai repair report shows what was recorded
             pdf = officer.request.get(f"{d.url}/tickets/{tid}/report.pdf")
@@ -176,6 +177,7 @@ def test_console_workflow_in_chromium(tmp_path: Path,
             rows = officer.locator("#tickets tbody tr")
             assert rows.count() == 2
             assert fits(officer)
+            officer.screenshot(path=str(tmp_path / "list-390.png"), full_page=True)
 
             # a form post without the CSRF token → 403, nothing changed
             refused = officer.request.post(f"{d.url}/console/tickets/{other}/close",
@@ -230,5 +232,8 @@ def test_console_workflow_in_chromium(tmp_path: Path,
             vctx.close()
         finally:
             browser.close()
+    for shot in ("detail-390.png", "list-390.png"):
+        data = (tmp_path / shot).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000  # rendered
     assert PASSWORD not in d.log()
     assert d.stop() == 0
