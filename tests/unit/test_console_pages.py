@@ -327,7 +327,8 @@ async def test_english_switch_is_remembered(env: Env) -> None:
 
 async def test_report_form_offers_only_the_users_schools(env: Env) -> None:
     r = await env.get("school1", "/console/tickets/new")
-    assert r.status_code == 200
+    assert r.status_code == 200 and "<h2>แจ้งปัญหา</h2>" in r.text
+    assert 'value="ครูสมศรี"' in r.text  # the teacher reports for themself
     assert 'value="62020001" selected' in r.text and "62020002" not in r.text
     assert 'value="a-proj"' in r.text and 'value="b-proj"' not in r.text
     officer = await env.get("officer1", "/console/tickets/new")

@@ -19,7 +19,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from monitord.domain.access import ROLE_TH, Perm, User, can
+from monitord.domain.access import ROLE_TH, Perm, Role, User, can
 from monitord.domain.labels import KIND_TEXT, TICKET_STATUS_TEXT
 from monitord.http.console.guard import CSRF_FIELD, CSRF_HEADER, Forbidden, csrf_of, lang_of
 from monitord.http.ports import View
@@ -47,6 +47,7 @@ ORIGIN_TEXT: dict[str, dict[str, str]] = {
 LABELS: dict[str, dict[str, str]] = {
     "th": {
         "console": "ระบบแจ้งซ่อมและติดตามเครือข่าย", "tickets": "ใบแจ้งซ่อม", "new": "รับแจ้งปัญหา",
+        "new_school": "แจ้งปัญหา",
         "maintenance": "ปิดปรับปรุง", "import": "นำเข้าข้อมูล", "status": "สถานะโรงเรียน",
         "signout": "ออกจากระบบ", "other_lang": "English", "nav": "เมนูหลัก",
         "signed_in_as": "ผู้ใช้", "skip": "ข้ามไปยังเนื้อหา",
@@ -113,7 +114,7 @@ LABELS: dict[str, dict[str, str]] = {
     },
     "en": {
         "console": "Repair tickets and network console", "tickets": "Tickets",
-        "new": "Report a problem",
+        "new": "Receive a report", "new_school": "Report a problem",
         "maintenance": "Maintenance", "import": "Import", "status": "Schools' status",
         "signout": "Sign out", "other_lang": "ภาษาไทย", "nav": "Main menu",
         "signed_in_as": "Signed in as", "skip": "Skip to content",
@@ -243,7 +244,8 @@ def can_see_maintenance(user: User | None) -> bool:
 def nav(user: User, lang: str, path: str) -> list[NavLink]:
     L = LABELS[lang]
     links = [("/console/tickets", L["tickets"], True)]
-    links.append(("/console/tickets/new", L["new"], can(user, Perm.REPORT)))
+    links.append(("/console/tickets/new", L["new_school"] if user.role is Role.SCHOOL
+                  else L["new"], can(user, Perm.REPORT)))
     links.append(("/console/maintenance", L["maintenance"], can_see_maintenance(user)))
     links.append(("/console/import", L["import"], can(user, Perm.INVENTORY)))
     links.append(("/status", L["status"], True))

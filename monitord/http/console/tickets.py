@@ -478,7 +478,10 @@ def routes(view: View, commands: Commands) -> list[BaseRoute]:
     async def new_ticket(request: Request) -> Response:
         user = require(request, Perm.REPORT)
         if request.method == "GET":
-            return await new_form(request, user, dict(request.query_params))
+            values: dict[str, Any] = dict(request.query_params)
+            if user.role is Role.SCHOOL:  # the teacher reports for themself
+                values.setdefault("reporter_name", user.label)
+            return await new_form(request, user, values)
         try:
             form = await r.read_form(request)
         except r.TooLarge:
