@@ -92,7 +92,10 @@ LABELS: dict[str, dict[str, str]] = {
         # new report
         "new_title": "รับแจ้งปัญหา", "choose_school": "เลือกโรงเรียน", "whole_school":
         "ถ้าไม่เลือกอุปกรณ์ = แจ้งปัญหาของทั้งโรงเรียน", "show_devices": "แสดงอุปกรณ์ของโรงเรียนนี้",
-        "devices": "อุปกรณ์ที่มีปัญหา", "office_eq": "อุปกรณ์ของสำนักงานเขต",
+        "devices": "อุปกรณ์ที่มีปัญหา",
+        "school_hint": "เมื่อเลือกโรงเรียน หน้านี้จะโหลดใหม่เพื่อแสดงอุปกรณ์ของโรงเรียนนั้น "
+                       "(ข้อมูลที่กรอกไว้ยังอยู่)",
+        "office_eq": "อุปกรณ์ของสำนักงานเขต",
         "reporter_name": "ชื่อผู้แจ้ง", "reporter_position": "ตำแหน่งผู้แจ้ง",
         "reporter_phone": "โทรศัพท์ผู้แจ้ง", "submit_report": "บันทึกรับแจ้ง",
         "required": "จำเป็น", "no_devices": "ไม่มีอุปกรณ์ที่ลงทะเบียนไว้",
@@ -157,7 +160,9 @@ LABELS: dict[str, dict[str, str]] = {
         "new_title": "Report a problem", "choose_school": "Choose the school",
         "whole_school": "No device chosen = the whole school",
         "show_devices": "Show this school's devices",
-        "devices": "Devices with the problem", "office_eq": "The area office's equipment",
+        "devices": "Devices with the problem",
+        "school_hint": "Choosing a school reloads this page with its devices (what you typed "
+                       "stays)", "office_eq": "The area office's equipment",
         "reporter_name": "Reporter's name", "reporter_position": "Reporter's position",
         "reporter_phone": "Reporter's phone", "submit_report": "Save the report",
         "required": "required", "no_devices": "No registered devices",

@@ -473,7 +473,8 @@ def routes(view: View, commands: Commands) -> list[BaseRoute]:
         return r.render(request, view, user, "console/new.html", status=status,
                         choices=choices, choice=choice, devices=devices_of(choice),
                         chosen=set(chosen), form=form, sources=SOURCES, error=error,
-                        problems=problems or {}, general=list(general))
+                        problems=problems or {}, general=list(general),
+                        stepped=form.get("step") == "devices")
 
     async def new_ticket(request: Request) -> Response:
         user = require(request, Perm.REPORT)
