@@ -39,6 +39,7 @@ from monitord.http.console import render as r
 from monitord.http.console.guard import Forbidden, lang_of, require
 from monitord.http.ports import CommandError, Commands, Conflict, Invalid, NotFound, View
 from monitord.http.server import MAX_ID, error_page
+from monitord.storage import Storage
 from monitord.thaidate import BANGKOK
 
 SOURCES = ("phone", "line", "letter", "walk_in")
@@ -56,7 +57,7 @@ _CLOSED = TicketStatus.CLOSED.value
 # -- reading ------------------------------------------------------------------------
 
 
-def _storage(view: View) -> Any:
+def _storage(view: View) -> Storage:
     store = view.storage
     if store is None:
         raise _NotReady()
