@@ -7,7 +7,10 @@ pages and metrics read; :func:`monitord.http.server.build_app` assembles the rou
 
 Signals: SIGTERM/SIGINT stop gracefully (running rounds finish or are cancelled within
 seconds, pending state changes are flushed); SIGHUP reloads the config — an invalid new
-file is rejected with every problem logged and the running config stays in force.
+file is rejected with every problem logged and the running config stays in force.  The
+same reload happens when the config or a file it includes (``include:``, the inventory
+``monitord import`` writes) changes: their mtimes and sizes are checked every
+``CONFIG_WATCH_SECONDS``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from dataclasses import dataclass, field
@@ -35,6 +39,7 @@ from monitord.app.pipeline import REASON_LIMIT, Pipeline, Saved
 from monitord.app.readmodel import ReadModel, Runtime
 from monitord.app.writer import StateWriter
 from monitord.config import Config, ConfigError, Problem, load_config, parse_listen
+from monitord.config.loader import included_files
 from monitord.domain.links import LinkSecretError, LinkSigner, load_secret
 from monitord.http.server import HttpServer, bind, default_concurrency, raise_open_files_limit
 from monitord.http.site import build_app
@@ -50,6 +55,8 @@ __all__ = ["Daemon", "DaemonOptions", "StateWriter", "resolve_db_path"]
 log = logging.getLogger("monitord")
 
 PRUNE_EVERY_SECONDS = 3600.0
+#: how often the config file and the files it includes are checked for changes
+CONFIG_WATCH_SECONDS = 3.0
 #: what to do when the database cannot be opened at start, by error reason
 OPEN_HINTS = {
     "corrupt": " (damaged or not a database: see `monitord db check`; restore a copy made "
@@ -90,6 +97,14 @@ async def open_database(cfg: Config, db_path: Path
     return stores[0], stores[1], links, saved
 
 
+def file_signature(path: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
 class Daemon:
     version = __version__
 
@@ -99,13 +114,20 @@ class Daemon:
         self.runtime = Runtime(stop_event=self.pipeline.stop_event)
         self.view = ReadModel(self.pipeline, self.runtime)
         #: officers' changes from the API (the same commands as the CLI's)
-        self.commands = AppCommands.for_daemon(lambda: self.pipeline.storage,
-                                               lambda: self.pipeline.config,
-                                               self.pipeline.maintenance_changed)
+        self.commands = AppCommands.for_daemon(
+            lambda: self.pipeline.storage, lambda: self.pipeline.config,
+            self.pipeline.maintenance_changed,
+            allocate_ticket=self.pipeline.allocate_ticket,
+            release_ticket=self.pipeline.release_ticket,
+            config_path=options.config_path, inventory_changed=self.reload)
         self.mqtt: MqttSource | None = None
         self.http: HttpServer | None = None
         self._notify_store: Storage | None = None
         self._reload_lock = asyncio.Lock()
+        #: the config's and its included files' signatures at the last (re)load
+        self._watched: dict[str, tuple[int, int, int] | None] = {}
+        self._main_sig: tuple[int, int, int] | None = None
+        self._includes: list[str] = []
 
     @property
     def stop_event(self) -> asyncio.Event:
@@ -135,6 +157,7 @@ class Daemon:
         async with self._reload_lock:
             path = self.options.config_path
             log.info("reloading configuration from %s", path)
+            self._watched = await asyncio.to_thread(self._signatures)
             self.runtime.last_reload_attempt_at = time.time()
             try:
                 result = await asyncio.to_thread(load_config, path)
@@ -196,6 +219,36 @@ class Daemon:
         await self.pipeline.record_event("config_rejected", f"{len(problems)} problems")
         return False
 
+    def _signatures(self) -> dict[str, tuple[int, int, int] | None]:
+        """(mtime, size, inode) of the config and of every file it includes (None: the
+        file is missing).  The include list is read again only when the config changed."""
+        main = str(self.options.config_path)
+        sig = file_signature(main)
+        if sig != self._main_sig:
+            self._main_sig = sig
+            self._includes = included_files(main)
+        return {main: sig, **{f: file_signature(f) for f in self._includes}}
+
+    async def _watch_loop(self) -> None:
+        """Reload when the config or a file it includes changed (checked every
+        ``CONFIG_WATCH_SECONDS``): ``monitord import`` and hand edits take effect without
+        SIGHUP.  A reload that fails validation keeps the running config, as SIGHUP."""
+        while not self.stop_event.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), timeout=CONFIG_WATCH_SECONDS)
+            if self.stop_event.is_set():
+                return
+            try:
+                now = await asyncio.to_thread(self._signatures)
+            except Exception as exc:  # stat failing is the reload's problem to report
+                log.debug("watching the config files: %s", exc)
+                continue
+            if now != self._watched and not self._reload_lock.locked():
+                changed = sorted(f for f in now.keys() | self._watched.keys()
+                                 if now.get(f) != self._watched.get(f))
+                log.info("configuration file changed (%s)", ", ".join(changed))
+                await self.reload()
+
     async def _prune_loop(self, storage: Storage, writer: StateWriter,
                           retention_days: int) -> None:
         while not self.stop_event.is_set():
@@ -226,6 +279,7 @@ class Daemon:
 
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT; return the process exit code."""
+        self._watched = await asyncio.to_thread(self._signatures)
         try:
             result = await asyncio.to_thread(load_config, self.options.config_path)
         except ConfigError as exc:
@@ -305,6 +359,7 @@ class Daemon:
                                 name="prune"),
             asyncio.create_task(self.pipeline.tick_loop(self.stop_event), name="tick"),
             asyncio.create_task(deliverer.run(self.stop_event), name="notify"),
+            asyncio.create_task(self._watch_loop(), name="config-watch"),
         ]
         if self.mqtt is not None:
             s = self.mqtt.settings

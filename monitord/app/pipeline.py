@@ -43,6 +43,7 @@ from monitord.domain.incidents import (
     IncidentOpened,
     TicketAutoClosed,
     TicketInfo,
+    TicketJoined,
     TicketOpen,
     TicketRecovered,
     TicketRelapsed,
@@ -115,6 +116,8 @@ class Pipeline:
         self._tasks: set[asyncio.Future[None]] = set()
         self._broker_alerted_since: float | None = None
         self._storage_alerted_since: float | None = None
+        #: the engine carries on from the database (ticket numbers can be handed out)
+        self.restored = False
 
     # -- configuration ---------------------------------------------------------------
 
@@ -145,6 +148,22 @@ class Pipeline:
         self.engine.restore(saved.incidents, saved.tickets,
                             {dev: st.state for dev, st in saved.states.items()},
                             saved.next_ticket)
+        self.restored = True
+
+    # -- manual tickets ----------------------------------------------------------------
+
+    def allocate_ticket(self, school: str | None, devices: Sequence[str]) -> int:
+        """The application commands' hook: number a manual ticket from the engine's
+        sequence (shared with automatic tickets) and let the engine know what it covers."""
+        if not self.restored:
+            raise RuntimeError("the daemon is starting")
+        tid = self.engine.open_manual(school, devices)
+        log.info("ticket %d numbered for a manual report (%s)", tid,
+                 ", ".join(devices) or school or "office")
+        return tid
+
+    def release_ticket(self, ticket_id: int) -> None:
+        self.engine.release_manual(ticket_id)
 
     # -- reads -------------------------------------------------------------------------
 
@@ -213,6 +232,9 @@ class Pipeline:
                 contexts[ch.ticket_id] = ticket_context(self.config, ch)
                 log.warning("ticket %d opened for %s (%s)", ch.ticket_id, ch.incident.root,
                             ch.incident.hypothesis)
+            elif isinstance(ch, TicketJoined):
+                log.warning("%s is down: joins manual ticket %d", ch.incident.root,
+                            ch.ticket_id)
         notes = [n for ch in changes if (n := self.notification(ch, contexts)) is not None]
         if self.writer is not None:
             self.writer.enqueue(transitions, changes, contexts, notes)
@@ -307,7 +329,8 @@ class Pipeline:
                 # Not while ticket changes wait to be written (a storage outage): the
                 # database's older statuses would undo them in memory.
                 if self.writer is None or self.writer.pending == 0:
-                    self.engine.sync_tickets(await self.storage.ticket_infos())
+                    infos = await self.storage.ticket_infos()
+                    self.engine.sync_tickets(infos, await self.storage.next_ticket_id())
                 await self.maintenance_changed()
             except Exception as exc:
                 log.error("reading tickets/maintenance from the database failed: %s", exc)

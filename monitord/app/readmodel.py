@@ -29,7 +29,7 @@ from monitord.domain.links import LinkSigner
 from monitord.domain.school import school_state
 from monitord.domain.state import DeviceStatus, State
 from monitord.domain.tickets import ACTIVE as ACTIVE_TICKET
-from monitord.domain.tickets import TicketError
+from monitord.domain.tickets import TicketError, root_school
 from monitord.http.api.auth import token_holder, usable_tokens
 from monitord.http.metrics import DeviceLabels, RoundInfo, SchoolLabels
 from monitord.http.status import DeviceRow, SchoolRow, StatusData
@@ -167,8 +167,9 @@ class ReadModel:
         out: Counter[str] = Counter()
         for info in self._p.engine.tickets():
             if info.status in ACTIVE_TICKET:
-                out[self._p.labels.school_of.get(info.root, "upstream" if ":" in info.root
-                                        else "office")] += 1
+                out[root_school(info.root)  # a manual ticket for a whole school
+                    or self._p.labels.school_of.get(info.root, "upstream" if ":" in info.root
+                                                    else "office")] += 1
         return out
 
     def incidents_open(self) -> int:

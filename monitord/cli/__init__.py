@@ -1,4 +1,5 @@
-"""Command line: ``monitord run|check|demo|status|tickets|maintenance|notify|report|db``.
+"""Command line: ``monitord run|check|demo|status|tickets|maintenance|notify|report|db|
+import|export``.
 
 Exit codes: 0 success, 1 runtime failure (port in use, database unreadable), 2 invalid
 configuration or usage.
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from monitord import __version__
-from monitord.domain.tickets import TicketStatus
+from monitord.domain.tickets import ORIGIN_TH, SOURCE_TH, TicketStatus
 from monitord.storage import (
     DatabaseError,
     Storage,
@@ -121,16 +122,31 @@ async def _tickets_action(store: Storage, args: argparse.Namespace) -> int:
             print(json.dumps(rows, ensure_ascii=False, indent=1))
             return 0
         for t in rows:
+            flags = ORIGIN_TH.get(t["origin"], t["origin"])
+            if t["acknowledged_at"] is not None:
+                flags += ",รับทราบ"
+            assignee = f"  → {t['assigned_to']}" if t["assigned_to"] else ""
             print(f"{t['id']:>5}  {t['status_th']:<12} {_fmt_ts(t['opened_at'])}  "
-                  f"{t['root']:<24} {t['served_unit']}")
+                  f"{t['root']:<24} {flags:<16} {t['served_unit']}{assignee}")
         return 0
     if args.action == "show":
         t = await store.get_ticket(args.id)
         if args.format == "json":
             print(json.dumps(t, ensure_ascii=False, indent=1))
             return 0
-        print(f"ใบแจ้งซ่อม {t['id']}  สถานะ {t['status_th']} ({t['status']})")
+        print(f"ใบแจ้งซ่อม {t['id']}  สถานะ {t['status_th']} ({t['status']})  "
+              f"ที่มา: {ORIGIN_TH.get(t['origin'], t['origin'])}")
         print(f"  ที่ให้บริการ: {t['served_unit']}   ต้นเหตุ: {t['root']}")
+        if t["origin"] == "manual":
+            source = SOURCE_TH.get(t["report_source"] or "", t["report_source"] or "-")
+            print(f"  รับแจ้งทาง: {source}   ผู้แจ้ง: {t['reporter_name']}"
+                  + (f" ({t['reporter_position']})" if t["reporter_position"] else "")
+                  + (f"   โทร {t['reporter_phone']}" if t["reporter_phone"] else "")
+                  + (f"   ผู้รับแจ้ง: {t['created_by']}" if t["created_by"] else ""))
+            print(f"  ปัญหา: {t['problem']}")
+        print(f"  มอบหมายให้: {t['assigned_to'] or '-'}   รับทราบ: "
+              + (f"{_fmt_ts(t['acknowledged_at'])} โดย {t['acknowledged_by']}"
+                 if t["acknowledged_at"] is not None else "-"))
         print(f"  วันที่รับแจ้ง: {_fmt_ts(t['opened_at'])}   ขัดข้องตั้งแต่: "
               f"{_fmt_ts(t['down_since'])}")
         if t["scheduled_for"]:
@@ -152,6 +168,14 @@ async def _tickets_action(store: Storage, args: argparse.Namespace) -> int:
     try:
         if args.action == "schedule":
             t = await commands.schedule_ticket(args.id, actor, args.at, note=args.note)
+        elif args.action == "ack":
+            t = await commands.acknowledge_ticket(args.id, actor, note=args.note)
+            print(f"ticket {t['id']}: acknowledged by {t['acknowledged_by']}")
+            return 0
+        elif args.action == "assign":
+            t = await commands.assign_ticket(args.id, actor, args.to or None, note=args.note)
+            print(f"ticket {t['id']}: assigned to {t['assigned_to'] or 'nobody'}")
+            return 0
         elif args.action == "close":
             t = await commands.close_ticket(args.id, actor, note=args.note)
         else:  # update
@@ -272,6 +296,7 @@ def _default_actor() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from monitord.cli.inventory import register as register_inventory
     from monitord.cli.report import (
         cmd_report_availability,
         cmd_report_daily,
@@ -318,7 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
                                               "unreachable", "maintenance"])
     p_status.set_defaults(func=cmd_status)
 
-    p_t = sub.add_parser("tickets", help="repair tickets: list/show/schedule/update/close")
+    p_t = sub.add_parser("tickets", help="repair tickets: list/show/schedule/update/close/"
+                                         "ack/assign")
     t_sub = p_t.add_subparsers(dest="action", required=True)
 
     def t_common(p: argparse.ArgumentParser, with_id: bool = True) -> None:
@@ -358,6 +384,15 @@ def build_parser() -> argparse.ArgumentParser:
     t_close = t_sub.add_parser("close", help="close a ticket (ปิด)")
     t_common(t_close)
     t_actor(t_close)
+    t_ack = t_sub.add_parser("ack", help="acknowledge a ticket (รับทราบ): its reminders and "
+                                         "escalation stop")
+    t_common(t_ack)
+    t_actor(t_ack)
+    t_assign = t_sub.add_parser("assign", help="assign a ticket to a user (มอบหมาย); "
+                                               "--to '' takes the assignment away")
+    t_common(t_assign)
+    t_assign.add_argument("--to", required=True, metavar="NAME", help="the assignee")
+    t_actor(t_assign)
     p_t.set_defaults(func=cmd_tickets)
 
     p_m = sub.add_parser("maintenance", help="maintenance windows that suppress tickets")
@@ -440,6 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="Thai fiscal year in the Buddhist era: 2569 = Oct 2025 – Sep 2026")
     report_common(r_av)
     r_av.set_defaults(func=cmd_report_availability)
+    register_inventory(sub)
     return parser
 
 

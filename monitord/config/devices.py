@@ -28,6 +28,7 @@ class Location(Strict):
 class School(Strict):
     name: str = Field(min_length=1)
     district: str = Field(min_length=1, description="อำเภอ")
+    subdistrict: str = Field("", description="ตำบล")
     isp: str = Field("", description="ผู้ให้บริการอินเทอร์เน็ต")
     percode: Annotated[str, BeforeValidator(code_string)] | None = Field(
         None, pattern=r"^\d{6}$"

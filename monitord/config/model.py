@@ -56,6 +56,8 @@ class Config(Strict):
 
     # Filled by load_config (not part of the YAML).
     source: str = Field("", exclude=True)
+    #: the files ``include:`` named (see :mod:`monitord.config.loader`)
+    includes: tuple[str, ...] = Field((), exclude=True)
 
     def device_map(self) -> dict[str, Device]:
         return {d.id: d for d in self.devices}

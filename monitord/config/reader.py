@@ -143,9 +143,21 @@ def _walk_marks(
 
 @dataclass
 class Doc:
+    """A parsed config: its data and the line of every key path.
+
+    After :func:`merge_includes` the data also holds the schools and devices of the
+    included files: ``device_origin`` maps a merged device index to (file, index in that
+    file) and ``school_origin`` a school's code to its file, so that a problem about them
+    names the included file, its line and its own key path.
+    """
+
     file: str
     data: Any
     marks: dict[KeyPath, int] = field(default_factory=dict)
+    device_origin: dict[int, tuple[str, int]] = field(default_factory=dict)
+    school_origin: dict[str, str] = field(default_factory=dict)
+    #: the included files, as named in problems (joined to the config's directory)
+    includes: list[str] = field(default_factory=list)
 
     def line(self, path: KeyPath) -> int:
         for n in range(len(path), -1, -1):
@@ -154,8 +166,21 @@ class Doc:
                 return self.marks[prefix]
         return 1
 
+    def where(self, path: KeyPath) -> tuple[str, KeyPath]:
+        """The file a key path comes from and the path as written in that file."""
+        if len(path) >= 2 and path[0] == "devices" and isinstance(path[1], int):
+            origin = self.device_origin.get(path[1])
+            if origin is not None:
+                return origin[0], ("devices", origin[1], *path[2:])
+        if len(path) >= 2 and path[0] == "schools":
+            school_file = self.school_origin.get(str(path[1]))
+            if school_file is not None:
+                return school_file, path
+        return self.file, path
+
     def problem(self, path: KeyPath, message: str, warning: bool = False) -> Problem:
-        return Problem(self.file, self.line(path), format_path(path), message, warning)
+        file, local = self.where(path)
+        return Problem(file, self.line(path), format_path(local), message, warning)
 
 
 def _str_keys(data: Any) -> Any:

@@ -21,6 +21,12 @@ Rules:
   :mod:`monitord.domain.state`), in which case the incident stays open until it settles.  The
   ticket is then marked repaired; if the same device fails again within
   ``relapse_window`` the same ticket is reopened instead of a new one.
+* Manual tickets (รับแจ้ง: a person reported a fault by phone, LINE, …) take their number
+  from the same counter (:meth:`IncidentEngine.open_manual`).  When a ticket falls due
+  for a device that an active manual ticket covers (the device is in its equipment, or
+  the manual ticket covers the device's whole school), the incident *joins* that ticket
+  instead of opening a second one.  A manual ticket is never marked repaired by the
+  engine: when its device comes back that is only noted (a person closes it).
 
 The engine is synchronous, does no I/O and takes the time as an argument, so tests
 drive it with an injected clock and the daemon can call it from its event loop.
@@ -42,7 +48,7 @@ from monitord.domain.activehours import (
     in_maintenance,
 )
 from monitord.domain.state import State
-from monitord.domain.tickets import TicketStatus
+from monitord.domain.tickets import ACTIVE, TicketStatus, school_root
 
 DOWNISH = (State.DOWN, State.UNREACHABLE)
 
@@ -104,6 +110,18 @@ class TicketInfo:
     root: str
     status: str  # a TicketStatus value
     repaired_at: float | None = None
+    #: a manual ticket (รับแจ้ง): never repaired by the engine; automatic tickets for
+    #: the devices it covers join it
+    manual: bool = False
+    #: manual: the devices it covers (its equipment)
+    devices: frozenset[str] = frozenset()
+    #: manual: the school it covers as a whole (every device of the school)
+    school: str | None = None
+
+    def covers(self, node: Node) -> bool:
+        """Does this manual ticket cover the device?"""
+        return self.manual and (node.device_id in self.devices
+                                or (self.school is not None and node.school == self.school))
 
 
 # -- changes -------------------------------------------------------------------------
@@ -151,8 +169,29 @@ class TicketAutoClosed:
     ts: float
 
 
+@dataclass(frozen=True, slots=True)
+class TicketJoined:
+    """A ticket was due for ``incident``, whose root device an active manual ticket
+    covers: the incident joins that ticket instead of opening another."""
+
+    ticket_id: int
+    incident: Incident
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class TicketDeviceBack:
+    """The device of an incident that joined a manual ticket works again; the manual
+    ticket stays as it is (a person closes it)."""
+
+    ticket_id: int
+    device_id: str
+    ts: float
+    down_seconds: float
+
+
 Change = (IncidentOpened | IncidentUpdated | IncidentClosed | TicketOpen | TicketRecovered
-          | TicketRelapsed | TicketAutoClosed)
+          | TicketRelapsed | TicketAutoClosed | TicketJoined | TicketDeviceBack)
 
 
 def _snapshot(inc: Incident) -> Incident:
@@ -175,6 +214,8 @@ class IncidentEngine:
         self._last_ticket_of_root: dict[str, int] = {}
         self._down_since: dict[str, float] = {}  # school gateways currently down
         self._next_ticket = 1
+        #: manual tickets numbered here but not yet seen in the database
+        self._unstored: set[int] = set()
         self._ids = itertools.count(1)
 
     # -- configuration -------------------------------------------------------------
@@ -205,6 +246,8 @@ class IncidentEngine:
                 self._by_root[inc.root] = inc
         for t in tickets:
             self._tickets[t.id] = t
+            if t.manual:
+                continue
             prev = self._last_ticket_of_root.get(t.root)
             if prev is None or prev < t.id:
                 self._last_ticket_of_root[t.root] = t.id
@@ -215,10 +258,54 @@ class IncidentEngine:
                 found = self._by_root.get(dev)
                 self._down_since[dev] = found.opened_at if found else 0.0
 
-    def sync_tickets(self, tickets: Iterable[TicketInfo]) -> None:
-        """Adopt ticket statuses changed by officers (CLI/API) in the database."""
+    def sync_tickets(self, tickets: Iterable[TicketInfo], next_ticket_id: int | None = None
+                     ) -> None:
+        """Adopt ticket statuses changed by officers (CLI/API) in the database.
+
+        ``tickets``: every ticket that is not closed.  Manual tickets missing from it were
+        closed (or never stored) and are forgotten, except those numbered here a moment
+        ago and not written yet.  ``next_ticket_id``: the database's next free number
+        (a manual ticket stored by the CLI took one)."""
+        seen: set[int] = set()
         for t in tickets:
             self._tickets[t.id] = t
+            seen.add(t.id)
+            self._unstored.discard(t.id)
+        for tid, info in list(self._tickets.items()):
+            if info.manual and tid not in seen and tid not in self._unstored:
+                del self._tickets[tid]
+        if next_ticket_id is not None:
+            self._next_ticket = max(self._next_ticket, next_ticket_id)
+
+    def open_manual(self, school: str | None, devices: Iterable[str] = ()) -> int:
+        """Number a manual ticket (รับแจ้ง) from the same counter as automatic ones and
+        remember what it covers: ``devices``, or the whole ``school`` when there are
+        none.  The caller stores it (or gives the number back: :meth:`release_manual`)."""
+        devs = tuple(devices)
+        tid = self._next_ticket
+        self._next_ticket += 1
+        root = devs[0] if devs else school_root(school) if school else "office"
+        self._tickets[tid] = TicketInfo(tid, root, TicketStatus.OPEN, manual=True,
+                                        devices=frozenset(devs),
+                                        school=school if not devs else None)
+        self._unstored.add(tid)
+        return tid
+
+    def release_manual(self, ticket_id: int) -> None:
+        """A manual ticket numbered by :meth:`open_manual` was not stored after all."""
+        self._unstored.discard(ticket_id)
+        info = self._tickets.get(ticket_id)
+        if info is not None and info.manual:
+            del self._tickets[ticket_id]
+
+    def manual_ticket_for(self, device_id: str) -> TicketInfo | None:
+        """The newest active manual ticket that covers the device, if any."""
+        node = self._nodes.get(device_id)
+        if node is None:
+            return None
+        found = [t for t in self._tickets.values()
+                 if t.manual and t.status in ACTIVE and t.covers(node)]
+        return max(found, key=lambda t: t.id) if found else None
 
     # -- queries -------------------------------------------------------------------
 
@@ -387,7 +474,11 @@ class IncidentEngine:
         changes.append(IncidentClosed(_snapshot(inc)))
         if inc.ticket_id is not None:
             info = self._tickets.get(inc.ticket_id)
-            if info is not None and info.status not in (TicketStatus.CLOSED, TicketStatus.REPAIRED):
+            if info is not None and info.manual:
+                if info.status in ACTIVE:  # a person reported it: a person closes it
+                    changes.append(TicketDeviceBack(info.id, inc.root, ts, ts - inc.opened_at))
+            elif info is not None and info.status not in (TicketStatus.CLOSED,
+                                                          TicketStatus.REPAIRED):
                 self._tickets[info.id] = replace(info, status=TicketStatus.REPAIRED, repaired_at=ts)
                 changes.append(TicketRecovered(info.id, ts, ts - inc.opened_at))
         if inc.parent_incident is not None and superseded_by is None:
@@ -453,6 +544,12 @@ class IncidentEngine:
             if inc.ticket_id is not None or inc.parent_incident is not None:
                 continue
             if self._ticket_due(inc, now):
+                manual = (self.manual_ticket_for(inc.root) if inc.kind == "device"
+                          else None)
+                if manual is not None:
+                    inc.ticket_id = manual.id
+                    changes.append(TicketJoined(manual.id, _snapshot(inc), now))
+                    continue
                 inc.ticket_id = self._next_ticket
                 self._next_ticket += 1
                 self._tickets[inc.ticket_id] = TicketInfo(inc.ticket_id, inc.root,

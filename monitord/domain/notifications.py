@@ -26,7 +26,8 @@ __all__ = [
     "TicketChange", "TicketSubject", "UpstreamCause", "broker_restored",
     "broker_unreachable", "daily_summary", "event_key", "storage_failing",
     "storage_restored", "ticket_changed", "ticket_closed_by", "ticket_escalated",
-    "ticket_opened", "ticket_reminder", "ticket_scheduled", "upstream_ended",
+    "ticket_opened", "ticket_reminder", "ticket_reported", "ticket_scheduled",
+    "upstream_ended",
     "upstream_started",
 ]
 
@@ -108,6 +109,25 @@ def ticket_opened(subject: TicketSubject, incident_id: str, ts: float, down_sinc
     data = {**subject.data(), "down_since": down_since, "hypothesis": hypothesis,
             **cause.data()}
     return NotificationEvent(event_key("open", subject.ticket_id, incident_id),
+                             "ticket_opened", ts, data)
+
+
+#: at most this much of a manual report's problem goes into a message
+PROBLEM_IN_MESSAGE = 200
+
+
+def ticket_reported(subject: TicketSubject, ts: float, source: str, problem: str
+                    ) -> NotificationEvent:
+    """A manual ticket (รับแจ้ง) opened: the same ``ticket_opened`` kind as an automatic
+    one (channels subscribe to both at once), worded from ``origin``, ``source`` (a
+    :data:`monitord.domain.tickets.SOURCES` value) and the reported problem (one line,
+    shortened).  The reporter's name and phone stay out of messages (PDPA)."""
+    text = " ".join(problem.split())
+    if len(text) > PROBLEM_IN_MESSAGE:
+        text = text[:PROBLEM_IN_MESSAGE - 1] + "…"
+    data = {**subject.data(), "origin": "manual", "source": source, "problem": text,
+            "down_since": ts}
+    return NotificationEvent(event_key("open", subject.ticket_id, "manual"),
                              "ticket_opened", ts, data)
 
 

@@ -9,6 +9,7 @@ Workflow (shared/domain.md): เปิด (open, received) → นัดหม�
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -64,3 +65,81 @@ class TicketContext:
     reporter_name: str
     reporter_position: str
     equipment: list[Equipment] = field(default_factory=list)
+
+
+# -- manual reports (รับแจ้ง) and where a ticket came from ---------------------------------
+
+#: how a manual report reached the office
+SOURCES: tuple[str, ...] = ("phone", "line", "letter", "walk_in")
+SOURCE_TH: dict[str, str] = {"phone": "โทรศัพท์", "line": "LINE", "letter": "หนังสือ",
+                             "walk_in": "มาติดต่อด้วยตนเอง"}
+SOURCE_EN: dict[str, str] = {"phone": "phone", "line": "LINE", "letter": "letter",
+                             "walk_in": "walk-in"}
+#: a ticket's origin: opened by the incident engine, or received from a person
+ORIGINS: tuple[str, ...] = ("auto", "manual")
+ORIGIN_TH: dict[str, str] = {"auto": "ระบบตรวจพบ", "manual": "รับแจ้ง"}
+
+REPORTER_NAME_MAX = 200
+REPORTER_POSITION_MAX = 200
+PROBLEM_MAX = 2000
+PHONE_MAX = 40
+ASSIGNEE_MAX = 200
+_PHONE = re.compile(r"[0-9+\- ()#]*")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_CONTROL_LINE = re.compile(r"[\x00-\x1f\x7f]")
+
+#: the root of a manual ticket that covers a whole school: ``school:<SMIS>``
+SCHOOL_ROOT = "school:"
+
+
+def school_root(smis: str) -> str:
+    return f"{SCHOOL_ROOT}{smis}"
+
+
+def root_school(root: str) -> str | None:
+    """The SMIS code of a whole-school root (``school:<SMIS>``), else None."""
+    return root[len(SCHOOL_ROOT):] if root.startswith(SCHOOL_ROOT) else None
+
+
+def check_reporter_name(value: str) -> str | None:
+    """Why ``value`` is not a reporter's (or assignee's) name; None when it is."""
+    text = value.strip()
+    if not text or len(text) > REPORTER_NAME_MAX:
+        return f"1 to {REPORTER_NAME_MAX} characters"
+    if _CONTROL_LINE.search(text):
+        return "no control characters"
+    return None
+
+
+def check_position(value: str) -> str | None:
+    if len(value) > REPORTER_POSITION_MAX:
+        return f"at most {REPORTER_POSITION_MAX} characters"
+    if _CONTROL_LINE.search(value):
+        return "no control characters"
+    return None
+
+
+def check_phone(value: str) -> str | None:
+    if len(value) > PHONE_MAX:
+        return f"at most {PHONE_MAX} characters"
+    if not _PHONE.fullmatch(value):
+        return "only digits, spaces and + - ( ) #"
+    return None
+
+
+def check_problem(value: str) -> str | None:
+    text = value.strip()
+    if not text or len(text) > PROBLEM_MAX:
+        return f"1 to {PROBLEM_MAX} characters"
+    if _CONTROL.search(text):
+        return "no control characters (new lines and tabs are fine)"
+    return None
+
+
+def check_source(value: str) -> str | None:
+    return None if value in SOURCES else f"one of {', '.join(SOURCES)}"
+
+
+def received_note(source: str, reporter_name: str) -> str:
+    """The history row of a manual report: "รับแจ้งทาง โทรศัพท์ จาก …"."""
+    return f"รับแจ้งทาง {SOURCE_TH.get(source, source)} จาก {reporter_name}"

@@ -20,6 +20,7 @@ from monitord.domain.incidents import (
     upstream_hypothesis,
 )
 from monitord.domain.links import ticket_url
+from monitord.domain.tickets import SOURCE_EN, SOURCE_TH, root_school
 from monitord.notify.channel import NotifyPolicy
 from monitord.thaidate import format_duration, format_timestamp, from_timestamp
 
@@ -29,6 +30,8 @@ LINES: dict[str, dict[str, str]] = {
                          "{affected} — {hypothesis}{link}",
         "ticket_opened_upstream": "🔴 เปิดใบแจ้งซ่อม #{tid} เหตุขัดข้องต้นทางตั้งแต่ "
                                   "{down_since} — {hypothesis}{link}",
+        "ticket_reported": "🔴 เปิดใบแจ้งซ่อม #{tid} {subject} รับแจ้งทาง{source}: "
+                           "{problem}{link}",
         "ticket_repaired": "✅ ซ่อมเสร็จ/กลับมาใช้งานได้ #{tid} {subject}{link}",
         "ticket_reopened": "🔁 ขัดข้องซ้ำ เปิดใบแจ้งซ่อมเดิม #{tid} {subject}{link}",
         "ticket_scheduled": "📅 นัดหมายซ่อม #{tid} {where}: {scheduled_for} โดย {actor}{link}",
@@ -59,6 +62,8 @@ LINES: dict[str, dict[str, str]] = {
                          "{down_since}{affected} — {hypothesis}{link}",
         "ticket_opened_upstream": "🔴 Repair ticket #{tid} opened, upstream outage since "
                                   "{down_since} — {hypothesis}{link}",
+        "ticket_reported": "🔴 Repair ticket #{tid} opened, {subject} reported by "
+                           "{source}: {problem}{link}",
         "ticket_repaired": "✅ Repaired / back up #{tid}, {subject}{link}",
         "ticket_reopened": "🔁 Failed again, ticket #{tid} reopened, {subject}{link}",
         "ticket_scheduled": "📅 Repair #{tid} scheduled, {where}: {scheduled_for} by "
@@ -135,9 +140,15 @@ def render_line(event: NotificationEvent, policy: NotifyPolicy) -> str:
         where, what = group_label(group, lang), ""
         if event.kind == "ticket_opened":
             template = t["ticket_opened_upstream"]
+    elif event.kind == "ticket_opened" and d.get("origin") == "manual":
+        # รับแจ้ง: a person's report; a whole school's has no device name
+        where = str(d.get("served_unit") or d.get("school") or "")
+        what = str(d.get("root_name") or "")
+        template = t["ticket_reported"]
     else:
         where = str(d.get("served_unit") or d.get("school") or "")
-        what = str(d.get("root_name") or root)
+        # a manual ticket for a whole school ("school:<SMIS>") has no device to name
+        what = str(d.get("root_name") or ("" if root_school(root) else root))
     subject = f"{where}: {what}" if where and what else where or what
     n = int(d.get("affected") or 0)
     affected = "" if not n else t["affected_one"] if n == 1 else t["affected"].format(n=n)
@@ -148,7 +159,13 @@ def render_line(event: NotificationEvent, policy: NotifyPolicy) -> str:
         down_since=_when_lang(d.get("down_since"), lang),
         hypothesis=_hypothesis(d, group, lang), link=link,
         scheduled_for=_when_lang(d.get("scheduled_for"), lang), actor=d.get("actor", ""),
-        age=_age(float(d.get("age", 0)), lang), reason=d.get("reason", ""))
+        age=_age(float(d.get("age", 0)), lang), reason=d.get("reason", ""),
+        source=_source(str(d.get("source") or ""), lang), problem=d.get("problem", ""))
+
+
+def _source(source: str, lang: str) -> str:
+    labels = SOURCE_EN if lang == "en" else SOURCE_TH
+    return labels.get(source, source)
 
 
 def _hypothesis(d: Mapping[str, Any], group: str, lang: str) -> str:

@@ -16,7 +16,7 @@ from monitord.domain.notifications import (
     ticket_escalated,
     ticket_reminder,
 )
-from monitord.domain.tickets import ACTIVE
+from monitord.domain.tickets import ACTIVE, root_school
 
 BANGKOK = ZoneInfo("Asia/Bangkok")
 
@@ -29,7 +29,9 @@ class Reminders:
 
 
 def _subject(t: Mapping[str, Any]) -> TicketSubject:
+    whole_school = root_school(str(t["root"])) is not None  # a manual report, no one device
     return TicketSubject(t["id"], t["root"],
+                         "" if whole_school else
                          (t.get("equipment") or [{"name": t["root"]}])[0]["name"],
                          served_unit=t.get("served_unit", ""), school=t.get("school"))
 
@@ -38,12 +40,17 @@ def timed_events(tickets: Sequence[Mapping[str, Any]], offline_schools: Sequence
                  now: float, cfg: Reminders) -> list[NotificationEvent]:
     """Reminders for tickets still open, escalations of old ones, the daily summary.
 
+    Acknowledged tickets (รับทราบ) get no reminders or escalation; the daily summary
+    still lists them (they are open).
+
     Keys are derived from the ticket and the reminder's ordinal (or the date), so calling
     this every few seconds records each reminder exactly once.
     """
     out: list[NotificationEvent] = []
     active = [t for t in tickets if t["status"] in ACTIVE]
     for t in active:
+        if t.get("acknowledged_at") is not None:
+            continue  # รับทราบ: someone has it in hand, no reminders or escalation
         opened_at = float(t["opened_at"])
         age = now - opened_at
         subject = _subject(t)

@@ -4,6 +4,10 @@ The ticket froze the office names and the equipment when it opened; what the sys
 observed (first failure, duration, detecting probe, affected devices) pre-fills
 เหตุการณ์ / ปัญหา / สาเหตุ unless an officer wrote their own text, and the engine's
 hypothesis pre-fills ข้อสมมุติฐาน / การแก้ไข, followed by the officer's cause and fix.
+
+A manual ticket (รับแจ้ง) prints the person who reported it as ผู้แจ้งซ่อม and the problem
+as reported in เหตุการณ์ / ปัญหา, followed by what monitord observed when a device of the
+ticket went down and joined it.
 """
 
 from __future__ import annotations
@@ -26,7 +30,10 @@ def observed_event_text(ticket: dict[str, Any], now: float | None = None) -> str
     down_since = float(ticket["down_since"])
     end = ticket.get("repaired_at") or (time.time() if now is None else now)
     equipment = ticket.get("equipment") or []
-    root = equipment[0]["name"] if equipment else ticket["root"]
+    seen = ticket.get("incident_root")
+    named = [e["name"] for e in equipment if seen and e.get("device_id") == seen]
+    root = (named[0] if named else seen if seen and ticket.get("origin") == "manual"
+            else equipment[0]["name"] if equipment else ticket["root"])
     parts = [f"ระบบตรวจพบว่า {root} ไม่ตอบสนองตั้งแต่ "
              f"{format_timestamp(down_since)}"]
     if ticket.get("repaired_at"):
@@ -35,7 +42,8 @@ def observed_event_text(ticket: dict[str, Any], now: float | None = None) -> str
         parts.append(f"ขัดข้องมาแล้ว {format_duration(end - down_since)}")
     if ticket.get("reason"):
         parts.append(f"การตรวจสอบที่ล้มเหลว: {ticket['reason']}")
-    affected = [e["name"] for e in equipment[1:]]
+    affected = ([] if ticket.get("origin") == "manual"  # its equipment is what was reported
+                else [e["name"] for e in equipment[1:]])
     if affected:
         parts.append(f"อุปกรณ์ที่ได้รับผลกระทบ {len(affected)} รายการ: " + ", ".join(affected))
     if ticket.get("relapses"):
@@ -45,7 +53,12 @@ def observed_event_text(ticket: dict[str, Any], now: float | None = None) -> str
 
 def report_from_ticket(ticket: dict[str, Any], *, lang: str = "th",
                        thai_digits: bool = False, now: float | None = None) -> RepairReport:
-    event = ticket.get("event_text") or observed_event_text(ticket, now)
+    if ticket.get("origin") == "manual":
+        event = ticket.get("event_text") or ticket.get("problem") or ""
+        if ticket.get("incident_id"):  # a device of it went down: what monitord saw
+            event += " " + observed_event_text(ticket, now)
+    else:
+        event = ticket.get("event_text") or observed_event_text(ticket, now)
     if ticket.get("cause"):
         event += f" สาเหตุ: {ticket['cause']}"
     hypothesis = ticket.get("hypothesis") or ""

@@ -145,6 +145,20 @@ MIGRATIONS: list[str] = [
     ALTER TABLE notification_delivery ADD COLUMN message_key TEXT;
     CREATE INDEX notification_delivery_message ON notification_delivery (message_key);
     """,
+    # 4: manual tickets (รับแจ้ง: reported by a person, by phone/LINE/letter/walk-in),
+    # acknowledgement (stops reminders and escalation) and assignment
+    """
+    ALTER TABLE ticket ADD COLUMN origin TEXT NOT NULL DEFAULT 'auto';
+    ALTER TABLE ticket ADD COLUMN report_source TEXT;
+    ALTER TABLE ticket ADD COLUMN reporter_phone TEXT NOT NULL DEFAULT '';
+    ALTER TABLE ticket ADD COLUMN problem TEXT NOT NULL DEFAULT '';
+    ALTER TABLE ticket ADD COLUMN assigned_to TEXT;
+    ALTER TABLE ticket ADD COLUMN acknowledged_at REAL;
+    ALTER TABLE ticket ADD COLUMN acknowledged_by TEXT;
+    ALTER TABLE ticket ADD COLUMN created_by TEXT;
+    CREATE INDEX ticket_school ON ticket (school);
+    CREATE INDEX ticket_assigned ON ticket (assigned_to);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -107,9 +107,33 @@ class Storage:
 
     # -- tickets and incidents -------------------------------------------------------
 
-    async def list_tickets(self, status: str | None = None, include_closed: bool = False
-                           ) -> list[dict[str, Any]]:
-        return await tickets.list_tickets(self._db, status, include_closed)
+    async def list_tickets(self, status: str | None = None, include_closed: bool = False,
+                           *, schools: Sequence[str] | None = None,
+                           assigned_to: str | None = None) -> list[dict[str, Any]]:
+        """Tickets (not closed unless asked); ``schools``: only these schools' (an empty
+        list: none); ``assigned_to``: only those assigned to this user."""
+        return await tickets.list_tickets(self._db, status, include_closed, schools=schools,
+                                          assigned_to=assigned_to)
+
+    async def insert_manual_ticket(self, ctx: TicketContext, *, root: str, source: str,
+                                   reporter_phone: str, problem: str, actor: str,
+                                   ticket_id: int | None = None,
+                                   district: str | None = None, kind: str | None = None,
+                                   now: float | None = None) -> int:
+        """A manual ticket (รับแจ้ง) with its history row and "ticket opened" message;
+        ``ticket_id`` None: the next free number.  Returns the number."""
+        return await tickets.insert_manual(
+            self._db, ctx, root=root, source=source, reporter_phone=reporter_phone,
+            problem=problem, actor=actor, ticket_id=ticket_id, district=district, kind=kind,
+            now=now)
+
+    async def acknowledge_ticket(self, ticket_id: int, actor: str, note: str = "",
+                                 now: float | None = None) -> dict[str, Any]:
+        return await tickets.acknowledge(self._db, ticket_id, actor, note, now)
+
+    async def assign_ticket(self, ticket_id: int, actor: str, assignee: str | None,
+                            note: str = "", now: float | None = None) -> dict[str, Any]:
+        return await tickets.assign(self._db, ticket_id, actor, assignee, note, now)
 
     async def get_ticket(self, ticket_id: int) -> dict[str, Any]:
         return await tickets.get_ticket(self._db, ticket_id)

@@ -23,12 +23,19 @@ from monitord.domain.incidents import (
     IncidentOpened,
     IncidentUpdated,
     TicketAutoClosed,
+    TicketDeviceBack,
     TicketInfo,
+    TicketJoined,
     TicketOpen,
     TicketRecovered,
     TicketRelapsed,
 )
-from monitord.domain.notifications import TicketSubject, ticket_closed_by, ticket_scheduled
+from monitord.domain.notifications import (
+    TicketSubject,
+    ticket_closed_by,
+    ticket_reported,
+    ticket_scheduled,
+)
 from monitord.domain.tickets import (
     STATUS_TH,
     STATUSES,
@@ -37,6 +44,8 @@ from monitord.domain.tickets import (
     TicketContext,
     TicketError,
     TicketStatus,
+    received_note,
+    root_school,
 )
 from monitord.storage.outbox import record
 from monitord.storage.tx import rollback
@@ -77,6 +86,16 @@ async def apply_changes(db: aiosqlite.Connection, changes: Sequence[Change],
             if cur.rowcount:
                 await _event(db, ch.ticket_id, ch.ts, TicketStatus.CLOSED, SYSTEM_ACTOR,
                              "ใช้งานได้ต่อเนื่องตามเวลาที่กำหนด: ปิดอัตโนมัติ")
+        elif isinstance(ch, TicketJoined):
+            await _join_ticket(db, ch, now)
+        elif isinstance(ch, TicketDeviceBack):
+            async with db.execute("SELECT status FROM ticket WHERE id = ?",
+                                  (ch.ticket_id,)) as cur:
+                row = await cur.fetchone()
+            if row is not None and row["status"] != TicketStatus.CLOSED:
+                await _event(db, ch.ticket_id, ch.ts, row["status"], SYSTEM_ACTOR,
+                             f"อุปกรณ์กลับมาใช้งานได้: {ch.device_id} "
+                             f"(ขัดข้อง {ch.down_seconds:.0f} วินาที)")
 
 
 async def _upsert_incident(db: aiosqlite.Connection, inc: Incident) -> None:
@@ -112,6 +131,26 @@ async def _open_ticket(db: aiosqlite.Connection, ch: TicketOpen, ctx: TicketCont
     await db.execute("UPDATE incident SET ticket_id = ? WHERE id = ?", (ch.ticket_id, inc.id))
 
 
+async def _join_ticket(db: aiosqlite.Connection, ch: TicketJoined, now: float) -> None:
+    """An automatic ticket's incident joins the manual ticket that covers its device: the
+    report gets the observed facts (incident, since when, reason, hypothesis)."""
+    inc = ch.incident
+    cur = await db.execute(
+        "UPDATE ticket SET incident_id = ?, down_since = MIN(down_since, ?), reason = ?,"
+        " hypothesis = ?, updated_at = ? WHERE id = ? AND status IN"
+        " ('open', 'scheduled', 'in_repair')",
+        (inc.id, inc.opened_at, inc.reason, inc.hypothesis, now, ch.ticket_id))
+    if cur.rowcount:
+        async with db.execute("SELECT status FROM ticket WHERE id = ?",
+                              (ch.ticket_id,)) as c:
+            row = await c.fetchone()
+        status = row["status"] if row is not None else TicketStatus.OPEN
+        what = f"{inc.root} ไม่ตอบสนอง" + (f" ({inc.reason})" if inc.reason else "")
+        await _event(db, ch.ticket_id, ch.ts, status, SYSTEM_ACTOR,
+                     f"ระบบตรวจพบ {what}: รวมเข้ากับใบแจ้งซ่อมที่รับแจ้งไว้")
+    await db.execute("UPDATE incident SET ticket_id = ? WHERE id = ?", (ch.ticket_id, inc.id))
+
+
 def _eq(e: Equipment) -> dict[str, str]:
     return {"device_id": e.device_id, "name": e.name, "hostname": e.hostname,
             "brand_model": e.brand_model, "serial": e.serial, "remark": e.remark}
@@ -128,8 +167,17 @@ async def _event(db: aiosqlite.Connection, ticket_id: int, ts: float, status: st
 # -- reads ---------------------------------------------------------------------------
 
 
+#: columns of migration 4 and their values in a database read (read-only) before it
+_MANUAL_DEFAULTS: dict[str, Any] = {
+    "origin": "auto", "report_source": None, "reporter_phone": "", "problem": "",
+    "assigned_to": None, "acknowledged_at": None, "acknowledged_by": None,
+    "created_by": None}
+
+
 def _row(r: Any) -> dict[str, Any]:
     d = dict(r)
+    for key, value in _MANUAL_DEFAULTS.items():
+        d.setdefault(key, value)
     d["equipment"] = json.loads(d.get("equipment") or "[]")
     d["status_th"] = STATUS_TH.get(d["status"], d["status"])
     return d
@@ -146,22 +194,40 @@ async def get_ticket(db: aiosqlite.Connection, ticket_id: int) -> dict[str, Any]
         (ticket_id,),
     ) as cur:
         ticket["history"] = [dict(r) for r in await cur.fetchall()]
-    async with db.execute("SELECT affected FROM incident WHERE id = ?",
+    async with db.execute("SELECT root, affected FROM incident WHERE id = ?",
                           (ticket["incident_id"],)) as cur:
         inc = await cur.fetchone()
     ticket["affected"] = json.loads(inc["affected"]) if inc else []
+    #: the device the system saw fail (a manual ticket: the incident that joined it)
+    ticket["incident_root"] = inc["root"] if inc else None
     return ticket
 
 
 async def list_tickets(db: aiosqlite.Connection, status: str | None = None,
-                       include_closed: bool = False) -> list[dict[str, Any]]:
+                       include_closed: bool = False, *,
+                       schools: Sequence[str] | None = None,
+                       assigned_to: str | None = None) -> list[dict[str, Any]]:
+    """Tickets by status (not closed unless ``include_closed``); ``schools``: only those
+    of these schools (a role's scope: an empty list gives none); ``assigned_to``: only
+    those assigned to this user."""
     sql = "SELECT * FROM ticket"
+    where: list[str] = []
     args: list[Any] = []
     if status is not None:
-        sql += " WHERE status = ?"
+        where.append("status = ?")
         args.append(status)
     elif not include_closed:
-        sql += " WHERE status != 'closed'"
+        where.append("status != 'closed'")
+    if schools is not None:
+        if not schools:
+            return []
+        where.append(f"school IN ({', '.join('?' for _ in schools)})")
+        args.extend(schools)
+    if assigned_to is not None:
+        where.append("assigned_to = ?")
+        args.append(assigned_to)
+    if where:
+        sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY opened_at, id"
     async with db.execute(sql, args) as cur:
         return [_row(r) for r in await cur.fetchall()]
@@ -170,10 +236,23 @@ async def list_tickets(db: aiosqlite.Connection, status: str | None = None,
 async def ticket_infos(db: aiosqlite.Connection) -> list[TicketInfo]:
     """What the engine needs to know of every ticket that is not closed."""
     async with db.execute(
-        "SELECT id, root, status, repaired_at FROM ticket WHERE status != 'closed'"
+        "SELECT id, root, status, repaired_at, origin, equipment FROM ticket"
+        " WHERE status != 'closed'"
     ) as cur:
         rows = await cur.fetchall()
-    return [TicketInfo(r["id"], r["root"], r["status"], r["repaired_at"]) for r in rows]
+    out = []
+    for r in rows:
+        if r["origin"] == "manual":
+            try:
+                devices = frozenset(str(e["device_id"])
+                                    for e in json.loads(r["equipment"] or "[]"))
+            except (ValueError, TypeError, KeyError):
+                devices = frozenset()
+            out.append(TicketInfo(r["id"], r["root"], r["status"], r["repaired_at"],
+                                  manual=True, devices=devices, school=root_school(r["root"])))
+        else:
+            out.append(TicketInfo(r["id"], r["root"], r["status"], r["repaired_at"]))
+    return out
 
 
 async def next_ticket_id(db: aiosqlite.Connection) -> int:
@@ -202,8 +281,10 @@ async def _notify_officer_change(db: aiosqlite.Connection, ticket_id: int, actor
     if row is None:
         return
     equipment = json.loads(row["equipment"] or "[]")
+    whole_school = root_school(row["root"]) is not None  # a manual report: no one device
     subject = TicketSubject(ticket_id, row["root"],
-                            equipment[0]["name"] if equipment else row["root"],
+                            "" if whole_school else equipment[0]["name"] if equipment
+                            else row["root"],
                             served_unit=row["served_unit"], school=row["school"])
     events = []
     if scheduled_for is not None:
@@ -265,6 +346,101 @@ async def officer_update(db: aiosqlite.Connection, ticket_id: int, actor: str, *
             await _event(db, ticket_id, now, current, actor, note or "แก้ไขรายละเอียด")
         if scheduled_for is not None or status == TicketStatus.CLOSED:
             await _notify_officer_change(db, ticket_id, actor, scheduled_for, status, now)
+        await db.execute("COMMIT")
+    except BaseException:
+        await rollback(db)
+        raise
+    return await get_ticket(db, ticket_id)
+
+
+# -- manual tickets (รับแจ้ง), acknowledgement, assignment --------------------------------
+
+
+async def insert_manual(db: aiosqlite.Connection, ctx: TicketContext, *, root: str,
+                        source: str, reporter_phone: str, problem: str, actor: str,
+                        ticket_id: int | None = None, district: str | None = None,
+                        kind: str | None = None, now: float | None = None) -> int:
+    """Store a manual ticket in its own transaction, with its first history row and the
+    same "ticket opened" notification as automatic tickets; returns its number.
+
+    ``ticket_id``: the number the running daemon's engine gave it (tickets of both kinds
+    share one sequence); None (no daemon): the next free number, taken in the insert's
+    transaction.  ``ctx`` carries the reporter's name and position."""
+    now = time.time() if now is None else now
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        if ticket_id is None:
+            ticket_id = await next_ticket_id(db)
+        cur = await db.execute(
+            "INSERT INTO ticket (id, incident_id, root, school, variant, served_unit, status,"
+            " opened_at, down_since, reason, hypothesis, event_text, reporter_name,"
+            " reporter_position, equipment, office_name, group_name, origin, report_source,"
+            " reporter_phone, problem, created_by, updated_at)"
+            " VALUES (?,'',?,?,?,?,'open',?,?,'','',?,?,?,?,?,?,'manual',?,?,?,?,?)"
+            " ON CONFLICT (id) DO NOTHING",
+            (ticket_id, root, ctx.school, ctx.variant, ctx.served_unit, now, now, problem,
+             ctx.reporter_name, ctx.reporter_position,
+             json.dumps([_eq(e) for e in ctx.equipment], ensure_ascii=False),
+             ctx.office_name, ctx.group_name, source, reporter_phone, problem, actor, now))
+        if not cur.rowcount:
+            raise TicketError(f"ticket number {ticket_id} is already taken")
+        await _event(db, ticket_id, now, TicketStatus.OPEN, actor,
+                     received_note(source, ctx.reporter_name))
+        subject = TicketSubject(ticket_id, root,
+                                ctx.equipment[0].name if len(ctx.equipment) == 1 else "",
+                                served_unit=ctx.served_unit, school=ctx.school,
+                                district=district, kind=kind)
+        await record(db, [ticket_reported(subject, now, source, problem)])
+        await db.execute("COMMIT")
+    except BaseException:
+        await rollback(db)
+        raise
+    return ticket_id
+
+
+async def _active_row(db: aiosqlite.Connection, ticket_id: int) -> Any:
+    async with db.execute("SELECT * FROM ticket WHERE id = ?", (ticket_id,)) as cur:
+        row = await cur.fetchone()
+    if row is None:
+        raise TicketError(f"no ticket {ticket_id}")
+    if row["status"] == TicketStatus.CLOSED:
+        raise TicketError(f"ticket {ticket_id} is closed")
+    return row
+
+
+async def acknowledge(db: aiosqlite.Connection, ticket_id: int, actor: str, note: str = "",
+                      now: float | None = None) -> dict[str, Any]:
+    """รับทราบ: someone has taken the ticket in hand (reminders and escalation stop).
+    Acknowledging again changes nothing; a closed ticket cannot be acknowledged."""
+    now = time.time() if now is None else now
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        row = await _active_row(db, ticket_id)
+        if row["acknowledged_at"] is None:
+            await db.execute("UPDATE ticket SET acknowledged_at = ?, acknowledged_by = ?,"
+                             " updated_at = ? WHERE id = ?", (now, actor, now, ticket_id))
+            await _event(db, ticket_id, now, row["status"], actor,
+                         f"รับทราบ: {note}" if note else "รับทราบ")
+        await db.execute("COMMIT")
+    except BaseException:
+        await rollback(db)
+        raise
+    return await get_ticket(db, ticket_id)
+
+
+async def assign(db: aiosqlite.Connection, ticket_id: int, actor: str, assignee: str | None,
+                 note: str = "", now: float | None = None) -> dict[str, Any]:
+    """มอบหมาย the ticket to a user (None: nobody); a closed ticket cannot be assigned."""
+    now = time.time() if now is None else now
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        row = await _active_row(db, ticket_id)
+        if row["assigned_to"] != assignee:
+            await db.execute("UPDATE ticket SET assigned_to = ?, updated_at = ? WHERE id = ?",
+                             (assignee, now, ticket_id))
+            text = f"มอบหมายให้ {assignee}" if assignee else "ยกเลิกการมอบหมาย"
+            await _event(db, ticket_id, now, row["status"], actor,
+                         f"{text}: {note}" if note else text)
         await db.execute("COMMIT")
     except BaseException:
         await rollback(db)

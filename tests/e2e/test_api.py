@@ -292,8 +292,8 @@ def test_api_reads_writes_privacy(tmp_path: Path, api_env: None, iptables: Iptab
     assert set(doc["paths"]) == {
         "/api/v1/schools", "/api/v1/schools/{smis}", "/api/v1/devices",
         "/api/v1/devices/{id}", "/api/v1/incidents", "/api/v1/tickets",
-        "/api/v1/tickets/{id}", "/api/v1/maintenance", "/api/v1/maintenance/{id}",
-        "/api/v1/openapi.json"}
+        "/api/v1/tickets/{id}", "/api/v1/tickets/{id}/acknowledge", "/api/v1/maintenance",
+        "/api/v1/maintenance/{id}", "/api/v1/openapi.json"}
     assert doc["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 

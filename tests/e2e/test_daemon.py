@@ -152,7 +152,8 @@ def test_sighup_reload(tmp_path: Path, daemon_factory: Callable[..., DaemonProce
     wait_for(lambda: d.metrics()("monitord_config_last_reload_success") == 0, 20,
              "reload rejected")
     m = d.metrics()
-    assert m("monitord_config_reloads_total", result="failure") == 1
+    # the file watcher (every 3 s) may have seen the change just before SIGHUP: 1 or 2
+    assert m("monitord_config_reloads_total", result="failure") in (1, 2)
     assert set(up_values(m)) == {"rtr1", "sw1", "web"}
     assert "new configuration rejected" in d.log()
     assert f"{config}:" in d.log() and "devices[1].kind" in d.log()
@@ -164,7 +165,7 @@ def test_sighup_reload(tmp_path: Path, daemon_factory: Callable[..., DaemonProce
     wait_for(lambda: up_values(d.metrics()).get("ap1") == 1, 30, "new device probed")
     m = d.metrics()
     assert m("monitord_config_last_reload_success") == 1
-    assert m("monitord_config_reloads_total", result="success") == 1
+    assert m("monitord_config_reloads_total", result="success") in (1, 2)
     assert d.stop() == 0
 
 

@@ -24,7 +24,14 @@ from pydantic.json_schema import SkipJsonSchema
 from monitord.config import DeviceKind
 from monitord.domain.activehours import parse_days, parse_hours
 from monitord.domain.state import State
-from monitord.domain.tickets import TicketStatus
+from monitord.domain.tickets import (
+    ASSIGNEE_MAX,
+    PHONE_MAX,
+    PROBLEM_MAX,
+    REPORTER_NAME_MAX,
+    REPORTER_POSITION_MAX,
+    TicketStatus,
+)
 from monitord.values import SaneDateTime
 
 TOKEN_ONLY = "only with a valid bearer token"
@@ -154,6 +161,13 @@ class TicketOut(_Out):
     office_name: str
     group_name: str
     equipment: list[EquipmentOut]
+    origin: Literal["auto", "manual"] = Field(
+        description="auto: opened by monitord (ระบบตรวจพบ); manual: a report received "
+                    "from a person (รับแจ้ง)")
+    report_source: Literal["phone", "line", "letter", "walk_in"] | None = Field(
+        description="manual tickets: how the report came in")
+    acknowledged_at: float | None = Field(description="รับทราบ: reminders and escalation "
+                                                      "stopped")
     event_text: str | None = Field(None, description=TOKEN_ONLY)
     cause: str | None = Field(None, description=TOKEN_ONLY)
     fix: str | None = Field(None, description=TOKEN_ONLY)
@@ -162,6 +176,13 @@ class TicketOut(_Out):
     reporter_position: str | None = Field(None, description=TOKEN_ONLY)
     repairer_name: str | None = Field(None, description=TOKEN_ONLY)
     repairer_position: str | None = Field(None, description=TOKEN_ONLY)
+    reporter_phone: str | None = Field(None, description=TOKEN_ONLY)
+    problem: str | None = Field(None, description=TOKEN_ONLY + "; manual tickets: the "
+                                                              "problem as reported")
+    assigned_to: str | None = Field(None, description=TOKEN_ONLY + "; null: nobody")
+    acknowledged_by: str | None = Field(None, description=TOKEN_ONLY)
+    created_by: str | None = Field(None, description=TOKEN_ONLY + "; manual tickets: who "
+                                                                 "received the report")
 
 
 class TicketDetail(TicketOut):
@@ -253,6 +274,9 @@ class IncidentQuery(_Query):
 class TicketQuery(_Query):
     status: TicketStatus | None = None
     all: bool = Field(False, description="include closed tickets")
+    school: str | None = Field(None, max_length=64, description="only this school's (SMIS)")
+    assigned_to: str | None = Field(None, max_length=ASSIGNEE_MAX,
+                                    description="only those assigned to this user")
 
 
 class MaintenanceQuery(_Query):
@@ -270,6 +294,7 @@ class TicketPatch(BaseModel):
     Setting ``scheduled_for`` on an open ticket makes it ``scheduled``; ``in_repair``
     sets ``repair_started`` (unless given), ``repaired`` sets ``repair_finished`` and
     ``closed`` the closing time.  A closed ticket cannot change status again (409).
+    ``assigned_to`` (มอบหมาย) is applied first, as ``monitord tickets assign``.
     Naive date-times are office local time (Asia/Bangkok)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
@@ -284,6 +309,9 @@ class TicketPatch(BaseModel):
     repairer_position: str | None = Field(None, max_length=_NAME)
     repair_started: SaneDateTime | None = None
     repair_finished: SaneDateTime | None = None
+    assigned_to: str | None = Field(None, max_length=ASSIGNEE_MAX,
+                                    description="มอบหมาย: a user's name; null or \"\" "
+                                                "takes the assignment away")
     note: str = Field("", max_length=_TEXT, description="for the ticket's history")
 
     @model_validator(mode="after")
@@ -291,6 +319,35 @@ class TicketPatch(BaseModel):
         if not self.model_fields_set:
             raise ValueError("give at least one field to change")
         return self
+
+
+class TicketReport(BaseModel):
+    """รับแจ้ง: a problem reported by a person (phone, LINE, letter, walk-in) for devices
+    of a school, a whole school (``devices`` empty) or office equipment (``school`` null
+    or left out, ``devices`` given).  Devices must be configured and belong to the
+    school (422 otherwise).  Numbered, notified and reported like automatic tickets."""
+
+    model_config = ConfigDict(extra="forbid")
+    school: str | None = Field(None, min_length=1, max_length=64,
+                               description="SMIS code; null: office equipment")
+    devices: list[str] = Field(default_factory=list, max_length=200,
+                               description="device ids; empty: the whole school")
+    source: Literal["phone", "line", "letter", "walk_in"]
+    reporter_name: str = Field(min_length=1, max_length=REPORTER_NAME_MAX,
+                               pattern=r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$",
+                               description="no control characters")
+    reporter_phone: str = Field("", max_length=PHONE_MAX, pattern=r"^[0-9+\- ()#]*$")
+    reporter_position: str = Field("", max_length=REPORTER_POSITION_MAX,
+                                   pattern=r"^[^\x00-\x1f\x7f]*$")
+    problem: str = Field(min_length=1, max_length=PROBLEM_MAX,
+                         description="what is wrong, as reported")
+
+
+class TicketAck(BaseModel):
+    """รับทราบ: reminders and escalation of the ticket stop."""
+
+    model_config = ConfigDict(extra="forbid")
+    note: str = Field("", max_length=_TEXT, description="for the ticket's history")
 
 
 class WeeklyIn(BaseModel):

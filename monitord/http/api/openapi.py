@@ -20,7 +20,14 @@ from pydantic.json_schema import models_json_schema
 
 from monitord import __version__
 from monitord.http.api.errors import MAX_BODY, PREFIX, PROBLEM_JSON
-from monitord.http.api.models import TOKEN_ONLY, MaintenanceCreate, Problem, TicketPatch
+from monitord.http.api.models import (
+    TOKEN_ONLY,
+    MaintenanceCreate,
+    Problem,
+    TicketAck,
+    TicketPatch,
+    TicketReport,
+)
 
 REF = "#/components/schemas/{model}"
 #: security of the reads (anonymous or with a token) and of the document itself;
@@ -123,6 +130,7 @@ def document(app: FastAPI) -> dict[str, Any]:
     doc["paths"] = paths
     _, extra = models_json_schema(
         [(Problem, "serialization"), (TicketPatch, "validation"),
+         (TicketReport, "validation"), (TicketAck, "validation"),
          (MaintenanceCreate, "validation")], ref_template=REF)
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
     for name, schema in extra.get("$defs", {}).items():

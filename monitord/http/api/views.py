@@ -120,9 +120,11 @@ _TICKET_PUBLIC = ("id", "incident_id", "root", "school", "variant", "served_unit
                   "status_th", "opened_at", "down_since", "scheduled_for", "repair_started",
                   "repair_finished", "repaired_at", "closed_at", "recovery_seconds",
                   "reason", "hypothesis", "relapses", "updated_at", "office_name",
-                  "group_name")
+                  "group_name", "origin", "report_source", "acknowledged_at")
 _TICKET_PRIVATE = ("event_text", "cause", "fix", "summary", "reporter_name",
-                   "reporter_position", "repairer_name", "repairer_position")
+                   "reporter_position", "repairer_name", "repairer_position",
+                   "reporter_phone", "problem", "assigned_to", "acknowledged_by",
+                   "created_by")
 
 
 def ticket_fields(caller: Caller, t: Mapping[str, Any]) -> dict[str, Any]:
