@@ -5,14 +5,12 @@ the real application commands, each request as a given user.
 A tiny test middleware stands in for the session middleware (issue 14's auth part): it
 puts the user named in the ``x-test-user`` header in ``request.state.user`` and that
 user's CSRF token in ``request.state.csrf`` — the contract of
-:mod:`monitord.http.console.guard`.  Tests that need the tickets part's commands
-(report_problem, acknowledge, assign) and storage columns skip until it is merged.
+:mod:`monitord.http.console.guard`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -36,11 +34,6 @@ from monitord.http.console.guard import Forbidden, SignInRequired, forbidden, si
 from monitord.http.ports import View
 from monitord.http.server import SecurityHeaders, not_found
 from monitord.storage import Storage
-
-#: the tickets part (issue 14) is merged: its columns and commands exist
-TICKETS_READY = "assigned_to" in inspect.signature(Storage.list_tickets).parameters
-needs_tickets = pytest.mark.skipif(not TICKETS_READY,
-                                   reason="needs issue 14's tickets part (h-tickets)")
 
 USERS = {u.name: u for u in (
     User(1, "officer1", Role.OFFICER, display_name="นายสมชาย ใจดี"),
@@ -346,7 +339,6 @@ async def test_report_form_offers_only_the_users_schools(env: Env) -> None:
                            csrf=False)).status_code == 403
 
 
-@needs_tickets
 async def test_manual_report_acknowledge_and_assign(env: Env) -> None:
     r = await env.post("officer1", "/console/tickets/new", {
         "school": "62020002", "devices": "b-proj", "source": "phone",

@@ -11,7 +11,6 @@ the tickets assigned to them, a viewer reads without action forms.
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -74,20 +73,15 @@ def _not_ready() -> Response:
 
 async def visible_tickets(view: View, user: User, *, include_closed: bool
                           ) -> list[dict[str, Any]]:
-    """The tickets ``user`` may see: scoped in SQL when the storage can
-    (``schools=``/``assigned_to=``), and always checked with ``can_see_ticket``."""
+    """The tickets ``user`` may see: scoped in SQL (``ticket_scope``), and each one
+    checked with ``can_see_ticket`` too."""
     scope = ticket_scope(user)
     if scope.nothing:
         return []
-    store = _storage(view)
-    lister: Any = store.list_tickets
-    params = inspect.signature(lister).parameters
-    kwargs: dict[str, Any] = {"include_closed": include_closed}
-    if "schools" in params and scope.schools is not None:
-        kwargs["schools"] = list(scope.schools)
-    if "assigned_to" in params and scope.assigned_to is not None:
-        kwargs["assigned_to"] = scope.assigned_to
-    rows: list[dict[str, Any]] = await lister(None, **kwargs)
+    rows = await _storage(view).list_tickets(
+        None, include_closed=include_closed,
+        schools=list(scope.schools) if scope.schools is not None else None,
+        assigned_to=scope.assigned_to)
     return [t for t in rows if can_see_ticket(user, t)]
 
 
