@@ -435,12 +435,17 @@ def run_demo(data_dir: Path, *, db: Path | None = None, listen: str | None = Non
         else:
             log.warning("demo: %s — cannot make devices dead, so all %d devices will be "
                         "alive", block.why_not, lab.device_count)
+        from monitord.demo.users import ensure_demo_users
+
+        first_school = next(iter(lab.config["schools"]))
+        users_line = asyncio.run(ensure_demo_users(db, first_school))
         banner = [
             f"demo: config {config_path} ({len(lab.config['schools'])} schools, "
             f"{lab.device_count} devices); reload it with kill -HUP",
             "demo: open {base}/status for the schools' status page (Thai), {base}/wall for "
             "the NOC wall screen, {base}/metrics for the metrics, {base}/healthz for health",
             f"demo: device states: {self_command} status --db {db}",
+            users_line,
             f"demo: SNMP polled on {len(lab.snmp_devices)} devices, answered by simulated "
             f"agents on udp port {SNMP_PORT} (community: ${COMMUNITY_ENV}); the office UPS "
             f"goes on battery {UPS_FIRST_OUTAGE:g} s after the start, then every "

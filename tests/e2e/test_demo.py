@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import yaml
 
 from monitord.demo import processes
@@ -91,6 +93,24 @@ def test_demo_runs_and_cleans_up(tmp_path: Path,
     log = d.log()
     assert "/status" in log and "/metrics" in log and "/healthz" in log
     assert "23 of 368 devices are dead" in log
+    # The console can be tried at once: the banner names the demo users and this run's
+    # password, and the officer signs in with it and sees the demo's tickets.
+    found = re.search(r"sign in as admin, officer, tech, school, director \(school "
+                      r"(\d{8})\) with the password (\S+) ", log)
+    assert found, "the demo banner names the console's users and password"
+    with httpx.Client(base_url=d.url, timeout=30) as web:
+        form = web.get("/console/signin").text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
+        assert csrf
+        r = web.post("/console/signin", data={"csrf_token": csrf.group(1), "name": "officer",
+                                              "password": found.group(2)})
+        assert r.status_code == 303, r.text
+        listing = web.get("/console/tickets")
+        assert listing.status_code == 200
+        listed = subprocess.run([*MONITORD, "tickets", "list", "--db", str(d.db), "--format",
+                                 "json"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+        first = json.loads(listed.stdout)[0]["id"]
+        assert f'href="/console/tickets/{first}"' in listing.text
     assert d.stop() == 0
     assert not rule_present(), "the demo must remove its iptables rule on exit"
 
