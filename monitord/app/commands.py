@@ -1,8 +1,10 @@
-"""Application commands: officers' changes to tickets and maintenance windows.
+"""Application commands: officers' changes to tickets and maintenance windows, and the
+admin's changes to console users.
 
-The JSON API and the CLI (``monitord tickets schedule|update|close``, ``monitord
-maintenance add|delete``) both go through :class:`AppCommands` — same validation, same
-ticket history rows.  It implements :class:`monitord.http.ports.Commands`.
+The JSON API, the console and the CLI (``monitord tickets schedule|update|close``,
+``monitord maintenance add|delete``, ``monitord users add|passwd|disable|enable``) all
+go through :class:`AppCommands` — same validation, same ticket history rows, the same
+log lines.  It implements :class:`monitord.http.ports.Commands`.
 
 In the daemon every write runs on a database connection of its own (an officer's
 transaction must not interleave with the state writer's on the daemon's connection),
@@ -20,8 +22,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from monitord.domain.access import Role
+from monitord.domain.access import ROLES, Role, User
 from monitord.domain.activehours import parse_days, parse_hours
+from monitord.domain.passwords import hash_password, name_problem, password_problem
 from monitord.domain.tickets import (
     STATUSES,
     Equipment,
@@ -48,6 +51,10 @@ log = logging.getLogger(__name__)
 TICKET_FIELDS = ("cause", "fix", "summary", "event_text", "repairer_name",
                  "repairer_position", "repair_started", "repair_finished")
 NAME_MAX = 200
+#: a school code as a user's school (SMIS: 8 digits; other codes stay possible offline)
+SCHOOL_CODE = re.compile(r"^[0-9A-Za-z_-]{1,32}$")
+#: schools one ``school`` user may have
+MAX_USER_SCHOOLS = 200
 NOTE_MAX = 4000
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -275,6 +282,107 @@ class AppCommands:
         log.info("ticket %d assigned to %s by %s", ticket_id, assignee or "nobody", actor)
         return ticket
 
+    # -- console users ---------------------------------------------------------------
+
+    async def add_user(self, actor: str, name: str, role: str, schools: Sequence[str],
+                       display_name: str, password: str) -> User:
+        """A new console user (``monitord users add``, the console's users page); the
+        password is hashed (Argon2, slow on purpose) in a thread."""
+        name, display_name = name.strip(), display_name.strip()
+        codes = clean_schools(schools)
+        problems = user_problems(name, role, codes, display_name, self._config())
+        if (why := password_problem(password, name)) is not None:
+            problems.append((("password",), why, "value_error"))
+        if problems:
+            raise _invalid_user(problems)
+        async with self._store() as store:
+            if await store.get_user(name) is not None:
+                raise Conflict(_exists(name))
+        hashed = await asyncio.to_thread(hash_password, password)
+        from monitord.storage.users import UserExists
+
+        async with self._store() as store:
+            try:
+                user = await store.add_user(name, Role(role), hashed, schools=codes,
+                                            display_name=display_name)
+            except UserExists:
+                raise Conflict(_exists(name)) from None
+        log.info("console user %s added (%s%s) by %s", name, role,
+                 f": {', '.join(codes)}" if codes else "", actor)
+        return user
+
+    async def set_password(self, actor: str, name: str, password: str) -> User:
+        """A new password (hashed in a thread); the storage ends every session of the
+        user in the same transaction."""
+        name = name.strip()
+        if (why := password_problem(password, name)) is not None:
+            raise Invalid(f"password: {why}", [(("password",), why, "value_error")])
+        async with self._store() as store:
+            if await store.get_user(name) is None:
+                raise NotFound(_no_user(name))
+        hashed = await asyncio.to_thread(hash_password, password)
+        async with self._store() as store:
+            if not await store.set_password(name, hashed):
+                raise NotFound(_no_user(name))
+            user = await store.get_user(name)
+        if user is None:
+            raise NotFound(_no_user(name))
+        log.info("console user %s: password changed by %s; their sessions ended", name,
+                 actor)
+        return user
+
+    async def set_disabled(self, actor: str, name: str, disabled: bool) -> User:
+        """Disable (ending every session of the user) or enable; an admin cannot disable
+        themself, nor anyone the last enabled admin."""
+        name = name.strip()
+        async with self._store() as store:
+            users = await store.list_users()
+            target = next((u for u in users if u.name == name), None)
+            if target is None:
+                raise NotFound(_no_user(name))
+            if disabled:
+                if actor == name:
+                    raise Conflict("ผู้ใช้ปิดการใช้งานบัญชีของตนเองไม่ได้ / you cannot "
+                                   "disable your own account")
+                _keep_an_admin(users, target)
+            if not await store.set_disabled(name, disabled):
+                raise NotFound(_no_user(name))
+            user = await store.get_user(name)
+        if user is None:
+            raise NotFound(_no_user(name))
+        log.info("console user %s %s by %s", name,
+                 "disabled (their sessions ended)" if disabled else "enabled", actor)
+        return user
+
+    async def set_role(self, actor: str, name: str, role: str, schools: Sequence[str]
+                       ) -> User:
+        """A new role and schools (the user's sessions read them at their next request);
+        an admin cannot take the admin role from themself, nor from the last enabled
+        admin."""
+        name = name.strip()
+        codes = clean_schools(schools)
+        problems = user_problems(None, role, codes, None, self._config())
+        if problems:
+            raise _invalid_user(problems)
+        async with self._store() as store:
+            users = await store.list_users()
+            target = next((u for u in users if u.name == name), None)
+            if target is None:
+                raise NotFound(_no_user(name))
+            if target.role is Role.ADMIN and role != Role.ADMIN:
+                if actor == name:
+                    raise Conflict("ผู้ดูแลระบบเปลี่ยนบทบาทของตนเองไม่ได้ / you cannot take "
+                                   "the admin role from yourself")
+                _keep_an_admin(users, target)
+            if not await store.set_role(name, Role(role), codes):
+                raise NotFound(_no_user(name))
+            user = await store.get_user(name)
+        if user is None:
+            raise NotFound(_no_user(name))
+        log.info("console user %s: role %s%s (was %s) set by %s", name, role,
+                 f": {', '.join(codes)}" if codes else "", target.role.value, actor)
+        return user
+
     # -- maintenance windows ---------------------------------------------------------
 
     def _check_window(self, name: str, start: float | None, end: float | None,
@@ -421,6 +529,72 @@ async def _check_assignee(store: Storage, name: str) -> None:
         why = "not an enabled technician, officer or admin user"
         raise Invalid(f"assigned_to: {name!r} is {why}",
                       [(("assigned_to",), why, "unknown_reference")])
+
+
+# -- console users: the rules shared by the console and ``monitord users`` -----------------
+
+def clean_schools(schools: Sequence[str]) -> list[str]:
+    """The school codes as given, trimmed, without blanks and repeats, in order."""
+    return list(dict.fromkeys(s.strip() for s in schools if s.strip()))
+
+
+def user_problems(name: str | None, role: str, schools: Sequence[str],
+                  display_name: str | None, cfg: Config | None) -> Problems:
+    """What is wrong with a user's name, role, schools and display name (``None``: not
+    checked), per field, in Thai and English; the schools must be configured when the
+    config is known (``cfg``)."""
+    problems: Problems = []
+    if name is not None and (why := name_problem(name)) is not None:
+        problems.append((("name",), why, "value_error"))
+    if role not in ROLES:
+        problems.append((("role",), f"ไม่รู้จักบทบาท {role[:40]!r} / unknown role "
+                         f"{role[:40]!r}: use one of {', '.join(ROLES)}", "enum"))
+    elif role == Role.SCHOOL and not schools:
+        problems.append((("schools",), "ผู้ใช้บทบาทโรงเรียนต้องมีโรงเรียนอย่างน้อย 1 โรงเรียน / "
+                         "a user of role school needs at least one school (SMIS code)",
+                         "missing"))
+    elif role != Role.SCHOOL and schools:
+        problems.append((("schools",), f"ระบุโรงเรียนได้เฉพาะผู้ใช้บทบาทโรงเรียน / schools are "
+                         f"only for users of role school, not {role}", "value_error"))
+    if len(schools) > MAX_USER_SCHOOLS:
+        problems.append((("schools",), f"at most {MAX_USER_SCHOOLS} schools",
+                         "too_long"))
+    for i, code in enumerate(schools[:MAX_USER_SCHOOLS]):
+        if not SCHOOL_CODE.fullmatch(code):
+            problems.append((("schools", i), f"{code[:40]!r}: ไม่ใช่รหัสโรงเรียน / not a "
+                             "school code (SMIS)", "value_error"))
+        elif cfg is not None and code not in cfg.schools:
+            problems.append((("schools", i), f"ไม่พบโรงเรียนรหัส {code} / unknown school "
+                             f"{code!r}", "unknown_reference"))
+    if display_name is not None and (len(display_name) > NAME_MAX
+                                     or _CONTROL.search(display_name)):
+        problems.append((("display_name",), f"ชื่อที่แสดงยาวไม่เกิน {NAME_MAX} ตัวอักษร / at "
+                         f"most {NAME_MAX} characters, no control characters",
+                         "value_error"))
+    return problems
+
+
+def _invalid_user(problems: Problems) -> Invalid:
+    return Invalid("; ".join(f"{'.'.join(str(p) for p in where)}: {msg}"
+                             for where, msg, _ in problems), problems)
+
+
+def _keep_an_admin(users: Sequence[User], target: User) -> None:
+    """Conflict when ``target`` is the last enabled admin."""
+    if target.role is not Role.ADMIN or target.disabled:
+        return
+    if not any(u.role is Role.ADMIN and not u.disabled and u.name != target.name
+               for u in users):
+        raise Conflict(f"{target.name} เป็นผู้ดูแลระบบคนสุดท้ายที่ใช้งานได้ / {target.name} is "
+                       "the last enabled admin: add or enable another admin first")
+
+
+def _exists(name: str) -> str:
+    return f"มีผู้ใช้ชื่อ {name!r} แล้ว / a user named {name!r} already exists"
+
+
+def _no_user(name: str) -> str:
+    return f"ไม่พบผู้ใช้ {name[:70]!r} / no user named {name[:70]!r}"
 
 
 def _ticket_error(exc: TicketError) -> CommandError:

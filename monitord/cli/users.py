@@ -2,7 +2,10 @@
 
 Passwords are read with ``--password-stdin`` (one line) or, on a terminal, asked twice
 without echo; they are never printed.  A new password or ``disable`` ends every session
-of the user at once.
+of the user at once.  The changes go through the application commands
+(:class:`monitord.app.commands.AppCommands`: the console's users page uses the same), so
+the rules are the same: e.g. the last enabled admin cannot be disabled (``passwd`` ends
+their sessions instead).
 """
 
 from __future__ import annotations
@@ -10,15 +13,12 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-import re
 import sys
 from pathlib import Path
 
-from monitord.domain.access import ROLE_TH, ROLES, Role
-from monitord.domain.passwords import hash_password, name_problem, password_problem
+from monitord.domain.access import ROLE_TH, ROLES
+from monitord.domain.passwords import password_problem
 from monitord.storage import Storage
-
-SCHOOL_CODE = re.compile(r"^[0-9A-Za-z_-]{1,32}$")
 
 
 class UsageError(Exception):
@@ -91,37 +91,56 @@ def cmd_users(args: argparse.Namespace) -> int:
     except UsageError as exc:
         print(f"monitord: {exc}", file=sys.stderr)
         return 2
-    hashed = hash_password(password) if password is not None else None
 
     async def action(store: Storage) -> int:
+        from monitord.http.ports import CommandError
+
         try:
-            return await _users_action(store, args, hashed)
-        except UsageError as exc:
-            print(f"monitord: {exc}", file=sys.stderr)
+            return await _users_action(store, args, password)
+        except CommandError as exc:
+            print(f"monitord: {_cli_text(exc)}", file=sys.stderr)
             return 2
 
     return with_store(args.db, args.action == "list", action)
 
 
+#: the command's field names as the command line spells them
+_FLAGS = {"name": "NAME", "role": "--role", "schools": "--school",
+          "display_name": "--display-name", "password": "password"}
+
+
+def _cli_text(exc: Exception) -> str:
+    from monitord.http.ports import Invalid
+
+    if isinstance(exc, Invalid) and exc.problems:
+        return "; ".join(f"{_FLAGS.get(str(where[0]), str(where[0]))}: {msg}"
+                         for where, msg, _ in exc.problems)
+    return str(exc)
+
+
 def _check_add(args: argparse.Namespace) -> None:
-    if (problem := name_problem(args.name)) is not None:
-        raise UsageError(problem)
-    if args.role not in ROLES:
-        raise UsageError(f"unknown role {args.role[:40]!r}: use one of {', '.join(ROLES)}")
-    if args.role == Role.SCHOOL and not args.school:
-        raise UsageError("a user of role school needs at least one --school SMIS")
-    if args.role != Role.SCHOOL and args.school:
-        raise UsageError(f"--school is only for users of role school, not {args.role}")
-    for code in args.school:
-        if not SCHOOL_CODE.fullmatch(code):
-            raise UsageError(f"--school {code[:40]!r}: not a school code (SMIS)")
-    if len(args.display_name) > 200:
-        raise UsageError("--display-name: at most 200 characters")
+    """The checks that need no database, before the password is asked for (the command
+    makes them again)."""
+    from monitord.app.commands import clean_schools, user_problems
+
+    problems = user_problems(args.name, args.role, clean_schools(args.school),
+                             args.display_name.strip(), None)
+    if problems:
+        raise UsageError("; ".join(f"{_FLAGS.get(str(where[0]), str(where[0]))}: {msg}"
+                                   for where, msg, _ in problems))
 
 
-async def _users_action(store: Storage, args: argparse.Namespace, hashed: str | None
+def _actor() -> str:
+    """Who changes users from the shell (``shell:`` + the login name): never a console
+    user's name, so an admin's own-account rules do not apply to the server's operator."""
+    from monitord.cli import _default_actor
+
+    return f"shell:{_default_actor()}"
+
+
+async def _users_action(store: Storage, args: argparse.Namespace, password: str | None
                         ) -> int:
-    from monitord.storage.users import UserExists
+    from monitord.app.commands import AppCommands
 
     if args.action == "list":
         users = await store.list_users()
@@ -136,27 +155,20 @@ async def _users_action(store: Storage, args: argparse.Namespace, hashed: str | 
             print(f"{u.name:<24} {u.role:<10} {state:<8} {','.join(u.schools) or '-':<20} "
                   f"{u.display_name}")
         return 0
+    commands = AppCommands.on_store(store)
     if args.action == "add":
-        assert hashed is not None
-        try:
-            await store.add_user(args.name, Role(args.role), hashed,
-                                 schools=list(dict.fromkeys(args.school)),
-                                 display_name=args.display_name.strip())
-        except UserExists:
-            raise UsageError(f"a user named {args.name!r} already exists "
-                             "(`monitord users passwd` changes a password)") from None
+        assert password is not None
+        await commands.add_user(_actor(), args.name, args.role, args.school,
+                                args.display_name, password)
         print(f"user {args.name} added ({args.role})")
         return 0
     if args.action == "passwd":
-        assert hashed is not None
-        if not await store.set_password(args.name, hashed):
-            raise UsageError(f"no user named {args.name[:70]!r}")
+        assert password is not None
+        await commands.set_password(_actor(), args.name, password)
         print(f"password of {args.name} changed; their sessions have ended")
         return 0
     disabled = args.action == "disable"
-    if not await store.set_disabled(args.name, disabled):
-        raise UsageError(f"no user named {args.name[:70]!r}")
+    await commands.set_disabled(_actor(), args.name, disabled)
     print(f"user {args.name} " + ("disabled; their sessions have ended" if disabled
                                   else "enabled"))
     return 0
-

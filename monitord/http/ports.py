@@ -18,6 +18,7 @@ from monitord.http.metrics import MetricsView
 if TYPE_CHECKING:
     from monitord.config import Config
     from monitord.config.inventory import ImportReport
+    from monitord.domain.access import User
     from monitord.domain.activehours import MaintenanceWindow
     from monitord.domain.availability import HistoryLoader
     from monitord.domain.incidents import Incident
@@ -166,3 +167,31 @@ class Commands(Protocol):
         """The inventory as the same CSV the import reads (UTF-8 with BOM)."""
         ...
 
+    # -- console users (admin: domain.access.Perm.USERS) ------------------------------
+
+    async def add_user(self, actor: str, name: str, role: str, schools: Sequence[str],
+                       display_name: str, password: str) -> User:
+        """A new console user, with the rules of ``monitord users add``: the name
+        (:func:`monitord.domain.passwords.name_problem`), a known role, the schools of a
+        ``school`` user (at least one; configured ones when the config is known; none for
+        other roles), the password (:func:`~monitord.domain.passwords.password_problem`).
+        :class:`Invalid` per field (``name``, ``role``, ``schools``, ``display_name``,
+        ``password``), :class:`Conflict` when the name is taken."""
+        ...
+
+    async def set_password(self, actor: str, name: str, password: str) -> User:
+        """A new password; every session of the user ends.  :class:`Invalid`
+        (``password``), :class:`NotFound`."""
+        ...
+
+    async def set_disabled(self, actor: str, name: str, disabled: bool) -> User:
+        """Disable (every session ends) or enable a user.  :class:`Conflict` when an
+        admin disables themself or the last enabled admin would go; :class:`NotFound`."""
+        ...
+
+    async def set_role(self, actor: str, name: str, role: str, schools: Sequence[str]
+                       ) -> User:
+        """A new role (and schools, for ``school``), in force at the user's next request.
+        :class:`Invalid` (``role``, ``schools``), :class:`Conflict` when an admin
+        demotes themself or the last enabled admin, :class:`NotFound`."""
+        ...

@@ -63,6 +63,8 @@ def test_users_add_list_passwd_disable(tmp_path: Path) -> None:
     assert json.loads(users("list", "--db", db, "--format", "json").stdout)[1]["disabled"]
     assert users("enable", "kru", "--db", db).returncode == 0
     assert users("disable", "nobody", "--db", db).returncode == 2
+    r = users("disable", "boss", "--db", db)  # the console's rules: an admin stays
+    assert r.returncode == 2 and "last enabled admin" in r.stderr
     assert cli("db", "check", "--db", db).returncode == 0
 
 

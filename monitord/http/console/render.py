@@ -49,6 +49,7 @@ LABELS: dict[str, dict[str, str]] = {
         "console": "ระบบแจ้งซ่อมและติดตามเครือข่าย", "tickets": "ใบแจ้งซ่อม", "new": "รับแจ้งปัญหา",
         "new_school": "แจ้งปัญหา",
         "maintenance": "ปิดปรับปรุง", "import": "นำเข้าข้อมูล", "status": "สถานะโรงเรียน",
+        "users": "ผู้ใช้งาน",
         "signout": "ออกจากระบบ", "other_lang": "English", "nav": "เมนูหลัก",
         "signed_in_as": "ผู้ใช้", "skip": "ข้ามไปยังเนื้อหา",
         "signout_all": "ออกจากระบบทุกเครื่อง", "whole_school_short": "ทั้งโรงเรียน",
@@ -119,6 +120,7 @@ LABELS: dict[str, dict[str, str]] = {
         "console": "Repair tickets and network console", "tickets": "Tickets",
         "new": "Receive a report", "new_school": "Report a problem",
         "maintenance": "Maintenance", "import": "Import", "status": "Schools' status",
+        "users": "Users",
         "signout": "Sign out", "other_lang": "ภาษาไทย", "nav": "Main menu",
         "signed_in_as": "Signed in as", "skip": "Skip to content",
         "signout_all": "Sign out everywhere", "whole_school_short": "whole school",
@@ -253,6 +255,7 @@ def nav(user: User, lang: str, path: str) -> list[NavLink]:
                   else L["new"], can(user, Perm.REPORT)))
     links.append(("/console/maintenance", L["maintenance"], can_see_maintenance(user)))
     links.append(("/console/import", L["import"], can(user, Perm.INVENTORY)))
+    links.append(("/console/users", L["users"], can(user, Perm.USERS)))
     links.append(("/status", L["status"], True))
     out = []
     for href, label, shown in links:
