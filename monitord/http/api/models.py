@@ -249,7 +249,7 @@ class OpenApiDocument(BaseModel):
 
 
 class _Query(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
 
 class SchoolQuery(_Query):
