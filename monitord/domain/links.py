@@ -73,15 +73,18 @@ def ticket_url(base_url: str, ticket_id: object, signer: LinkSigner | None,
     return f"{url}?exp={q['exp']}&sig={q['sig']}"
 
 
-def load_secret(ref: SecretRef | None, data_dir: Path) -> bytes:
-    """The configured secret, else the one in ``data_dir`` (created 0600 on first use)."""
+def load_secret(ref: SecretRef | None, data_dir: Path, *, file_name: str = SECRET_FILE,
+                key: str = "http.link_secret") -> bytes:
+    """The configured secret (``key`` names it in messages), else the one in
+    ``data_dir/file_name`` (created 0600 with 48 random bytes on first use).  Also the
+    console's session secret (``console.session_secret``, ``session-secret``)."""
     if ref is not None:
         try:
             value = ref.reveal()
         except (LookupError, OSError) as exc:
-            raise LinkSecretError(f"http.link_secret: {exc}") from None
-        return _long_enough(value, "http.link_secret").encode("utf-8")
-    path = data_dir / SECRET_FILE
+            raise LinkSecretError(f"{key}: {exc}") from None
+        return _long_enough(value, key).encode("utf-8")
+    path = data_dir / file_name
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

@@ -14,6 +14,7 @@ action it makes (schedule, start, finish, record, close)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -79,19 +80,26 @@ async def list_tickets(caller: Reader, q: Annotated[TicketQuery, Query()]) -> Re
             summary="One repair ticket with its history", response_model=TicketDetail,
             response_description="OK", responses=problems(401, 403, 404))
 async def get_ticket(caller: Reader, raw_id: TicketId) -> Response:
-    user = caller.need_user()
-    t = await _visible_ticket(caller, raw_id)
-    if not can_see_ticket(user, t):
-        raise ApiError(403, "you may not see this ticket")
+    t = await _ticket_for(caller, raw_id)
     return ok(ticket_detail(caller.for_school(t["school"]), t))
 
 
-async def _visible_ticket(caller: Caller, raw_id: str) -> dict[str, Any]:
+async def _ticket_for(caller: Caller, raw_id: str, actions: Iterable[Action] = ()
+                      ) -> dict[str, Any]:
+    """The ticket, if the caller may see it (403 otherwise) and take every one of
+    ``actions`` on it (403 naming the refused ones); 401 without a caller, 404 if none."""
+    user = caller.need_user()
     tid = path_id(raw_id, "ticket")
     try:
-        return await caller.storage.get_ticket(tid)
+        t = await caller.storage.get_ticket(tid)
     except TicketError:
         raise ApiError(404, f"no ticket {tid}") from None
+    if not can_see_ticket(user, t):
+        raise ApiError(403, "you may not see this ticket")
+    refused = sorted(a.value for a in actions if not can_act(user, t, a))
+    if refused:
+        raise ApiError(403, f"the role {user.role} may not {', '.join(refused)} this ticket")
+    return t
 
 
 def patch_actions(patch: TicketPatch) -> set[Action]:
@@ -123,13 +131,7 @@ def patch_actions(patch: TicketPatch) -> set[Action]:
 async def patch_ticket(caller: Writer, raw_id: TicketId,
                        patch: Annotated[TicketPatch, Depends(json_body(TicketPatch))]
                        ) -> Response:
-    user = caller.need_user()
-    t = await _visible_ticket(caller, raw_id)
-    if not can_see_ticket(user, t):
-        raise ApiError(403, "you may not see this ticket")
-    refused = sorted(a.value for a in patch_actions(patch) if not can_act(user, t, a))
-    if refused:
-        raise ApiError(403, f"the role {user.role} may not {', '.join(refused)} this ticket")
+    t = await _ticket_for(caller, raw_id, patch_actions(patch))
     tid = int(t["id"])
     tz = caller.config.tz
     fields: dict[str, Any] = {k: getattr(patch, k) for k in (
@@ -189,11 +191,6 @@ async def report_problem(caller: Writer,
 async def acknowledge_ticket(caller: Writer, raw_id: TicketId,
                              ack: Annotated[TicketAck, Depends(json_body(TicketAck))]
                              ) -> Response:
-    user = caller.need_user()
-    t = await _visible_ticket(caller, raw_id)
-    if not can_see_ticket(user, t):
-        raise ApiError(403, "you may not see this ticket")
-    if not can_act(user, t, Action.ACKNOWLEDGE):
-        raise ApiError(403, f"the role {user.role} may not acknowledge this ticket")
+    t = await _ticket_for(caller, raw_id, [Action.ACKNOWLEDGE])
     t = await caller.commands.acknowledge_ticket(int(t["id"]), caller.officer, note=ack.note)
     return ok(ticket_detail(caller.for_school(t["school"]), t))

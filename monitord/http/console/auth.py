@@ -44,7 +44,6 @@ import hashlib
 import hmac
 import logging
 import math
-import os
 import secrets
 import time
 from collections.abc import Callable
@@ -60,6 +59,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from monitord.config.sections import ConsoleConfig
 from monitord.domain.access import ROLE_TH, User
+from monitord.domain.links import LinkSecretError, load_secret
 from monitord.domain.passwords import dummy_verify, verify_password
 from monitord.http.console.guard import CSRF_FIELD, CSRF_HEADER, SIGNIN_PATH, lang_of, user_of
 from monitord.http.ports import Commands, View
@@ -72,7 +72,6 @@ log = logging.getLogger(__name__)
 SESSION_COOKIE = "monitord_session"
 PRESESSION_COOKIE = "monitord_csrf"
 SECRET_FILE = "session-secret"
-MIN_SECRET_LENGTH = 32
 MAX_FORM_BYTES = 10 * 1024 * 1024
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 DEFAULT_NEXT = "/console/"
@@ -92,33 +91,10 @@ class SessionSecretError(Exception):
 def load_session_secret(ref: SecretRef | None, data_dir: Path) -> bytes:
     """``console.session_secret`` when configured, else ``data_dir/session-secret``
     (created with 48 random bytes, mode 0600, on first use)."""
-    if ref is not None:
-        try:
-            value = ref.reveal()
-        except (LookupError, OSError) as exc:
-            raise SessionSecretError(f"console.session_secret: {exc}") from None
-        if len(value) < MIN_SECRET_LENGTH:
-            raise SessionSecretError(
-                f"console.session_secret: shorter than {MIN_SECRET_LENGTH} characters")
-        return value.encode("utf-8")
-    path = data_dir / SECRET_FILE
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    except OSError as exc:
-        raise SessionSecretError(f"cannot create {path}: {exc.strerror}") from None
-    else:
-        with os.fdopen(fd, "w", encoding="ascii") as out:
-            out.write(secrets.token_urlsafe(48) + "\n")
-    try:
-        value = path.read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SessionSecretError(f"cannot read {path}: {exc}") from None
-    if len(value) < MIN_SECRET_LENGTH:
-        raise SessionSecretError(f"{path}: shorter than {MIN_SECRET_LENGTH} characters; "
-                                 "delete it to have a new one generated")
-    return value.encode("ascii")
+        return load_secret(ref, data_dir, file_name=SECRET_FILE, key="console.session_secret")
+    except LinkSecretError as exc:
+        raise SessionSecretError(str(exc)) from None
 
 
 def session_id(token: str) -> str:
