@@ -238,7 +238,8 @@ def read_sheet(data: bytes, kind: str) -> Sheet:
             if len(record) > len(header) and any(c.strip() for c in record[len(header):]):
                 sheet.problems.append(RowProblem(number, "(row)", f"{len(record)} cells but "
                                                  f"{len(header)} columns"))
-            row = {col: cell.strip() for col, cell in zip(sheet.columns, record, strict=False)
+            row = {col: unguard(cell.strip())
+                   for col, cell in zip(sheet.columns, record, strict=False)
                    if col is not None}
             sheet.rows.append((number, row))
     except csv.Error as exc:
@@ -675,8 +676,23 @@ def export_config(cfg: Config, kind: str) -> bytes:
     rows = ([school_row(smis, s) for smis, s in cfg.schools.items()] if kind == "schools"
             else [device_row(d) for d in cfg.devices])
     for row in rows:
-        writer.writerow([row[c] for c in columns])
+        writer.writerow([guard(row[c]) for c in columns])
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
+
+
+#: a cell starting with one of these is a formula to Excel/LibreOffice (CSV injection)
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def guard(cell: str) -> str:
+    """An exported cell that a spreadsheet would run as a formula gets a leading ``'``
+    (OWASP's advice); :func:`unguard` takes it off again on import, so export → import
+    stays a round trip."""
+    return "'" + cell if cell.startswith(FORMULA_START) else cell
+
+
+def unguard(cell: str) -> str:
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_START) else cell
 
 
 def export_csv(config_path: str | os.PathLike[str], kind: str) -> bytes:

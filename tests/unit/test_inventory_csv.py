@@ -320,7 +320,7 @@ def test_round_trip(lab: Path) -> None:
     assert run(lab, "schools", SCHOOLS_TH).applied
     assert run(lab, "devices", "school,id,kind,name,address,parent,brand_model,serial\n"
                "62020002,sw2,switch,สวิตช์ ห้องคอม,127.0.0.40,r1,\"TP-Link, T1600\",SN-2\n"
-               ",srv1,server,เครื่องแม่ข่าย,srv1.office.local,,,\n").applied
+               ",srv1,server,=SUM(1) เครื่องแม่ข่าย,srv1.office.local,,,\n").applied
     inventory = (lab / "inventory.yaml").read_bytes()
     stat = os.stat(lab / "inventory.yaml")
     for kind in ("schools", "devices"):
@@ -336,3 +336,16 @@ def test_round_trip(lab: Path) -> None:
     assert text.splitlines()[0] == ("school,id,kind,name,address,parent,hostname,"
                                     "brand_model,serial,unit")
     assert '62020002,sw2,switch,สวิตช์ ห้องคอม,127.0.0.40,r1,,"TP-Link, T1600",SN-2,' in text
+    # a name a spreadsheet would run as a formula leaves with a guard, comes back without
+    assert ",srv1,server,'=SUM(1) เครื่องแม่ข่าย," in text
+
+
+def test_export_guards_formulas_and_import_takes_the_guard_off() -> None:
+    """A name a spreadsheet would run as a formula is exported with a leading quote
+    (CSV injection) and imported back as it was."""
+    from monitord.config.inventory import guard, unguard
+
+    for text in ("=HYPERLINK(\"http://x\")", "+66 55 123", "-1", "@SUM(A1)"):
+        assert guard(text) == "'" + text and unguard(guard(text)) == text
+    for text in ("โรงเรียนบ้านทดสอบ", "'quoted", "62020001", ""):
+        assert guard(text) == text and unguard(text) == text
