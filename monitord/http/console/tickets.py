@@ -406,10 +406,7 @@ def routes(view: View, commands: Commands) -> list[BaseRoute]:
             action = Action(request.path_params["action"])
         except ValueError:
             return error_page(404, "ไม่พบหน้านี้", "page not found")
-        try:
-            form = await r.read_form(request)
-        except r.TooLarge:
-            return error_page(413, "ข้อมูลที่ส่งมามีขนาดใหญ่เกินไป", "form too large")
+        form = await r.read_form(request)
         try:
             ticket = await load_ticket(view, user, request.path_params["tid"])
         except _NotReady:
@@ -478,10 +475,7 @@ def routes(view: View, commands: Commands) -> list[BaseRoute]:
             if user.role is Role.SCHOOL:  # the teacher reports for themself
                 values.setdefault("reporter_name", user.label)
             return await new_form(request, user, values)
-        try:
-            form = await r.read_form(request)
-        except r.TooLarge:
-            return error_page(413, "ข้อมูลที่ส่งมามีขนาดใหญ่เกินไป", "form too large")
+        form = await r.read_form(request)
         choice = r.text(form, "school", 20)
         if form.get("step") == "devices" or not choice:
             return await new_form(request, user, form)
