@@ -5,6 +5,8 @@ projectors, and the daemon's /metrics."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -145,7 +147,7 @@ async def test_one_connection_projector_polled_by_two_checks(
     try:
         assert await reader.readuntil(b"\r") == b"PJLINK 0\r"
         busy = await poll(prober, sim.port)
-        assert not busy.ok and busy.reason == "closed" and sim.rejected_busy == 1
+        assert not busy.ok and busy.reason == "busy" and sim.rejected_busy == 1
     finally:
         writer.close()
 
@@ -214,3 +216,12 @@ def test_daemon_exports_pjlink_families(
     assert "# TYPE monitord_pjlink_errors_total counter" in text
     assert 'serial="SN-2"' in text
     assert "lab-pw-1" not in text and "lab-pw-1" not in d.log()
+    if shutil.which("promtool"):
+        lint = subprocess.run(["promtool", "check", "metrics"], input=text, text=True,
+                              capture_output=True, timeout=30, check=False)
+        # the one lint promtool has: the issue fixes the name monitord_pjlink_lamp_hours
+        # (hours is what lamp datasheets and projector menus count in), not _seconds
+        said = [line for line in (lint.stdout + lint.stderr).splitlines() if "pjlink" in line
+                and line != 'monitord_pjlink_lamp_hours use base unit "seconds" instead of '
+                            '"hours"']
+        assert said == [], said

@@ -75,6 +75,10 @@ class PjlinkSession:
         except TimeoutError:
             raise PjlinkError("timeout", what) from None
         except asyncio.IncompleteReadError as exc:
+            if what == "greeting" and not exc.partial:
+                # closed before a word: how projectors refuse a second session
+                raise PjlinkError("busy", "closed before the greeting (another "
+                                  "controller holds the projector's one session?)") from None
             raise PjlinkError("closed", f"{what}: connection closed"
                               + (" mid-answer" if exc.partial else "")) from None
         except asyncio.LimitOverrunError:
