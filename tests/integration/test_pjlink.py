@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from monitord.domain.state import DeviceSpec, State, StateTracker
 from monitord.probes.base import Observation, Target
@@ -225,3 +227,52 @@ def test_daemon_exports_pjlink_families(
                 and line != 'monitord_pjlink_lamp_hours use base unit "seconds" instead of '
                             '"hours"']
         assert said == [], said
+
+
+async def test_unreadable_password_reference_is_local_and_incomplete(
+        pjlink_projector: StartProjector, monkeypatch: pytest.MonkeyPatch) -> None:
+    sim = await pjlink_projector(password="x")
+    monkeypatch.delenv("PJ_TEST_MISSING", raising=False)
+    obs = await poll(PjlinkProber(timeout=1.0), sim.port, password={"env": "PJ_TEST_MISSING"})
+    assert not obs.ok and obs.reason == "local_error" and not obs.complete
+    assert sim.connections == 0  # nothing sent without a password to send
+
+
+ANSWERS = st.one_of(st.binary(max_size=80),
+                    st.builds(lambda name, data: f"%1{name}={data}".encode(),
+                              st.sampled_from(["CLSS", "POWR", "ERST", "LAMP", "INPT", "INF1"]),
+                              st.text(max_size=40)))
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(greeting=st.sampled_from([b"PJLINK 0\r", b"PJLINK 1 0123abcd\r", b"PJLINK ERRA\r",
+                                 b"garbage\r", b""]),
+       answers=st.lists(ANSWERS, max_size=12), close=st.booleans())
+def test_fuzzed_projector_never_crashes_the_probe(greeting: bytes, answers: list[bytes],
+                                                  close: bool) -> None:
+    """Whatever a projector sends, the probe returns one observation with a reason."""
+
+    async def run() -> Observation:
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                writer.write(greeting)
+                for answer in answers:
+                    await reader.readuntil(b"\r")
+                    writer.write(answer if close and answer is answers[-1] else answer + b"\r")
+                    await writer.drain()
+            except (OSError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            return await poll(PjlinkProber(timeout=0.1), port, password="pw")
+        finally:
+            server.close()
+
+    obs = asyncio.run(run())
+    assert obs.ok or obs.reason in {"malformed", "closed", "busy", "timeout", "auth_failed"}
+    assert obs.ok or obs.degraded == "pjlink_failing"
