@@ -60,6 +60,9 @@ def build_jobs(cfg: Config) -> list[Job]:
             if probe == "snmp" and eff.snmp is not None:
                 params = eff.snmp.model_dump()
                 interval = eff.snmp_interval or eff.interval
+            elif probe == "pjlink" and eff.pjlink is not None:
+                params = eff.pjlink.model_dump()
+                interval = eff.pjlink_interval or eff.interval
             elif probe == "icmp":
                 params = {
                     "count": eff.icmp.count,

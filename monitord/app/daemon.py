@@ -157,10 +157,11 @@ class Daemon:
             rt.scheduler.set_jobs([j for j in build_jobs(cfg) if rt.probe_up.get(j.probe, False)])
         if self.mqtt is not None:
             self.mqtt.set_devices(mqtt_devices(cfg))
-        forget = getattr(rt.probers.get("snmp"), "forget", None)
-        if forget is not None:
-            for dev_id in removed:
-                forget(dev_id)
+        for prober in rt.probers.values():  # snmp, pjlink: per-device memory
+            forget = getattr(prober, "forget", None)
+            if forget is not None:
+                for dev_id in removed:
+                    forget(dev_id)
         return removed
 
     async def reload(self) -> bool:

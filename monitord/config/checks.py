@@ -17,6 +17,7 @@ from monitord.config.problems import KeyPath, Problem
 from monitord.config.reader import Doc
 from monitord.config.settings import IcmpParams
 from monitord.probes.mqtt import MqttDeviceParams
+from monitord.probes.pjlink import PjlinkParams
 from monitord.probes.snmp import SnmpParams, profile_for_kind
 from monitord.values import parse_duration
 
@@ -168,9 +169,12 @@ def probe_problems(doc: Doc) -> Iterator[Problem]:
     defaults = block(data.get("defaults")) or {}
     kinds = block(data.get("kinds")) or {}
     raw_devices = data.get("devices") if isinstance(data.get("devices"), list) else []
-    models: dict[str, type[BaseModel]] = {"snmp": SnmpParams, "mqtt": MqttDeviceParams}
+    models: dict[str, type[BaseModel]] = {"snmp": SnmpParams, "mqtt": MqttDeviceParams,
+                                          "pjlink": PjlinkParams}
     allowed = {"snmp": set(SnmpParams.model_fields) | {"interval"},
-               "mqtt": set(MqttDeviceParams.model_fields)}
+               "mqtt": set(MqttDeviceParams.model_fields),
+               "pjlink": {f.alias or n for n, f in PjlinkParams.model_fields.items()}
+               | {"interval"}}
 
     def check_block(path: KeyPath, part: Any, probe: str) -> Iterator[Problem]:
         for key, value in (block(part) or {}).items():

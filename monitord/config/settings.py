@@ -19,6 +19,7 @@ from monitord.domain.activehours import (
     parse_hours,
 )
 from monitord.probes.mqtt import MqttDeviceParams
+from monitord.probes.pjlink import PjlinkParams
 from monitord.probes.snmp import SnmpParams
 from monitord.values import Duration, SaneDateTime, code_string
 
@@ -37,7 +38,7 @@ class DeviceKind(StrEnum):
     OTHER = "other"
 
 
-KNOWN_PROBES = ("icmp", "snmp", "mqtt")
+KNOWN_PROBES = ("icmp", "snmp", "mqtt", "pjlink")
 
 
 class Strict(BaseModel):
@@ -167,6 +168,9 @@ class Settings(Strict):
                                         "merged under a device's monitord.probes.snmp")
     mqtt: dict[str, Any] | None = Field(None, description="MQTT device settings "
                                         "(docs/mqtt.md), merged under monitord.probes.mqtt")
+    pjlink: dict[str, Any] | None = Field(None, description="PJLink projector settings "
+                                          "(docs/pjlink.md), merged under "
+                                          "monitord.probes.pjlink")
 
 
 class Defaults(Strict):
@@ -178,6 +182,7 @@ class Defaults(Strict):
     icmp: IcmpParams = IcmpParams()
     snmp: dict[str, Any] | None = None
     mqtt: dict[str, Any] | None = None
+    pjlink: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,3 +199,5 @@ class EffectiveSettings:
     snmp_interval: float | None = None
     mqtt: MqttDeviceParams | None = None
     failure_threshold_set: bool = False
+    pjlink: PjlinkParams | None = None
+    pjlink_interval: float | None = None

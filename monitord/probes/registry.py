@@ -13,11 +13,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from monitord.probes import icmp, mqtt, snmp
+from monitord.probes import icmp, mqtt, pjlink, snmp
 from monitord.probes.base import Observation, Prober
 from monitord.probes.icmp import metrics as icmp_metrics
 from monitord.probes.metrics import DeviceKey, MetricFamily, MetricSpec
 from monitord.probes.mqtt import metrics as mqtt_metrics
+from monitord.probes.pjlink import metrics as pjlink_metrics
 from monitord.probes.snmp import metrics as snmp_metrics
 
 ObservationMetrics = Callable[[Iterable[tuple[DeviceKey, Observation]]], list[MetricFamily]]
@@ -55,6 +56,8 @@ PROBES: Final[Mapping[str, ProbeKind]] = {
                       snmp_metrics.observation_families),
     "mqtt": ProbeKind("mqtt", None, mqtt.MqttDeviceParams, mqtt_metrics.SPECS,
                       mqtt_metrics.observation_families),
+    "pjlink": ProbeKind("pjlink", pjlink.PjlinkProber, pjlink.PjlinkParams,
+                        pjlink_metrics.SPECS, pjlink_metrics.observation_families),
 }
 
 
