@@ -148,7 +148,7 @@ def receiver(events: list[TrapEvent]) -> TrapReceiver:
     return r
 
 
-def counts(r: TrapReceiver) -> dict[tuple[str, str], float]:
+def counts(r: TrapReceiver) -> dict[tuple[str, ...], float]:
     (fam,) = r.metrics()
     assert fam.name == "monitord_snmp_traps_total" and fam.labels == ("trap", "result")
     assert len(fam.samples) == len(TRAP_KINDS) * len(RESULTS)  # all series exist at 0
