@@ -202,8 +202,6 @@ class Pipeline:
         if not event.actionable:
             return
         now = self.now()
-        log.info("SNMP trap %s from %s (%s)", event.summary, event.source,
-                 ", ".join(event.device_ids))
         if len(self._trap_events) > 10_000:
             self._trap_events = {k: t for k, t in self._trap_events.items()
                                  if now - t < TRAP_EVENT_SECONDS}
@@ -212,6 +210,7 @@ class Pipeline:
             if now - self._trap_events.get(key, -float("inf")) < TRAP_EVENT_SECONDS:
                 continue
             self._trap_events[key] = now
+            log.info("SNMP trap %s from %s (device %s)", event.summary, event.source, dev)
             self._background(self.record_event(TRAP_EVENT_KIND, f"{dev} {event.summary}"))
 
     def apply(self, observations: list[Observation]) -> None:

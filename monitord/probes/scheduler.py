@@ -66,6 +66,7 @@ class Scheduler:
         self._clock = clock
         self._rng = rng or random.Random()
         self._jobs: dict[JobKey, Job] = {}
+        self._by_device: dict[str, list[JobKey]] = {}
         self._due: dict[JobKey, float] = {}
         self._heap: list[tuple[float, JobKey]] = []
         self._in_flight: set[JobKey] = set()
@@ -97,6 +98,10 @@ class Scheduler:
         for key in self._jobs.keys() - new.keys():
             self._due.pop(key, None)
         self._jobs = new
+        self._by_device = {}
+        for key in new:
+            self._by_device.setdefault(key[0], []).append(key)
+        self._early = {d: t for d, t in self._early.items() if d in self._by_device}
         self._wake.set()
 
     @property
@@ -112,12 +117,10 @@ class Scheduler:
         last = self._early.get(device_id)
         if last is not None and now - last < min_interval:
             return []
-        keys = [k for k in self._jobs if k[0] == device_id]
+        keys = self._by_device.get(device_id)
         if not keys:
             return []
         self._early[device_id] = now
-        if len(self._early) > 4 * len(self._jobs) + 1024:  # forget old entries
-            self._early = {d: t for d, t in self._early.items() if now - t < min_interval}
         probes = []
         for key in keys:
             if key in self._in_flight:

@@ -313,3 +313,17 @@ async def test_pipeline_records_trap_events_once_per_burst() -> None:
     await asyncio.sleep(0)
     assert recorded == [(TRAP_EVENT_KIND, "sw-1 linkDown ifIndex 3"),
                         (TRAP_EVENT_KIND, "sw-1b linkDown ifIndex 3")] * 2
+
+
+async def test_a_port_in_use_is_a_setup_error() -> None:
+    import socket
+
+    from monitord.probes.base import ProbeSetupError
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        port = busy.getsockname()[1]
+        r = TrapReceiver([("127.0.0.1", 0), ("127.0.0.1", port)], [b"p"], lambda _: None)
+        with pytest.raises(ProbeSetupError, match=f"127.0.0.1:{port}"):
+            await r.start()
+        assert r.addresses == []  # the first socket was closed again
