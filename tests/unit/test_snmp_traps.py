@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitord.app.pipeline import TRAP_EVENT_KIND, Pipeline
+from monitord.demo.processes import free_port
 from monitord.probes.base import Observation, RoundStats, Target
 from monitord.probes.metrics import MetricFamily
 from monitord.probes.scheduler import Job, Scheduler
@@ -228,11 +229,14 @@ async def test_receiver_on_a_socket() -> None:
     import socket
 
     events: list[TrapEvent] = []
-    r = TrapReceiver([("127.0.0.1", 0)], [b"public"], events.append)
+    port = free_port(kind=socket.SOCK_DGRAM)
+    # an IPv4 and an IPv6 socket on the same port (the v6 one is v6-only)
+    r = TrapReceiver([("127.0.0.1", port), ("::1", port)], [b"public"], events.append)
     r.set_devices({"127.0.0.1": ["sw-1"]})
     await r.start()
     try:
-        ((host, port),) = r.addresses
+        assert [p for _, p in r.addresses] == [port, port]
+        host = "127.0.0.1"
 
         def client() -> bytes:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:

@@ -232,6 +232,8 @@ class TrapReceiver:
                 sock = socket.socket(family, socket.SOCK_DGRAM)
                 try:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+                    if family == socket.AF_INET6:  # "[::]:162" next to "0.0.0.0:162"
+                        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
                     sock.bind((host, port))
                 except OSError as exc:
                     sock.close()
