@@ -312,6 +312,7 @@ class Daemon:
         secret) is logged; monitoring goes on without it."""
         settings: TrapSettings = cfg.snmp_traps
         current = self.pipeline.traps
+        self.pipeline.traps_error = ""
         if not settings.enabled:
             if current is not None:
                 await current.close()
@@ -323,6 +324,8 @@ class Daemon:
         except (LookupError, OSError) as exc:
             log.error("snmp traps: cannot read a community: %s — receiver %s", exc,
                       "keeps its old communities" if current else "not started")
+            if current is None:
+                self.pipeline.traps_error = f"cannot read a community: {exc}"
             return
         if current is not None and current.listen == settings.addresses():
             current.set_communities(communities)
@@ -337,6 +340,7 @@ class Daemon:
             await receiver.start()
         except ProbeSetupError as exc:
             log.error("snmp traps: %s", exc)
+            self.pipeline.traps_error = str(exc)
             return
         self.pipeline.traps = receiver
         log.info("snmp traps: listening on %s",

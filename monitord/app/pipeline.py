@@ -112,6 +112,8 @@ class Pipeline:
         self.deliverer: Deliverer | None = None
         self.mqtt: MqttSource | None = None
         self.traps: TrapReceiver | None = None
+        #: why the enabled trap receiver is not running ("" when it is or is disabled)
+        self.traps_error = ""
         #: (device, trap summary) → when its last event was recorded (trap storms)
         self._trap_events: dict[tuple[str, str], float] = {}
         #: set when the daemon stops (direct alerts stop retrying)

@@ -262,6 +262,9 @@ class ReadModel:
         if self._p.traps is not None:
             probes["snmp_traps"] = {"up": True, "listen": [
                 f"{h}:{p}" for h, p in self._p.traps.addresses]}
+        elif self._p.traps_error:
+            probes["snmp_traps"] = {"up": False,
+                                    "last_error": one_line(self._p.traps_error, REASON_LIMIT)}
         storage_up = self._p.writer is not None and self._p.writer.up
         return {
             # degraded: monitoring goes on but the database cannot be written (a restart

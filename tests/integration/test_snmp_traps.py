@@ -130,3 +130,21 @@ def test_traps_through_the_daemon(tmp_path: Path, snmpd: Snmpd,
     wait_for(lambda: traps(d.metrics()).get(("linkDown", "accepted")) == 2, 3,
              "the rotated community accepted")
     assert "Traceback" not in d.log()
+
+
+def test_a_receiver_that_cannot_bind_leaves_monitoring_running(
+        tmp_path: Path, daemon_factory: Callable[..., DaemonProcess]) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        port = busy.getsockname()[1]
+        cfg = base_config([{"id": "r1", "kind": "router", "address": "127.0.0.1"}])
+        cfg["snmp_traps"] = {"enabled": True, "listen": [f"127.0.0.1:{port}"],
+                             "communities": ["lab"]}
+        d = daemon_factory("run", "--config", str(write_config(tmp_path / "m.yaml", cfg)))
+        d.wait_ready()
+        health = json.loads(http_get(d.url + "/healthz")[1])
+        assert health["probes"]["snmp_traps"]["up"] is False
+        assert f"127.0.0.1:{port}" in health["probes"]["snmp_traps"]["last_error"]
+        wait_for(lambda: d.metrics().by_label("monitord_device_up", "device").get("r1") == 1,
+                 10, "r1 monitored (pinged) all the same")
+        assert "cannot listen for SNMP traps" in d.log()
