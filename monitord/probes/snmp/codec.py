@@ -10,8 +10,9 @@ SNMPv3 (USM authentication and privacy) stays with pysnmp (see :mod:`.session`).
 Every decoding step validates lengths and tags; anything that does not parse raises
 :class:`MalformedReply` (a :class:`ValueError`).  That is the **only** exception the decoding
 functions (:func:`peek_header`, :func:`decode_response`, :func:`read_int`, :func:`read_len`,
-:func:`decode_oid`, :func:`decode_subids`) raise for any input (fuzz-tested in
-tests/integration/test_snmp_hardening.py): a bad agent can cost a reason and a counter,
+:func:`decode_oid`, :func:`decode_subids`, :func:`decode_notification`) raise for any
+input (fuzz-tested in tests/integration/test_snmp_hardening.py and, for traps,
+tests/unit/test_snmp_traps.py): a bad agent can cost a reason and a counter,
 never a crash.
 Numbers are bounded by their ASN.1 type (:data:`MAX_INT_OCTETS`, sub-identifiers < 2³²),
 so no decoded value can overflow a float or a Prometheus sample downstream.
