@@ -79,6 +79,15 @@ def mqtt_devices(cfg: Config) -> list[MqttDevice]:
             and (eff := cfg.effective(dev)).mqtt is not None]
 
 
+def trap_sources(cfg: Config) -> dict[str, list[str]]:
+    """Device address → the ids of the devices with that address (the SNMP trap
+    receiver's source map; several devices may share an address)."""
+    out: dict[str, list[str]] = {}
+    for dev in cfg.devices:
+        out.setdefault(dev.address, []).append(dev.id)
+    return out
+
+
 def mqtt_settings(cfg: Config) -> MqttSettings:
     return cfg.mqtt if cfg.mqtt is not None else MqttSettings()
 

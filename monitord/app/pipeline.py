@@ -63,6 +63,7 @@ from monitord.notify import (
 )
 from monitord.probes.base import Observation, RoundStats
 from monitord.probes.mqtt import MqttSource
+from monitord.probes.snmp.traps import TrapEvent, TrapReceiver
 from monitord.storage import Storage, is_storage_error
 from monitord.storage.maintenance import db_window
 from monitord.values import one_line
@@ -76,6 +77,10 @@ REASON_LIMIT = 160
 DIRECT_ATTEMPTS = 5
 #: reminders, escalations and the daily summary are looked at this often (seconds)
 TIMED_EVERY_SECONDS = 30.0
+#: the event log's kind for SNMP traps; detail is "DEVICE_ID TRAP [ifIndex N]"
+TRAP_EVENT_KIND = "snmp_trap"
+#: the same trap from the same device is recorded at most this often (seconds)
+TRAP_EVENT_SECONDS = 5.0
 
 Counters = defaultdict[str, Counter[tuple[str, ...]]]
 
@@ -106,6 +111,11 @@ class Pipeline:
         self.writer: StateWriter | None = None
         self.deliverer: Deliverer | None = None
         self.mqtt: MqttSource | None = None
+        self.traps: TrapReceiver | None = None
+        #: why the enabled trap receiver is not running ("" when it is or is disabled)
+        self.traps_error = ""
+        #: (device, trap summary) → when its last event was recorded (trap storms)
+        self._trap_events: dict[tuple[str, str], float] = {}
         #: set when the daemon stops (direct alerts stop retrying)
         self.stop_event = asyncio.Event()
         #: counters exported by name (monitord_observations_total, ...)
@@ -186,6 +196,24 @@ class Pipeline:
     async def on_mqtt(self, observations: list[Observation]) -> None:
         """Observations pushed by the MQTT source (messages, staleness, broker outages)."""
         self.apply(observations)
+
+    def on_trap(self, event: TrapEvent) -> None:
+        """An SNMP trap from a configured device: one event per device in the event log
+        (the wall's recent events), at most one per device and trap every
+        ``TRAP_EVENT_SECONDS``; ``other`` traps are only counted (by the receiver)."""
+        if not event.actionable:
+            return
+        now = self.now()
+        if len(self._trap_events) > 10_000:
+            self._trap_events = {k: t for k, t in self._trap_events.items()
+                                 if now - t < TRAP_EVENT_SECONDS}
+        for dev in event.device_ids:
+            key = (dev, event.summary)
+            if now - self._trap_events.get(key, -float("inf")) < TRAP_EVENT_SECONDS:
+                continue
+            self._trap_events[key] = now
+            log.info("SNMP trap %s from %s (device %s)", event.summary, event.source, dev)
+            self._background(self.record_event(TRAP_EVENT_KIND, f"{dev} {event.summary}"))
 
     def apply(self, observations: list[Observation]) -> None:
         obs_counter = self.counters["monitord_observations_total"]

@@ -236,6 +236,8 @@ class ReadModel:
         out = [fam for prober in self._rt.probers.values() for fam in prober.metrics()]
         if self._p.mqtt is not None:
             out += self._p.mqtt.metrics()
+        if self._p.traps is not None:
+            out += self._p.traps.metrics()
         return out
 
     def health(self) -> dict[str, Any]:
@@ -257,6 +259,12 @@ class ReadModel:
             probes["mqtt"] = {"up": st.broker_up, "broker_since": st.broker_since,
                               **({"last_error": one_line(st.last_error, REASON_LIMIT)}
                                  if not st.broker_up and st.last_error else {})}
+        if self._p.traps is not None:
+            probes["snmp_traps"] = {"up": True, "listen": [
+                f"{h}:{p}" for h, p in self._p.traps.addresses]}
+        elif self._p.traps_error:
+            probes["snmp_traps"] = {"up": False,
+                                    "last_error": one_line(self._p.traps_error, REASON_LIMIT)}
         storage_up = self._p.writer is not None and self._p.writer.up
         return {
             # degraded: monitoring goes on but the database cannot be written (a restart

@@ -33,6 +33,7 @@ from monitord.domain.activehours import ALWAYS, Calendar, MaintenanceWindow, Sch
 from monitord.probes.mqtt import MqttDeviceParams, MqttSettings
 from monitord.probes.pjlink import PjlinkParams
 from monitord.probes.snmp import SnmpParams, profile_for_kind
+from monitord.probes.snmp.traps import TrapSettings
 from monitord.values import code_string, parse_duration
 
 
@@ -44,6 +45,8 @@ class Config(Strict):
     engines: EnginesConfig = EnginesConfig()
     mqtt: MqttSettings | None = Field(None, description="the MQTT broker (docs/mqtt.md); "
                                       "127.0.0.1:1883 when devices use mqtt and this is unset")
+    snmp_traps: TrapSettings = Field(TrapSettings(), description="the SNMP trap receiver "
+                                     "(docs/snmp.md § Traps); off unless enabled")
     tickets: TicketsConfig = TicketsConfig()
     notify: NotifyConfig = NotifyConfig()
     incidents: IncidentsConfig = IncidentsConfig()

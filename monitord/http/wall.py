@@ -110,6 +110,9 @@ LABELS: dict[str, dict[str, str]] = {
 TICKET_STATUS = TICKET_STATUS_TEXT
 SEVERITY = {State.DOWN: "bad", State.UNREACHABLE: "bad", State.UP: "good",
             State.DEGRADED: "warn", State.MAINTENANCE: "info", State.UNKNOWN: "info"}
+#: SNMP traps shown as a warning on the wall (the rest: info)
+WARN_TRAPS = frozenset({"linkDown", "coldStart", "warmStart", "authenticationFailure",
+                        "upsOnBattery"})
 TICKET_SEVERITY: dict[str, str] = {TicketStatus.OPEN: "bad", TicketStatus.REPAIRED: "good",
                                     TicketStatus.CLOSED: "good"}
 
@@ -347,6 +350,15 @@ class Wall:
                         "badge": f"{LABELS[lang]['ticket']} #{k.ticket_id} "
                                  f"{TICKET_STATUS[lang].get(k.status, k.status)}",
                         "text": subject})
+        for r in recent.traps:
+            if (dev := devices.get(r.device_id)) is None:
+                continue
+            out.append({"key": f"s{r.id}", "ts": r.ts, "kind": "trap",
+                        "time_text": time_text(r.ts, now, lang),
+                        "severity": "warn" if r.what.split(" ", 1)[0] in WARN_TRAPS
+                        else "info",
+                        "badge": f"SNMP trap {r.what}",
+                        "text": f"{device_label(dev, lang)} · {_where(cfg, dev, lang)}"})
         out.sort(key=lambda e: e["ts"], reverse=True)
         return out[:EVENT_ROWS]
 
