@@ -39,6 +39,9 @@ def test_lab_shape() -> None:
     assert all(d["address"].startswith("127.") for d in lab.config["devices"])
     assert len(lab.dead_devices) == 23
     assert lab.down_devices == lab.dead_devices and not lab.agents   # no broker: no MQTT
+    # a projector per school; the live ones answer PJLink, a few DEGRADED: no tickets
+    assert len(lab.projectors) == 33 and lab.degraded_projectors
+    assert lab.degraded_projectors.isdisjoint(lab.down_devices)
     with_mqtt = build_lab(mqtt_port=18830)
     assert with_mqtt.dead_devices == lab.dead_devices
     assert with_mqtt.down_devices == lab.dead_devices | with_mqtt.faulty_devices
@@ -46,9 +49,12 @@ def test_lab_shape() -> None:
 
 
 def lab_of(data_dir: Path) -> DemoLab:
-    """The lab as the running demo built it: with MQTT when it found mosquitto."""
+    """The lab as the running demo built it: with MQTT when it found mosquitto, and its
+    trap receiver's port."""
     cfg = yaml.safe_load((data_dir / "demo.yaml").read_text(encoding="utf-8"))
-    return build_lab(len(cfg["schools"]), cfg["mqtt"]["port"] if "mqtt" in cfg else None)
+    traps = cfg.get("snmp_traps", {}).get("listen", [])
+    return build_lab(len(cfg["schools"]), cfg["mqtt"]["port"] if "mqtt" in cfg else None,
+                     int(traps[0].rsplit(":", 1)[1]) if traps else None)
 
 
 def test_demo_runs_and_cleans_up(tmp_path: Path,
@@ -71,6 +77,25 @@ def test_demo_runs_and_cleans_up(tmp_path: Path,
     down, up = wait_for(states, 90, "demo devices settle: the dead block DOWN, the rest UP")
     assert (down, up) == (len(lab.down_devices), lab.device_count - len(lab.down_devices))
     assert len(lab.dead_devices) == 23
+    # Issue 15: the live projectors' lamp hours, the faulty ones DEGRADED with a reason (an
+    # UP device for monitord_device_up, never a ticket), the routers' first link trap
+    # (20 s after the start) accepted by the trap receiver.
+    assert lab.trap_routers and lab.projectors
+
+    def pjlink_and_traps() -> bool:
+        m = d.metrics()
+        hours = {lab_["device"] for lab_, _ in m.samples("monitord_pjlink_lamp_hours")}
+        assert hours == {p.device_id for p in lab.projectors}, "lamp hours"
+        states = {lab_["device"] for lab_, v in m.samples("monitord_device_state")
+                  if lab_["state"] == "degraded" and v == 1}
+        assert lab.degraded_projectors <= states, sorted(lab.degraded_projectors - states)
+        accepted = sum(v for lab_, v in m.samples("monitord_snmp_traps_total")
+                       if lab_["result"] == "accepted")
+        assert accepted > 0, "no trap accepted"
+        return True
+
+    wait_for(pjlink_and_traps, 60, "projector lamp hours, DEGRADED projectors, a trap",
+             interval=1)
     # The public status page: two schools offline, the rest online; no addresses.
     status, page = http_get(d.url + "/status")
     assert status == 200

@@ -36,6 +36,7 @@ from monitord.demo.office import (
     build_lab,
     write_config,
 )
+from monitord.demo.projectors import DEGRADED_REASON, LAMP_LIFE_HOURS, PjlinkLab
 from monitord.demo.snmp_agent import SnmpLab
 from monitord.demo.snmp_devices import SimAgent, agent_for
 from monitord.demo.snmp_mib import (
@@ -45,7 +46,9 @@ from monitord.demo.snmp_mib import (
     encode_response,
     encode_varbind,
 )
+from monitord.demo.traps import LINK_DOWN, LINK_UP, TrapSender
 from monitord.probes.base import Observation, Target
+from monitord.probes.pjlink import PjlinkProber
 from monitord.probes.snmp import SnmpProber
 from monitord.probes.snmp import codec as w
 from tests.daemon_lab import (
@@ -392,6 +395,12 @@ def test_monitord_check_accepts_the_demo_config(tmp_path: Path, mqtt_port: int |
     snmp = [d for d in cfg["devices"] if "snmp" in (d.get("probes") or {})]
     assert len(snmp) == 36 + 7 and len(lab.snmp_devices) == 43
     assert cfg["defaults"]["snmp"]["community"] == {"env": "MONITORD_DEMO_SNMP_COMMUNITY"}
+    projectors = [d for d in cfg["devices"] if d["kind"] == "projector"]
+    assert len(projectors) == 36 and all(d["probes"] == {"icmp": None, "pjlink": None}
+                                         for d in projectors)
+    assert cfg["kinds"]["projector"]["pjlink"]["password"] == {
+        "env": "MONITORD_DEMO_PJLINK_PASSWORD"}
+    assert "snmp_traps" not in cfg and not lab.trap_routers   # no trap port: traps off
     mqtt = [d for d in cfg["devices"] if "mqtt" in (d.get("probes") or {})]
     if mqtt_port is None:
         assert not mqtt and "mqtt" not in cfg and not lab.agents
@@ -412,6 +421,83 @@ def test_agents_behind_dead_devices_are_silent() -> None:
         {*lab.faulty_devices, "62020005-rtr", "62020017-rtr", "62020009-tv2",
          "62020022-prj", "62020030-ap"})
     assert plan(lab.config["devices"], dead=lab.dead_devices) == list(lab.agents)
+
+
+def test_lab_projectors_and_trap_routers() -> None:
+    lab = build_lab(36, 18830, trap_port=19162)
+    prj = {p.device_id: p for p in lab.projectors}
+    # every school's projector but those of the dead schools and the dead one
+    assert len(prj) == 36 - 2 - 1 and not set(prj) & lab.dead_devices
+    conditions = [p.condition for p in prj.values()]
+    assert {"lamp_error", "filter_error", "lamp_worn", "standby", "on"} == set(conditions)
+    assert 3 <= len(lab.degraded_projectors) <= 6 and conditions.count("standby") >= 5
+    hours = sorted(p.lamp_hours for p in prj.values())
+    assert hours[0] < 500 and hours[-1] > 0.9 * LAMP_LIFE_HOURS   # spread out, one worn
+    # a DEGRADED projector is no root cause: the tickets stay those of the DOWN devices
+    assert lab.degraded_projectors.isdisjoint(lab.root_causes)
+    assert lab.trap_routers == [("62020001-rtr", f"{LIVE_NET}.1.1"),
+                                ("62020002-rtr", f"{LIVE_NET}.2.1")]
+    assert lab.config["snmp_traps"]["listen"] == ["127.0.0.1:19162"]
+    moved = build_lab(5, pjlink_port_map={f"{LIVE_NET}.1.10": 14352})
+    assert next(d for d in moved.config["devices"] if d["id"] == "62020001-prj")[
+        "probes"] == {"icmp": None, "pjlink": {"port": 14352}}
+    assert [p.port for p in moved.projectors][:2] == [14352, 4352]
+
+
+async def test_lab_projectors_answer_the_pjlink_probe() -> None:
+    """The demo's projectors, on free ports of their own addresses, polled by the real
+    probe with the demo's password: faults DEGRADED with their reason, standby fine."""
+    base = build_lab(36)
+    ports = {p.address: processes.free_port(p.address) for p in base.projectors}
+    lab = build_lab(36, pjlink_port_map=ports)
+    sims = PjlinkLab(lab.projectors, "s3cret")
+    await sims.start()
+    prober = PjlinkProber(timeout=2.0)
+    try:
+        assert sims.failed == 0
+        targets = [Target(p.device_id, p.address,
+                          {"port": p.port, "password": "s3cret",
+                           "lamp_life_hours": LAMP_LIFE_HOURS}) for p in lab.projectors]
+        obs, _ = await prober.probe(targets)
+    finally:
+        await prober.close()
+        await sims.stop()
+    for p, o in zip(lab.projectors, obs, strict=True):
+        assert o.ok, (p, o.reason)
+        assert o.degraded == DEGRADED_REASON.get(p.condition, ""), (p, o.degraded)
+    assert sum(1 for o in obs if o.degraded) == len(lab.degraded_projectors)
+
+
+async def test_routers_send_link_traps_from_their_own_address() -> None:
+    port = free_udp_port()
+    lab = build_lab(3, trap_port=port)
+    loop = asyncio.get_running_loop()
+    got: asyncio.Queue[tuple[bytes, Any]] = asyncio.Queue()
+
+    class Rx(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            got.put_nowait((data, addr))
+
+    tr, _ = await loop.create_datagram_endpoint(Rx, local_addr=("127.0.0.1", port))
+    stop = asyncio.Event()
+    sender = TrapSender(lab.trap_routers, COMMUNITY, port, first_after=0.0, every=0.05,
+                        down_for=0.05)
+    task = asyncio.create_task(sender.run(stop))
+    try:
+        seen = []
+        for _ in range(4):
+            data, addr = await asyncio.wait_for(got.get(), 5)
+            n = w.decode_notification(data)
+            assert n.community == COMMUNITY.encode() and n.version == 1
+            seen.append((addr[0], n.trap_oid))
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+        tr.close()
+    a1, a2 = (a for _, a in lab.trap_routers)
+    # linkDown then linkUp, from one router, then the other: sources map to devices
+    assert seen == [(a1, LINK_DOWN), (a1, LINK_UP), (a2, LINK_DOWN), (a2, LINK_UP)]
+    assert sender.errors == 0
 
 
 def test_broker_dies_with_the_demo(tmp_path: Path) -> None:
