@@ -62,6 +62,7 @@ from monitord.demo.projectors import (
     pjlink_ports,
 )
 from monitord.demo.projectors import plan as plan_projectors
+from monitord.demo.services import EXPIRING_SERVICE, SERVICES, ServicePlan
 from monitord.demo.snmp_agent import COMMUNITY_ENV, DEFAULT_COMMUNITY, SNMP_PORT, SnmpLab
 from monitord.demo.snmp_devices import SimAgent, agent_for
 from monitord.demo.traps import FIRST_AFTER as TRAP_FIRST
@@ -139,6 +140,20 @@ class DemoLab:
     projectors: tuple[SimProjector, ...] = field(default=())
     #: the trap receiver's UDP port on 127.0.0.1 (None: traps off)
     trap_port: int | None = None
+    #: the office's services (HTTPS, DNS) and their ports (None: no service devices)
+    services: ServicePlan | None = None
+
+    @property
+    def condition_tickets(self) -> list[str]:
+        """Working devices with a standing problem that opens a ticket: the service whose
+        certificate expires inside the warning window."""
+        return [EXPIRING_SERVICE] if self.services and EXPIRING_SERVICE in \
+            self.services.ports else []
+
+    @property
+    def server_addresses(self) -> dict[str, str]:
+        """Office device id → address (the services run on these)."""
+        return {d["id"]: d["address"] for d in self.config["devices"] if not d.get("school")}
 
     @property
     def degraded_projectors(self) -> frozenset[str]:
@@ -198,11 +213,13 @@ class DemoLab:
 
 
 def build_lab(schools: int = 36, mqtt_port: int | None = None, trap_port: int | None = None,
-              pjlink_port_map: dict[str, int] | None = None) -> DemoLab:
+              pjlink_port_map: dict[str, int] | None = None,
+              services: ServicePlan | None = None) -> DemoLab:
     """The lab's config.  With ``mqtt_port`` (the demo's broker), DLTV receivers and TVs
     are watched over MQTT; without, they are pinged like everything else.  With
     ``trap_port`` the trap receiver listens on 127.0.0.1 at that UDP port.  Projectors are
-    polled over PJLink on port 4352, or the port ``pjlink_port_map`` gives their address."""
+    polled over PJLink on port 4352, or the port ``pjlink_port_map`` gives their address.
+    ``services``: the office's service devices (kind ``service``) on those ports."""
     area = "6202"
     cfg: dict[str, Any] = {
         "office": {
@@ -264,6 +281,14 @@ def build_lab(schools: int = 36, mqtt_port: int | None = None, trap_port: int | 
                 entry["probes"]["snmp"] = {"uplink": "Gi0/0/0"}
             snmp.add(dev_id)
         cfg["devices"].append(entry)
+    addresses = {d["id"]: d["address"] for d in cfg["devices"]}
+    for svc in SERVICES:
+        if services is None or (port := services.ports.get(svc.device_id)) is None:
+            continue
+        cfg["devices"].append({
+            "id": svc.device_id, "name": svc.name, "kind": "service",
+            "address": addresses[svc.server], "parent": svc.server,
+            "unit": "กลุ่ม DLICT", "probes": {svc.probe: {**svc.params, "port": port}}})
     for s in range(1, schools + 1):
         smis = f"{area}{s:04d}"
         cfg["schools"][smis] = {
@@ -309,7 +334,19 @@ def build_lab(schools: int = 36, mqtt_port: int | None = None, trap_port: int | 
         cfg = {**{k: v for k, v in cfg.items() if k != "defaults"}, **top,
                "defaults": cfg["defaults"]}
     projectors = tuple(plan_projectors(cfg["devices"], dead, pjlink_port_map))
-    return DemoLab(cfg, frozenset(dead), frozenset(snmp), agents, projectors, trap_port)
+    return DemoLab(cfg, frozenset(dead), frozenset(snmp), agents, projectors, trap_port,
+                   services)
+
+
+def lab_of_config(cfg: dict[str, Any]) -> DemoLab:
+    """The lab a written demo config describes (the demo's own choices read back: MQTT,
+    the trap port, moved PJLink ports, the services and their ports)."""
+    traps = cfg.get("snmp_traps", {}).get("listen", [])
+    moved = {d["address"]: d["probes"]["pjlink"]["port"] for d in cfg["devices"]
+             if d["kind"] == "projector" and (d["probes"].get("pjlink") or {}).get("port")}
+    return build_lab(len(cfg["schools"]), cfg["mqtt"]["port"] if "mqtt" in cfg else None,
+                     int(traps[0].rsplit(":", 1)[1]) if traps else None, moved or None,
+                     ServicePlan.from_devices(cfg["devices"]))
 
 
 def write_config(lab: DemoLab, path: Path, db: Path) -> None:

@@ -12,7 +12,7 @@ import httpx
 import yaml
 
 from monitord.demo import processes
-from monitord.demo.office import RULE_COMMENT, DemoLab, build_lab
+from monitord.demo.office import RULE_COMMENT, DemoLab, build_lab, lab_of_config
 from tests.daemon_lab import (
     MONITORD,
     ROOT,
@@ -49,12 +49,9 @@ def test_lab_shape() -> None:
 
 
 def lab_of(data_dir: Path) -> DemoLab:
-    """The lab as the running demo built it: with MQTT when it found mosquitto, and its
-    trap receiver's port."""
-    cfg = yaml.safe_load((data_dir / "demo.yaml").read_text(encoding="utf-8"))
-    traps = cfg.get("snmp_traps", {}).get("listen", [])
-    return build_lab(len(cfg["schools"]), cfg["mqtt"]["port"] if "mqtt" in cfg else None,
-                     int(traps[0].rsplit(":", 1)[1]) if traps else None)
+    """The lab as the running demo built it: with MQTT when it found mosquitto, its trap
+    receiver's port, the office services it started."""
+    return lab_of_config(yaml.safe_load((data_dir / "demo.yaml").read_text(encoding="utf-8")))
 
 
 def test_demo_runs_and_cleans_up(tmp_path: Path,

@@ -34,6 +34,7 @@ from monitord.demo.office import (
     RULE_COMMENT,
     DemoLab,
     build_lab,
+    lab_of_config,
     write_config,
 )
 from monitord.demo.projectors import DEGRADED_REASON, LAMP_LIFE_HOURS, PjlinkLab
@@ -596,7 +597,7 @@ def test_demo_end_to_end_snmp_mqtt(tmp_path: Path, iptables: IptablesDrop) -> No
         wait_for(lambda: http_get(url + "/healthz")[0] == 200, 60, "demo /healthz")
         cfg = yaml.safe_load((data_dir / "demo.yaml").read_text(encoding="utf-8"))
         assert "mqtt" in cfg, "mosquitto is installed: the demo must use it\n" + log()
-        lab = build_lab(30, int(cfg["mqtt"]["port"]))
+        lab = lab_of_config(cfg)   # with the demo's MQTT port, trap port, services
         broker_port = int(cfg["mqtt"]["port"])
 
         def settled() -> bool:
