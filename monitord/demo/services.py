@@ -238,6 +238,13 @@ class ServicesLab:
              "--bind-interfaces", "--no-resolv", "--no-hosts", "--pid-file=",
              "--user=root", f"--address=/{DNS_NAME}/{self.addresses['office-web']}"],
             output=self._dns_log)
+        try:   # answering before the daemon's first check
+            processes.wait_port(self.plan.ports["office-dns"], 10, udp=True,
+                                proc=self.dnsmasq, what="dnsmasq")
+        except processes.NotReady as exc:
+            log.warning("demo: dnsmasq did not start: %s", exc)
+            processes.stop(self.dnsmasq)
+            self.dnsmasq = None
 
     def stop(self) -> None:
         for httpd in self.servers:
