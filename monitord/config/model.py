@@ -102,7 +102,8 @@ class Config(Strict):
                                  delay, snmp, snmp_interval, mqtt,
                                  any(la.failure_threshold is not None for la in layers))
 
-    def probe_settings(self, device: Device, probe: Literal["snmp", "mqtt"]) -> dict[str, Any]:
+    def probe_settings(self, device: Device,
+                       probe: Literal["snmp", "mqtt", "http", "tcp", "dns"]) -> dict[str, Any]:
         """The raw ``snmp``/``mqtt`` settings of a device: defaults → kind → probes.<p>.
 
         Nested blocks (``v3``, ``fields``, ``tls``) merge key by key too, so a community or

@@ -150,9 +150,30 @@ class SnmpEngineConfig(Strict):
     rcvbuf: int = Field(8 << 20, ge=65536, le=1 << 30, description="receive buffer, bytes")
 
 
+class HttpEngineConfig(Strict):
+    max_concurrency: int = Field(100, ge=1, le=100_000, description="HTTP checks in "
+                                 "flight at once, engine-wide")
+    max_connections: int = Field(200, ge=1, le=100_000, description="open connections "
+                                 "per client (one client per IP family and TLS verify)")
+    max_keepalive_connections: int = Field(100, ge=0, le=100_000, description="idle "
+                                           "connections kept for reuse")
+    keepalive_expiry: Duration = Field(30.0, ge=0, le=3600)
+
+
+class TcpEngineConfig(Strict):
+    max_concurrency: int = Field(200, ge=1, le=100_000, description="TCP checks in flight")
+
+
+class DnsEngineConfig(Strict):
+    max_concurrency: int = Field(200, ge=1, le=100_000, description="DNS checks in flight")
+
+
 class EnginesConfig(Strict):
     icmp: IcmpEngineConfig = IcmpEngineConfig()
     snmp: SnmpEngineConfig = SnmpEngineConfig()
+    http: HttpEngineConfig = HttpEngineConfig()
+    tcp: TcpEngineConfig = TcpEngineConfig()
+    dns: DnsEngineConfig = DnsEngineConfig()
 
 
 def parse_listen(value: str) -> tuple[str, int]:

@@ -34,10 +34,13 @@ class DeviceKind(StrEnum):
     TV = "tv"
     PROJECTOR = "projector"
     UPS = "ups"
+    SERVICE = "service"             # an office service (website, e-mail, DNS): http/tcp/dns
     OTHER = "other"
 
 
-KNOWN_PROBES = ("icmp", "snmp", "mqtt")
+KNOWN_PROBES = ("icmp", "snmp", "mqtt", "http", "tcp", "dns")
+#: service checks: settings cascade like snmp (defaults → kinds → probes.<probe>)
+SERVICE_PROBES = ("http", "tcp", "dns")
 
 
 class Strict(BaseModel):
@@ -167,6 +170,12 @@ class Settings(Strict):
                                         "merged under a device's monitord.probes.snmp")
     mqtt: dict[str, Any] | None = Field(None, description="MQTT device settings "
                                         "(docs/mqtt.md), merged under monitord.probes.mqtt")
+    http: dict[str, Any] | None = Field(None, description="HTTP check settings, merged "
+                                        "under a device's probes.http")
+    tcp: dict[str, Any] | None = Field(None, description="TCP check settings, merged "
+                                       "under a device's probes.tcp")
+    dns: dict[str, Any] | None = Field(None, description="DNS check settings, merged "
+                                       "under a device's probes.dns")
 
 
 class Defaults(Strict):
@@ -178,6 +187,9 @@ class Defaults(Strict):
     icmp: IcmpParams = IcmpParams()
     snmp: dict[str, Any] | None = None
     mqtt: dict[str, Any] | None = None
+    http: dict[str, Any] | None = None
+    tcp: dict[str, Any] | None = None
+    dns: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
