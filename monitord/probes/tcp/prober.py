@@ -12,6 +12,7 @@ import socket
 import ssl
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
@@ -56,11 +57,16 @@ class TcpProber:
         async with self._sem:
             self.stats.checks += 1
             start = time.monotonic()
+            progress = _Progress()
             try:
                 async with asyncio.timeout(p.timeout):
-                    return await self._check(target, p, start)
+                    return await self._check(target, p, start, progress)
             except TimeoutError:
-                return self._fail(target, "timeout", start)
+                # what was awaited when time ran out: the connection, the banner or the reply
+                reason = progress.stage if progress.stage == "timeout" else (
+                    f"{progress.stage}_mismatch" if progress.received
+                    else f"{progress.stage}_timeout")
+                return self._fail(target, reason, start, values=progress.values)
 
     def _fail(self, target: Target, reason: str, start: float, detail: str = "",
               values: dict[str, float] | None = None) -> Observation:
@@ -70,7 +76,8 @@ class TcpProber:
                            values=dict(values or {}), reason=reason,
                            info={"detail": detail[:200]} if detail else {})
 
-    async def _check(self, target: Target, p: TcpParams, start: float) -> Observation:
+    async def _check(self, target: Target, p: TcpParams, start: float,
+                     progress: _Progress) -> Observation:
         family = {"ip4": socket.AF_INET, "ip6": socket.AF_INET6}.get(p.ip_protocol, 0)
         ctx = self._ctx[p.tls_verify] if p.tls else None
         try:
@@ -82,18 +89,22 @@ class TcpProber:
         except OSError as exc:
             return self._fail(target, "connect_failed", start, exc.strerror or str(exc))
         connect = time.monotonic() - start
-        values: dict[str, float] = {"connect_seconds": connect}
+        values = progress.values
+        values["connect_seconds"] = connect
         try:
             if ctx is not None:
                 na = tlsinfo.not_after(writer.get_extra_info("ssl_object"))
                 if na is not None:
                     values["tls_cert_not_after"] = na
-            if p.expect_banner is not None and not await _expect(reader, p.expect_banner):
+            progress.stage = "banner"
+            if p.expect_banner is not None and not await _expect(reader, p.expect_banner,
+                                                                 progress):
                 return self._fail(target, "banner_mismatch", start, values=values)
             if p.send is not None:
+                progress.stage, progress.received = "reply", 0
                 writer.write(p.send.encode().decode("unicode_escape").encode("latin-1"))
                 await writer.drain()
-                if p.expect is not None and not await _expect(reader, p.expect):
+                if p.expect is not None and not await _expect(reader, p.expect, progress):
                     return self._fail(target, "reply_mismatch", start, values=values)
         except (OSError, EOFError) as exc:
             return self._fail(target, "connection_lost", start, str(exc), values)
@@ -112,7 +123,16 @@ class TcpProber:
                            degraded="; ".join(degraded))
 
 
-async def _expect(reader: asyncio.StreamReader, pattern: str) -> bool:
+@dataclass(slots=True)
+class _Progress:
+    """How far a check got, to name a timeout: connecting, waiting for banner or reply."""
+
+    stage: str = "timeout"
+    received: int = 0
+    values: dict[str, float] = field(default_factory=dict)
+
+
+async def _expect(reader: asyncio.StreamReader, pattern: str, progress: _Progress) -> bool:
     """Read until ``pattern`` matches what arrived, the peer closes or MAX_READ bytes."""
     rx = re.compile(pattern.encode("utf-8"), re.MULTILINE)
     buf = b""
@@ -121,6 +141,7 @@ async def _expect(reader: asyncio.StreamReader, pattern: str) -> bool:
         if not chunk:
             break
         buf += chunk
+        progress.received = len(buf)
         if rx.search(buf):
             return True
     return rx.search(buf) is not None
