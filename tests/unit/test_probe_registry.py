@@ -12,15 +12,19 @@ from monitord.domain.state import DeviceStatus, State
 from monitord.http.metrics import DeviceLabels, RoundInfo, SchoolLabels, build_registry, render
 from monitord.probes import registry
 from monitord.probes.base import Prober
+from monitord.probes.dns import DnsProber
+from monitord.probes.http import HttpProber
 from monitord.probes.icmp import IcmpProber
 from monitord.probes.metrics import MetricFamily
 from monitord.probes.mqtt import MqttSettings, MqttSource
 from monitord.probes.snmp import SnmpProber
+from monitord.probes.tcp import TcpProber
 
 
 def test_registry_maps_config_names_to_probers() -> None:
-    assert list(registry.PROBES) == ["icmp", "snmp", "mqtt"]
-    assert registry.polled() == ["icmp", "snmp"]
+    assert list(registry.PROBES)[:3] == ["icmp", "snmp", "mqtt"]
+    assert {"http", "tcp", "dns"} <= set(registry.PROBES)
+    assert registry.polled()[:2] == ["icmp", "snmp"] and "mqtt" not in registry.polled()
     icmp = registry.build("icmp", mode="dgram", rate_pps=1000, max_in_flight=100)
     assert isinstance(icmp, IcmpProber) and isinstance(icmp, Prober)
     assert icmp.engine.requested_mode == "dgram" and icmp.engine.rate_pps == 1000
@@ -28,14 +32,17 @@ def test_registry_maps_config_names_to_probers() -> None:
     assert isinstance(snmp, SnmpProber) and snmp.max_in_flight == 8
     with pytest.raises(ValueError, match="pushed"):
         registry.build("mqtt")
+    http = registry.build("http", max_concurrency=5)
+    assert isinstance(http, HttpProber) and isinstance(http, Prober)
     with pytest.raises(KeyError, match="known: icmp, snmp, mqtt"):
-        registry.get("http")
+        registry.get("gopher")
 
 
 async def test_every_prober_reports_only_declared_families() -> None:
     declared = {s.name: s for s in registry.metric_specs()}
     assert len(declared) == len(registry.metric_specs())  # no name declared twice
-    sources: list[Any] = [IcmpProber(), SnmpProber(), MqttSource(MqttSettings(), lambda b: None)]
+    sources: list[Any] = [IcmpProber(), SnmpProber(), MqttSource(MqttSettings(), lambda b: None),
+                          HttpProber(), TcpProber(), DnsProber()]
     for src in sources:
         fams = src.metrics()
         assert fams
