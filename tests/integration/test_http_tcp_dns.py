@@ -4,6 +4,7 @@ of a certificate about to expire."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -233,3 +234,6 @@ def test_daemon_exports_service_metrics(daemon_factory: Callable[..., DaemonProc
 
     st = wait_for(portal_status, 20, "office-portal DEGRADED")
     assert "certificate expires in" in st["reason"] and " days" in st["reason"], st
+    lint = subprocess.run(["promtool", "check", "metrics"], input=d.metrics_text(),
+                          capture_output=True, text=True, timeout=30)
+    assert lint.returncode == 0 and lint.stdout == "" and lint.stderr == "", lint

@@ -19,7 +19,8 @@ class TcpParams(BaseModel):
                                     "the device address")
     expect_banner: str | None = Field(None, description="regex the server's first bytes "
                                       "must match, e.g. '^220 ' for SMTP")
-    send: str | None = Field(None, description="text sent after the banner (\\n escapes)")
+    send: str | None = Field(None, description="text sent after the banner; "
+                      "\\r and \\n as typed escapes or real line ends")
     expect: str | None = Field(None, description="regex the reply to `send` must match")
     ip_protocol: Literal["auto", "ip4", "ip6"] = "auto"
     timeout: Duration = Field(5.0, gt=0, le=120)

@@ -102,7 +102,7 @@ class TcpProber:
                 return self._fail(target, "banner_mismatch", start, values=values)
             if p.send is not None:
                 progress.stage, progress.received = "reply", 0
-                writer.write(p.send.encode().decode("unicode_escape").encode("latin-1"))
+                writer.write(p.send.encode().replace(b"\\r", b"\r").replace(b"\\n", b"\n"))
                 await writer.drain()
                 if p.expect is not None and not await _expect(reader, p.expect, progress):
                     return self._fail(target, "reply_mismatch", start, values=values)
