@@ -3,7 +3,8 @@
 * :func:`make_cert` — a self-signed certificate (cryptography) with a chosen lifetime;
 * :class:`WebServer` — HTTP or HTTPS (threaded ``http.server``): ``/ok`` (the hotspot
   portal page), ``/slow``, ``/status/NNN``, ``/redirect`` → ``/ok``, ``/loop`` (endless
-  redirects), ``/headers`` (echoes the ``X-Token`` header's length, never its value);
+  redirects), ``/close`` (Connection: close), ``/big`` (1 MB), ``/headers`` (echoes
+  the ``X-Token`` header's length, never its value);
 * :class:`BannerServer` — a TCP server that greets like SMTP (``220 …``), answers ``EHLO``
   with ``250``, optionally over TLS;
 * :class:`Dnsmasq` — Debian's dnsmasq on a free port (scripts/setup-services.sh).
@@ -97,6 +98,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(302, "", {"Location": "/ok"})
         elif path == "/loop":
             self._send(302, "", {"Location": "/loop"})
+        elif path == "/close":
+            self._send(200, "bye", {"Connection": "close"})
+            self.close_connection = True
+        elif path == "/big":
+            self._send(200, "x" * 1_000_000 + "END-OF-BIG")
         elif path == "/headers":
             self._send(200, f"token-length={len(self.headers.get('X-Token', ''))}")
         else:
@@ -211,13 +217,27 @@ def banner_server() -> Iterator[BannerServer]:
         s.close()
 
 
+def _free_udp_and_tcp_port() -> int:
+    """A port free for UDP *and* TCP on 127.0.0.1 (dnsmasq binds both); a free UDP port
+    may be some outgoing TCP connection's ephemeral port."""
+    for _ in range(50):
+        port = free_port(kind=socket.SOCK_DGRAM)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no port free for both UDP and TCP")
+
+
 class Dnsmasq:
     """dnsmasq answering for office.test on 127.0.0.1:port (UDP and TCP), nothing else."""
 
     def __init__(self, workdir: Path) -> None:
         if shutil.which("dnsmasq") is None:
             pytest.skip("dnsmasq is not installed: run scripts/setup-services.sh")
-        self.port = free_port(kind=socket.SOCK_DGRAM)
+        self.port = _free_udp_and_tcp_port()
         self.log = workdir / "dnsmasq.log"
         self._out = self.log.open("wb")
         self.proc = processes.spawn(

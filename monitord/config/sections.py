@@ -153,10 +153,9 @@ class SnmpEngineConfig(Strict):
 class HttpEngineConfig(Strict):
     max_concurrency: int = Field(100, ge=1, le=100_000, description="HTTP checks in "
                                  "flight at once, engine-wide")
-    max_connections: int = Field(200, ge=1, le=100_000, description="open connections "
-                                 "per client (one client per IP family and TLS verify)")
-    max_keepalive_connections: int = Field(100, ge=0, le=100_000, description="idle "
-                                           "connections kept for reuse")
+    max_connections_per_host: int = Field(2, ge=1, le=1000, description="connections "
+                                          "to one origin (scheme, host, port) at most; "
+                                          "idle ones are kept for reuse")
     keepalive_expiry: Duration = Field(30.0, ge=0, le=3600)
 
 

@@ -91,6 +91,27 @@ async def test_url_built_from_address_and_ip_protocol(web_servers: WebServers) -
         await prober.close()
 
 
+async def test_closed_connections_and_big_bodies(web_servers: WebServers) -> None:
+    prober = HttpProber()
+    try:
+        for base in (web_servers.plain.base, web_servers.valid.base):
+            close = Target("c", "127.0.0.1", {"url": base + "/close", "tls_verify": False,
+                                              "body_contains": "bye"})
+            big = Target("b", "127.0.0.1", {"url": base + "/big", "tls_verify": False,
+                                            "body_contains": "END-OF-BIG",
+                                            "max_body_bytes": 2_000_000})
+            cut = Target("t", "127.0.0.1", {"url": base + "/big", "tls_verify": False,
+                                            "body_contains": "END-OF-BIG",
+                                            "max_body_bytes": 1000})
+            for _ in range(3):  # the server hangs up after each /close: new connections
+                obs, _ = await prober.probe([close, big, cut])
+                assert obs[0].ok and obs[1].ok, obs[:2]
+                assert obs[1].values["content_length"] == 1_000_010
+                assert not obs[2].ok and obs[2].reason == "keyword_missing"
+    finally:
+        await prober.close()
+
+
 async def test_certificate_expiry(web_servers: WebServers) -> None:
     soon = await http_check(web_servers.expiring.base + "/ok", tls_verify=False)
     assert soon.ok, soon

@@ -59,6 +59,9 @@ class HttpParams(BaseModel):
     def _url(cls, v: str | None) -> str | None:
         if v is not None and not re.match(r"^https?://[^/\s]+", v):
             raise ValueError("url must start with http:// or https:// and name a host")
+        if v is not None and "@" in v.split("/", 3)[2]:
+            raise ValueError("no credentials in the url (it shows in logs and pages): "
+                             "send them as a header whose value is a secret {env|file}")
         return v
 
     @field_validator("valid_status_codes")
