@@ -130,8 +130,13 @@ class WebServer:
         self.httpd.server_close()
 
 
-def start_web(cert: tuple[Path, Path, float] | None = None) -> WebServer:
-    httpd = WebServerHttpd(("127.0.0.1", 0), _Handler)
+class WebServerHttpd6(WebServerHttpd):
+    address_family = socket.AF_INET6
+
+
+def start_web(cert: tuple[Path, Path, float] | None = None,
+              host: str = "127.0.0.1") -> WebServer:
+    httpd = (WebServerHttpd6 if ":" in host else WebServerHttpd)((host, 0), _Handler)
     not_after = None
     if cert is not None:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

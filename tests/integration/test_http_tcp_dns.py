@@ -25,6 +25,7 @@ from tests.services_lab import (
     WebServers,
     make_cert,
     start_banner,
+    start_web,
 )
 
 DAY = 86400.0
@@ -87,6 +88,16 @@ async def test_url_built_from_address_and_ip_protocol(web_servers: WebServers) -
         (v6,), _ = await prober.probe([Target("svc", "127.0.0.1", {**params,
                                                                      "ip_protocol": "ip6"})])
         assert not v6.ok  # an IPv4 address cannot be reached from an IPv6 socket
+        server6 = start_web(host="::1")
+        try:
+            p6 = {"port": server6.port, "path": "/ok", "body_contains": "Hotspot"}
+            (auto, only6, only4), _ = await prober.probe([
+                Target("v6", "::1", p6), Target("v6", "::1", {**p6, "ip_protocol": "ip6"}),
+                Target("v6", "::1", {**p6, "ip_protocol": "ip4"})])
+            assert auto.ok and only6.ok, (auto, only6)  # URL http://[::1]:port/ok
+            assert not only4.ok
+        finally:
+            server6.close()
     finally:
         await prober.close()
 
