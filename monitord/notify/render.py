@@ -14,6 +14,7 @@ from typing import Any
 
 from monitord.domain.events import NotificationEvent
 from monitord.domain.incidents import (
+    condition_of,
     device_hypothesis,
     group_label,
     is_group_key,
@@ -36,6 +37,8 @@ LINES: dict[str, dict[str, str]] = {
         "ticket_condition": "🟠 เปิดใบแจ้งซ่อม #{tid} {subject} ยังใช้งานได้ แต่ต้องแก้ไข "
                             "(พบตั้งแต่ {down_since}): {reason}{link}",
         "ticket_repaired": "✅ ซ่อมเสร็จ/กลับมาใช้งานได้ #{tid} {subject}{link}",
+        "ticket_condition_cleared": "✅ แก้ไขแล้ว #{tid} {subject}: ไม่พบปัญหา {condition} "
+                                    "อีก{link}",
         "ticket_reopened": "🔁 ขัดข้องซ้ำ เปิดใบแจ้งซ่อมเดิม #{tid} {subject}{link}",
         "ticket_scheduled": "📅 นัดหมายซ่อม #{tid} {where}: {scheduled_for} โดย {actor}{link}",
         "ticket_closed": "☑️ ปิดใบแจ้งซ่อม #{tid} {where}{link}",
@@ -70,6 +73,8 @@ LINES: dict[str, dict[str, str]] = {
         "ticket_condition": "🟠 Repair ticket #{tid} opened, {subject} works but needs "
                             "fixing (seen since {down_since}): {reason}{link}",
         "ticket_repaired": "✅ Repaired / back up #{tid}, {subject}{link}",
+        "ticket_condition_cleared": "✅ Fixed #{tid}, {subject}: {condition} is no longer "
+                                    "seen{link}",
         "ticket_reopened": "🔁 Failed again, ticket #{tid} reopened, {subject}{link}",
         "ticket_scheduled": "📅 Repair #{tid} scheduled, {where}: {scheduled_for} by "
                             "{actor}{link}",
@@ -158,6 +163,9 @@ def render_line(event: NotificationEvent, policy: NotifyPolicy) -> str:
             # a device that works with a standing problem: the probe's reason says what
             # to do (renew the certificate)
             template = t["ticket_condition"]
+        elif event.kind == "ticket_repaired" and (cond := condition_of(root)) is not None:
+            template = t["ticket_condition_cleared"]
+            d = {**d, "condition": cond[1]}
     subject = f"{where}: {what}" if where and what else where or what
     n = int(d.get("affected") or 0)
     affected = "" if not n else t["affected_one"] if n == 1 else t["affected"].format(n=n)
@@ -169,7 +177,7 @@ def render_line(event: NotificationEvent, policy: NotifyPolicy) -> str:
         hypothesis=_hypothesis(d, group, lang), link=link,
         scheduled_for=_when_lang(d.get("scheduled_for"), lang), actor=d.get("actor", ""),
         age=_age(float(d.get("age", 0)), lang),
-        reason=d.get("reason") or d.get("condition") or "",
+        reason=d.get("reason") or d.get("condition") or "", condition=d.get("condition", ""),
         source=_source(str(d.get("source") or ""), lang), problem=d.get("problem", ""))
 
 
