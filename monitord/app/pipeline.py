@@ -148,11 +148,28 @@ class Pipeline:
         self.config = cfg
         self.labels = build_labels(cfg)
         removed = self.tracker.configure(build_specs(cfg))
+        self.adopt_conditions(cfg)
         self.engine.tz = cfg.tz
         self.engine.configure(build_nodes(cfg), cfg.calendar(),
                               [*cfg.maintenance_windows(), *self.db_windows],
                               build_policy(cfg))
         return removed
+
+    def adopt_conditions(self, cfg: Config) -> None:
+        """A reload: forget the conditions of removed devices; a condition whose reporting
+        probes were all removed waits for each remaining probe to answer without it (as
+        after a restart) instead of staying open for ever."""
+        devices = cfg.device_map()
+        for dev_id in list(self.conditions):
+            dev = devices.get(dev_id)
+            if dev is None:
+                del self.conditions[dev_id]
+                continue
+            probes = set(dev.probe_names)
+            for holders in self.conditions[dev_id].values():
+                kept = holders & probes
+                holders.clear()
+                holders.update(kept or probes)
 
     def attach(self, storage: Storage, writer: StateWriter,
                deliverer: Deliverer | None = None) -> None:

@@ -9,6 +9,7 @@ from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from monitord.domain.activehours import (
+    ALWAYS,
     Calendar,
     MaintenanceWindow,
     Schedule,
@@ -47,9 +48,9 @@ ROOT = "web-portal#tls_cert_expiring"
 
 def nodes(schedule: Schedule | None = None) -> list[Node]:
     """An office switch with the web portal behind it (no school: office equipment)."""
-    extra = {"schedule": schedule} if schedule is not None else {}
     return [Node("core-sw", "switch", None, None, ticket_delay=60.0),
-            Node("web-portal", "service", None, "core-sw", ticket_delay=600.0, **extra)]
+            Node("web-portal", "service", None, "core-sw", schedule or ALWAYS,
+                 ticket_delay=600.0)]
 
 
 def engine(ns: list[Node] | None = None, policy: Policy | None = None,

@@ -42,16 +42,17 @@ class CondLab(Lab):
                                          conditions=conditions or {}, **kw)])
 
 
-def write_config(tmp_path: Path) -> Path:
+def write_config(tmp_path: Path, portal_probes: tuple[str, ...] = ("icmp", "snmp"),
+                 name: str = "m.yaml", router: bool = True) -> Path:
     cfg = config_data([
         {"id": "web-portal", "name": "เว็บไซต์สำนักงาน", "kind": "server",
          "unit": "กลุ่มส่งเสริมการศึกษาทางไกลฯ", "address": "192.0.2.20",
-         "probes": ["icmp", "snmp"]},
-        {"id": "r1", "kind": "router", "school": "62020001", "address": "192.0.2.1",
-         "probes": ["icmp", "snmp"]},
+         "probes": list(portal_probes)},
+        *([{"id": "r1", "kind": "router", "school": "62020001", "address": "192.0.2.1",
+            "probes": ["icmp", "snmp"]}] if router else []),
     ], ticket_delay="60s", snmp={"community": "public"})
     cfg["tickets"] = {"auto_close_after": "1h"}
-    path = tmp_path / "m.yaml"
+    path = tmp_path / name
     path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
 
@@ -216,6 +217,28 @@ async def test_api_wall_and_console_name_the_condition(paths: tuple[Path, Path])
         assert r.status_code == 200, r.text
         (item,) = r.json()["items"]
         assert (item["kind"], item["root"], item["reason"]) == ("condition", ROOT, REASON)
+    finally:
+        lab.pipeline.stop_event.set()
+        await lab.storage.close()
+
+
+async def test_a_reload_that_drops_the_reporting_probe(paths: tuple[Path, Path]) -> None:
+    cfg_path, db = paths
+    lab = await open_lab(cfg_path, db, MONDAY_10)
+    try:
+        lab.observe("web-portal", "icmp")
+        lab.observe("web-portal", "snmp", conditions={KEY: REASON})
+        lab.observe("r1", "icmp", conditions={KEY: REASON})
+        await lab.settle()
+        assert len(lab.view.open_incidents()) == 2
+        # the portal's snmp check and the router are removed from the config
+        lab.pipeline.configure(load_config(write_config(
+            cfg_path.parent, ("icmp",), "reloaded.yaml", router=False)).config)
+        assert lab.pipeline.conditions == {"web-portal": {KEY: {"icmp"}}}
+        lab.observe("web-portal", "icmp")  # the remaining probe answers without it
+        await lab.settle()
+        assert [i.root for i in lab.view.open_incidents()] == [f"r1#{KEY}"]
+        assert lab.pipeline.conditions == {}
     finally:
         lab.pipeline.stop_event.set()
         await lab.storage.close()
