@@ -58,6 +58,7 @@ class Observation:
                   observation of the same probe that answers no longer reports it.  A probe
                   reports all its conditions in every observation that answers (keys:
                   ``[a-z0-9_]``, stable; the reason may change, e.g. the days left).
+                  Shared keys and wording: :mod:`monitord.probes.conditions`.
     """
 
     device_id: str

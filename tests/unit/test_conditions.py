@@ -199,3 +199,19 @@ def test_restore_resumes_the_condition() -> None:
     assert e4.tick(MON_9 + 599) == []
     (opened,) = of(e4.tick(MON_9 + 601), TicketOpen)
     assert opened.ticket_id == 5 and opened.incident.root == ROOT
+
+
+def test_tls_cert_expiring_wording() -> None:
+    from monitord.probes.conditions import TLS_CERT_EXPIRING, tls_cert_expiring
+
+    not_after = datetime(2026, 12, 2, 12, 0, tzinfo=BKK).timestamp()
+    warn = 21 * 86400.0
+    assert tls_cert_expiring("portal.example", not_after, not_after - 30 * 86400, warn) == {}
+    (key, text), = tls_cert_expiring("portal.example", not_after,
+                                     not_after - 9.5 * 86400, warn).items()
+    assert key == TLS_CERT_EXPIRING == KEY
+    assert text == ("ใบรับรอง TLS ของ portal.example หมดอายุใน 9 วัน (2 ธ.ค. 2569): "
+                    "ต่ออายุใบรับรอง")
+    assert "หมดอายุใน 1 วัน" in tls_cert_expiring("h", not_after, not_after - 60, warn)[KEY]
+    assert "หมดอายุแล้วเมื่อ 2 ธ.ค. 2569" in tls_cert_expiring("h", not_after, not_after + 1,
+                                                             warn)[KEY]
