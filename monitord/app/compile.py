@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from monitord.config import Config, Device
-from monitord.domain.incidents import Node, Policy, TicketOpen, group_label
+from monitord.domain.incidents import Node, Policy, TicketOpen, group_label, root_device
 from monitord.domain.links import LinkSigner
 from monitord.domain.school import link_devices
 from monitord.domain.state import DeviceSpec
@@ -180,9 +180,9 @@ def ticket_context(cfg: Config, change: TicketOpen) -> TicketContext:
         served = f"โรงเรียน {len(items)} แห่ง ({group_label(inc.root)})"
         return TicketContext("school", served, None, cfg.office.name, cfg.office.group_name,
                              cfg.tickets.reporter.name, cfg.tickets.reporter.position, items)
-    root = devices.get(inc.root)
+    root = devices.get(root_device(inc.root))  # a condition's: the device that has it
     if root is not None:
-        items.append(equipment(root, "ต้นเหตุ"))
+        items.append(equipment(root, "ตรวจพบปัญหา" if inc.kind == "condition" else "ต้นเหตุ"))
     for dev_id in sorted(inc.affected):
         if (dev := devices.get(dev_id)) is not None:
             items.append(equipment(dev, "ได้รับผลกระทบ"))
