@@ -4,7 +4,8 @@
 # Debian packages:
 #   snmpd                      net-snmp's C agent: the fast, real agent of the tests and
 #                              the benchmark (one process answers on many loopback addresses)
-#   snmp                       snmpget/snmpbulkwalk, to cross-check by hand
+#   snmp                       snmpget/snmpbulkwalk, to cross-check by hand; snmptrap and
+#                              snmpinform send the trap receiver's test traps
 #   prometheus-snmp-exporter   the reference poller the benchmark compares against
 #   iproute2                   network namespaces + veth pairs: real interfaces for snmpd
 #   prometheus                 promtool (check metrics)

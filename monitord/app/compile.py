@@ -16,7 +16,7 @@ from typing import Any
 
 from monitord.config import Config, Device
 from monitord.config.settings import SERVICE_PROBES
-from monitord.domain.incidents import Node, Policy, TicketOpen, group_label
+from monitord.domain.incidents import Node, Policy, TicketOpen, group_label, root_device
 from monitord.domain.links import LinkSigner
 from monitord.domain.school import link_devices
 from monitord.domain.state import DeviceSpec
@@ -67,6 +67,9 @@ def build_jobs(cfg: Config) -> list[Job]:
                 every = raw.pop("interval", None)
                 interval = parse_duration(every) if every is not None else interval
                 params = probe_registry.get(probe).params.model_validate(raw).model_dump()
+            elif probe == "pjlink" and eff.pjlink is not None:
+                params = eff.pjlink.model_dump()
+                interval = eff.pjlink_interval or eff.interval
             elif probe == "icmp":
                 params = {
                     "count": eff.icmp.count,
@@ -81,6 +84,15 @@ def mqtt_devices(cfg: Config) -> list[MqttDevice]:
     return [MqttDevice(dev.id, dev.school, dev.kind.value, eff.mqtt)
             for dev in cfg.devices if "mqtt" in dev.probe_names
             and (eff := cfg.effective(dev)).mqtt is not None]
+
+
+def trap_sources(cfg: Config) -> dict[str, list[str]]:
+    """Device address → the ids of the devices with that address (the SNMP trap
+    receiver's source map; several devices may share an address)."""
+    out: dict[str, list[str]] = {}
+    for dev in cfg.devices:
+        out.setdefault(dev.address, []).append(dev.id)
+    return out
 
 
 def mqtt_settings(cfg: Config) -> MqttSettings:
@@ -175,9 +187,9 @@ def ticket_context(cfg: Config, change: TicketOpen) -> TicketContext:
         served = f"โรงเรียน {len(items)} แห่ง ({group_label(inc.root)})"
         return TicketContext("school", served, None, cfg.office.name, cfg.office.group_name,
                              cfg.tickets.reporter.name, cfg.tickets.reporter.position, items)
-    root = devices.get(inc.root)
+    root = devices.get(root_device(inc.root))  # a condition's: the device that has it
     if root is not None:
-        items.append(equipment(root, "ต้นเหตุ"))
+        items.append(equipment(root, "ตรวจพบปัญหา" if inc.kind == "condition" else "ต้นเหตุ"))
     for dev_id in sorted(inc.affected):
         if (dev := devices.get(dev_id)) is not None:
             items.append(equipment(dev, "ได้รับผลกระทบ"))

@@ -34,6 +34,7 @@ from monitord.app.compile import (
     mqtt_devices,
     mqtt_settings,
     resolve_db_path,
+    trap_sources,
 )
 from monitord.app.pipeline import REASON_LIMIT, Pipeline, Saved
 from monitord.app.readmodel import ReadModel, Runtime
@@ -47,6 +48,7 @@ from monitord.notify import Deliverer
 from monitord.probes.base import ProbeSetupError
 from monitord.probes.mqtt import MqttSource
 from monitord.probes.scheduler import Scheduler
+from monitord.probes.snmp.traps import TrapEvent, TrapReceiver, TrapSettings
 from monitord.storage import Storage, error_reason, error_text
 from monitord.values import one_line
 
@@ -157,10 +159,13 @@ class Daemon:
             rt.scheduler.set_jobs([j for j in build_jobs(cfg) if rt.probe_up.get(j.probe, False)])
         if self.mqtt is not None:
             self.mqtt.set_devices(mqtt_devices(cfg))
-        forget = getattr(rt.probers.get("snmp"), "forget", None)
-        if forget is not None:
-            for dev_id in removed:
-                forget(dev_id)
+        if self.pipeline.traps is not None:
+            self.pipeline.traps.set_devices(trap_sources(cfg))
+        for prober in rt.probers.values():  # snmp, pjlink: per-device memory
+            forget = getattr(prober, "forget", None)
+            if forget is not None:
+                for dev_id in removed:
+                    forget(dev_id)
         return removed
 
     async def reload(self) -> bool:
@@ -194,6 +199,7 @@ class Daemon:
             if old is not None and (old.storage != new.storage or old.http != new.http
                                     or old.engines != new.engines):
                 log.warning("storage/http/engines settings changed: they apply after a restart")
+            await self._configure_traps(new)  # communities are read again, too
             if old is not None and old.mqtt != new.mqtt:
                 log.warning("mqtt broker settings changed: they apply after a restart")
             if self.mqtt is None and mqtt_devices(new):
@@ -289,6 +295,58 @@ class Daemon:
             self.mqtt = self.pipeline.mqtt = MqttSource(mqtt_settings(cfg),
                                                         self.pipeline.on_mqtt)
 
+    def _on_trap(self, event: TrapEvent) -> None:
+        """An accepted SNMP trap: an event, and an early poll of the device(s)."""
+        self.pipeline.on_trap(event)
+        cfg, sch = self.config, self.runtime.scheduler
+        if not event.actionable or cfg is None or sch is None or not cfg.snmp_traps.repoll:
+            return
+        for dev in event.device_ids:
+            probes = sch.poll_now(dev, cfg.snmp_traps.repoll_min_interval)
+            if probes:
+                log.info("polling %s now (%s) after SNMP trap %s", dev, ", ".join(probes),
+                         event.trap)
+
+    async def _configure_traps(self, cfg: Config) -> None:
+        """Start, stop, rebind or re-key the SNMP trap receiver to match ``cfg``.  A
+        receiver that cannot start (port 162 without the capability, a missing community
+        secret) is logged; monitoring goes on without it."""
+        settings: TrapSettings = cfg.snmp_traps
+        current = self.pipeline.traps
+        self.pipeline.traps_error = ""
+        if not settings.enabled:
+            if current is not None:
+                await current.close()
+                self.pipeline.traps = None
+                log.info("snmp traps: receiver stopped")
+            return
+        try:
+            communities = await asyncio.to_thread(settings.reveal_communities)
+        except (LookupError, OSError) as exc:
+            log.error("snmp traps: cannot read a community: %s — receiver %s", exc,
+                      "keeps its old communities" if current else "not started")
+            if current is None:
+                self.pipeline.traps_error = f"cannot read a community: {exc}"
+            return
+        if current is not None and current.listen == settings.addresses():
+            current.set_communities(communities)
+            current.set_devices(trap_sources(cfg))
+            return
+        receiver = TrapReceiver(settings.addresses(), communities, self._on_trap)
+        receiver.set_devices(trap_sources(cfg))
+        if current is not None:
+            await current.close()
+            self.pipeline.traps = None
+        try:
+            await receiver.start()
+        except ProbeSetupError as exc:
+            log.error("snmp traps: %s", exc)
+            self.pipeline.traps_error = str(exc)
+            return
+        self.pipeline.traps = receiver
+        log.info("snmp traps: listening on %s",
+                 ", ".join(f"{h}:{p}" for h, p in receiver.addresses))
+
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT; return the process exit code."""
         self._watched = await asyncio.to_thread(self._signatures)
@@ -348,6 +406,7 @@ class Daemon:
         await self._start_probes(cfg)
         self._adopt(cfg)
         self.pipeline.restore(saved)
+        await self._configure_traps(cfg)
 
         connections = cfg.http.limit_concurrency or default_concurrency(open_files)
         log.info("open files limit %d: HTTP connections at most %d", open_files, connections)
@@ -381,6 +440,8 @@ class Daemon:
             tasks.append(asyncio.create_task(self.mqtt.run(self.stop_event), name="mqtt"))
         await self.stop_event.wait()
         log.info("stopping")
+        if self.pipeline.traps is not None:
+            await self.pipeline.traps.close()
         await asyncio.gather(*tasks, return_exceptions=True)
         for prober in self.runtime.probers.values():
             try:

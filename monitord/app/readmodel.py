@@ -23,7 +23,7 @@ from monitord.app.pipeline import REASON_LIMIT, Pipeline
 from monitord.config import Config, Device
 from monitord.domain.activehours import MaintenanceWindow
 from monitord.domain.availability import HistoryLoader
-from monitord.domain.incidents import Incident
+from monitord.domain.incidents import Incident, root_device
 from monitord.domain.labels import KIND_TEXT
 from monitord.domain.links import LinkSigner
 from monitord.domain.school import school_state
@@ -169,8 +169,9 @@ class ReadModel:
         out: Counter[str] = Counter()
         for info in self._p.engine.tickets():
             if info.status in ACTIVE_TICKET:
+                dev = root_device(info.root)  # a condition's ticket: its device's
                 out[root_school(info.root)  # a manual ticket for a whole school
-                    or self._p.labels.school_of.get(info.root, "upstream" if ":" in info.root
+                    or self._p.labels.school_of.get(dev, "upstream" if ":" in dev
                                                     else "office")] += 1
         return out
 
@@ -236,6 +237,8 @@ class ReadModel:
         out = [fam for prober in self._rt.probers.values() for fam in prober.metrics()]
         if self._p.mqtt is not None:
             out += self._p.mqtt.metrics()
+        if self._p.traps is not None:
+            out += self._p.traps.metrics()
         return out
 
     def health(self) -> dict[str, Any]:
@@ -257,6 +260,12 @@ class ReadModel:
             probes["mqtt"] = {"up": st.broker_up, "broker_since": st.broker_since,
                               **({"last_error": one_line(st.last_error, REASON_LIMIT)}
                                  if not st.broker_up and st.last_error else {})}
+        if self._p.traps is not None:
+            probes["snmp_traps"] = {"up": True, "listen": [
+                f"{h}:{p}" for h, p in self._p.traps.addresses]}
+        elif self._p.traps_error:
+            probes["snmp_traps"] = {"up": False,
+                                    "last_error": one_line(self._p.traps_error, REASON_LIMIT)}
         storage_up = self._p.writer is not None and self._p.writer.up
         return {
             # degraded: monitoring goes on but the database cannot be written (a restart

@@ -19,6 +19,7 @@ from monitord.config.settings import IcmpParams
 from monitord.probes.dns import DnsParams
 from monitord.probes.http import HttpParams
 from monitord.probes.mqtt import MqttDeviceParams
+from monitord.probes.pjlink import PjlinkParams
 from monitord.probes.snmp import SnmpParams, profile_for_kind
 from monitord.probes.tcp import TcpParams
 from monitord.values import parse_duration
@@ -172,10 +173,12 @@ def probe_problems(doc: Doc) -> Iterator[Problem]:
     kinds = block(data.get("kinds")) or {}
     raw_devices = data.get("devices") if isinstance(data.get("devices"), list) else []
     models: dict[str, type[BaseModel]] = {"snmp": SnmpParams, "mqtt": MqttDeviceParams,
-                                          "http": HttpParams, "tcp": TcpParams,
-                                          "dns": DnsParams}
+                                          "pjlink": PjlinkParams, "http": HttpParams,
+                                          "tcp": TcpParams, "dns": DnsParams}
     allowed = {"snmp": set(SnmpParams.model_fields) | {"interval"},
-               "mqtt": set(MqttDeviceParams.model_fields)}
+               "mqtt": set(MqttDeviceParams.model_fields),
+               "pjlink": {f.alias or n for n, f in PjlinkParams.model_fields.items()}
+               | {"interval"}}
     for name in ("http", "tcp", "dns"):
         allowed[name] = set(models[name].model_fields) | {"interval"}
 

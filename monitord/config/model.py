@@ -31,7 +31,9 @@ from monitord.config.settings import (
 )
 from monitord.domain.activehours import ALWAYS, Calendar, MaintenanceWindow, Schedule
 from monitord.probes.mqtt import MqttDeviceParams, MqttSettings
+from monitord.probes.pjlink import PjlinkParams
 from monitord.probes.snmp import SnmpParams, profile_for_kind
+from monitord.probes.snmp.traps import TrapSettings
 from monitord.values import code_string, parse_duration
 
 
@@ -43,6 +45,8 @@ class Config(Strict):
     engines: EnginesConfig = EnginesConfig()
     mqtt: MqttSettings | None = Field(None, description="the MQTT broker (docs/mqtt.md); "
                                       "127.0.0.1:1883 when devices use mqtt and this is unset")
+    snmp_traps: TrapSettings = Field(TrapSettings(), description="the SNMP trap receiver "
+                                     "(docs/snmp.md § Traps); off unless enabled")
     tickets: TicketsConfig = TicketsConfig()
     notify: NotifyConfig = NotifyConfig()
     incidents: IncidentsConfig = IncidentsConfig()
@@ -98,12 +102,20 @@ class Config(Strict):
             snmp_interval = parse_duration(snmp_interval) if snmp_interval else None
         if "mqtt" in device.probe_names:
             mqtt = MqttDeviceParams.model_validate(self.probe_settings(device, "mqtt"))
+        pjlink = pjlink_interval = None
+        if "pjlink" in device.probe_names:
+            raw = self.probe_settings(device, "pjlink")
+            pjlink_interval = raw.pop("interval", None)
+            pjlink = PjlinkParams.model_validate(raw)
+            pjlink_interval = parse_duration(pjlink_interval) if pjlink_interval else None
         return EffectiveSettings(interval, fail, ok, IcmpParams.model_validate(icmp), schedule,
                                  delay, snmp, snmp_interval, mqtt,
-                                 any(la.failure_threshold is not None for la in layers))
+                                 any(la.failure_threshold is not None for la in layers),
+                                 pjlink, pjlink_interval)
 
     def probe_settings(self, device: Device,
-                       probe: Literal["snmp", "mqtt", "http", "tcp", "dns"]) -> dict[str, Any]:
+                       probe: Literal["snmp", "mqtt", "pjlink", "http", "tcp", "dns"]
+                       ) -> dict[str, Any]:
         """The raw ``snmp``/``mqtt`` settings of a device: defaults → kind → probes.<p>.
 
         Nested blocks (``v3``, ``fields``, ``tls``) merge key by key too, so a community or

@@ -150,6 +150,13 @@ class SnmpEngineConfig(Strict):
     rcvbuf: int = Field(8 << 20, ge=65536, le=1 << 30, description="receive buffer, bytes")
 
 
+class PjlinkEngineConfig(Strict):
+    concurrency: int = Field(32, ge=1, le=10_000, description="PJLink sessions open at "
+                             "once (each projector takes one at a time anyway)")
+    timeout: Duration = Field(5.0, le=60.0, description="default wait for each answer "
+                              "(a device's pjlink.timeout overrides it)")
+
+
 class HttpEngineConfig(Strict):
     max_concurrency: int = Field(100, ge=1, le=100_000, description="HTTP checks in "
                                  "flight at once, engine-wide")
@@ -170,6 +177,7 @@ class DnsEngineConfig(Strict):
 class EnginesConfig(Strict):
     icmp: IcmpEngineConfig = IcmpEngineConfig()
     snmp: SnmpEngineConfig = SnmpEngineConfig()
+    pjlink: PjlinkEngineConfig = PjlinkEngineConfig()
     http: HttpEngineConfig = HttpEngineConfig()
     tcp: TcpEngineConfig = TcpEngineConfig()
     dns: DnsEngineConfig = DnsEngineConfig()

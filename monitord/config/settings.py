@@ -19,6 +19,7 @@ from monitord.domain.activehours import (
     parse_hours,
 )
 from monitord.probes.mqtt import MqttDeviceParams
+from monitord.probes.pjlink import PjlinkParams
 from monitord.probes.snmp import SnmpParams
 from monitord.values import Duration, SaneDateTime, code_string
 
@@ -38,7 +39,7 @@ class DeviceKind(StrEnum):
     OTHER = "other"
 
 
-KNOWN_PROBES = ("icmp", "snmp", "mqtt", "http", "tcp", "dns")
+KNOWN_PROBES = ("icmp", "snmp", "mqtt", "pjlink", "http", "tcp", "dns")
 #: service checks: settings cascade like snmp (defaults → kinds → probes.<probe>)
 SERVICE_PROBES = ("http", "tcp", "dns")
 
@@ -170,6 +171,9 @@ class Settings(Strict):
                                         "merged under a device's monitord.probes.snmp")
     mqtt: dict[str, Any] | None = Field(None, description="MQTT device settings "
                                         "(docs/mqtt.md), merged under monitord.probes.mqtt")
+    pjlink: dict[str, Any] | None = Field(None, description="PJLink projector settings "
+                                          "(docs/pjlink.md), merged under "
+                                          "monitord.probes.pjlink")
     http: dict[str, Any] | None = Field(None, description="HTTP check settings, merged "
                                         "under a device's probes.http")
     tcp: dict[str, Any] | None = Field(None, description="TCP check settings, merged "
@@ -187,6 +191,7 @@ class Defaults(Strict):
     icmp: IcmpParams = IcmpParams()
     snmp: dict[str, Any] | None = None
     mqtt: dict[str, Any] | None = None
+    pjlink: dict[str, Any] | None = None
     http: dict[str, Any] | None = None
     tcp: dict[str, Any] | None = None
     dns: dict[str, Any] | None = None
@@ -206,3 +211,5 @@ class EffectiveSettings:
     snmp_interval: float | None = None
     mqtt: MqttDeviceParams | None = None
     failure_threshold_set: bool = False
+    pjlink: PjlinkParams | None = None
+    pjlink_interval: float | None = None

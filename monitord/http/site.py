@@ -33,8 +33,10 @@ from monitord.http.console.auth import AuthService, SessionMiddleware, sign_in_l
 from monitord.http.console.guard import (
     Forbidden,
     SignInRequired,
+    TooLarge,
     forbidden,
     sign_in_required,
+    too_large,
     user_of,
 )
 from monitord.http.metrics import CONTENT_TYPE, build_registry, render
@@ -120,7 +122,7 @@ def build_app(view: View, commands: Commands, *, clock: Callable[[], float] = ti
     # inside them the session middleware (request.state.user/csrf, CSRF checks).
     app = Starlette(exception_handlers={404: not_found, 500: server_error,
                                         SignInRequired: sign_in_required,
-                                        Forbidden: forbidden},
+                                        Forbidden: forbidden, TooLarge: too_large},
                     middleware=[Middleware(SecurityHeaders),
                                 Middleware(SessionMiddleware, service=auth)], routes=[
         Route("/", root), Route("/metrics", metrics), Route("/healthz", healthz),

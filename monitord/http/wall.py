@@ -43,7 +43,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from monitord.domain.incidents import group_label
+from monitord.domain.incidents import condition_of, group_label
 from monitord.domain.labels import KIND_TEXT, STATE_TEXT, TICKET_STATUS_TEXT
 from monitord.domain.school import OFFLINE_STATES, ONLINE_STATES
 from monitord.domain.state import State
@@ -110,6 +110,9 @@ LABELS: dict[str, dict[str, str]] = {
 TICKET_STATUS = TICKET_STATUS_TEXT
 SEVERITY = {State.DOWN: "bad", State.UNREACHABLE: "bad", State.UP: "good",
             State.DEGRADED: "warn", State.MAINTENANCE: "info", State.UNKNOWN: "info"}
+#: SNMP traps shown as a warning on the wall (the rest: info)
+WARN_TRAPS = frozenset({"linkDown", "coldStart", "warmStart", "authenticationFailure",
+                        "upsOnBattery"})
 TICKET_SEVERITY: dict[str, str] = {TicketStatus.OPEN: "bad", TicketStatus.REPAIRED: "good",
                                     TicketStatus.CLOSED: "good"}
 
@@ -335,8 +338,11 @@ class Wall:
                         "severity": SEVERITY[t.new], "badge": states[t.new],
                         "text": f"{device_label(dev, lang)} · {_where(cfg, dev, lang)}"})
         for k in recent.tickets:
-            if (dev := devices.get(k.root)) is not None:
+            cond = condition_of(k.root)  # a condition's ticket: its device, and the key
+            if (dev := devices.get(cond[0] if cond else k.root)) is not None:
                 subject = f"{device_label(dev, lang)} · {_where(cfg, dev, lang)}"
+                if cond:
+                    subject += f" · {cond[1]}"
             elif ":" in k.root:
                 subject = group_label(k.root, lang)
             else:
@@ -347,6 +353,15 @@ class Wall:
                         "badge": f"{LABELS[lang]['ticket']} #{k.ticket_id} "
                                  f"{TICKET_STATUS[lang].get(k.status, k.status)}",
                         "text": subject})
+        for r in recent.traps:
+            if (dev := devices.get(r.device_id)) is None:
+                continue
+            out.append({"key": f"s{r.id}", "ts": r.ts, "kind": "trap",
+                        "time_text": time_text(r.ts, now, lang),
+                        "severity": "warn" if r.what.split(" ", 1)[0] in WARN_TRAPS
+                        else "info",
+                        "badge": f"SNMP trap {r.what}",
+                        "text": f"{device_label(dev, lang)} · {_where(cfg, dev, lang)}"})
         out.sort(key=lambda e: e["ts"], reverse=True)
         return out[:EVENT_ROWS]
 

@@ -12,6 +12,9 @@
   skipped and counted (``skipped``), and it is rescheduled one interval later.
 * Fixed-rate timing: the next run is due one interval after the previous *due* time, not
   after the previous run finished, so a slow round does not make every later round late.
+* :meth:`Scheduler.poll_now` brings a device's jobs forward (an SNMP trap said its link
+  dropped): they run within the batch window and carry on one interval later; early polls
+  of one device are rate limited.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ class Scheduler:
         self._clock = clock
         self._rng = rng or random.Random()
         self._jobs: dict[JobKey, Job] = {}
+        self._by_device: dict[str, list[JobKey]] = {}
         self._due: dict[JobKey, float] = {}
         self._heap: list[tuple[float, JobKey]] = []
         self._in_flight: set[JobKey] = set()
@@ -74,6 +78,9 @@ class Scheduler:
         self.rounds: Counter[str] = Counter()
         self.last_round: dict[str, RoundStats] = {}
         self.last_round_end: dict[str, float] = {}
+        #: device → when it was last polled early (:meth:`poll_now`)
+        self._early: dict[str, float] = {}
+        self.early_polls: Counter[str] = Counter()
         self.running = False
 
     # -- jobs ----------------------------------------------------------------------
@@ -91,11 +98,39 @@ class Scheduler:
         for key in self._jobs.keys() - new.keys():
             self._due.pop(key, None)
         self._jobs = new
+        self._by_device = {}
+        for key in new:
+            self._by_device.setdefault(key[0], []).append(key)
+        self._early = {d: t for d, t in self._early.items() if d in self._by_device}
         self._wake.set()
 
     @property
     def jobs(self) -> Mapping[JobKey, Job]:
         return self._jobs
+
+    def poll_now(self, device_id: str, min_interval: float = 10.0) -> list[str]:
+        """Run every job of ``device_id`` now (within the batch window) instead of at its
+        next due time; its later runs follow one interval after this one.  At most once
+        per ``min_interval`` per device; a job already in flight is left alone.  Returns
+        the probes brought forward (empty when rate limited or unknown)."""
+        now = self._clock()
+        last = self._early.get(device_id)
+        if last is not None and now - last < min_interval:
+            return []
+        keys = self._by_device.get(device_id)
+        if not keys:
+            return []
+        self._early[device_id] = now
+        probes = []
+        for key in keys:
+            if key in self._in_flight:
+                continue
+            self._due[key] = now
+            heapq.heappush(self._heap, (now, key))
+            probes.append(key[1])
+            self.early_polls[key[1]] += 1
+        self._wake.set()
+        return probes
 
     # -- main loop -----------------------------------------------------------------
 

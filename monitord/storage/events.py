@@ -1,5 +1,5 @@
-"""Recent events for the wall display: the last state transitions and the last real
-status changes of tickets, read-only.
+"""Recent events for the wall display: the last state transitions, the last real
+status changes of tickets and the last SNMP traps from devices, read-only.
 
 First sightings (UNKNOWN → UP at start-up) are noise on a wall and are left out; an
 officer's edit that repeats a ticket's current status is not a status change.
@@ -7,7 +7,7 @@ officer's edit that repeats a ticket's current status is not a status change.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiosqlite
 
@@ -23,6 +23,8 @@ TICKET_EVENTS_SQL = (
     "  LAG(e.status) OVER (PARTITION BY e.ticket_id ORDER BY e.id) AS prev"
     " FROM ticket_event e JOIN ticket t ON t.id = e.ticket_id)"
     " WHERE prev IS NULL OR prev <> status ORDER BY id DESC LIMIT ?")
+TRAP_EVENTS_SQL = (
+    "SELECT id, ts, detail FROM event WHERE kind = 'snmp_trap' ORDER BY id DESC LIMIT ?")
 
 #: transitions read per event shown: devices removed from the config are skipped later
 TRANSITIONS_PER_ROW = 3
@@ -51,11 +53,23 @@ class TicketEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class TrapRecord:
+    """A device sent an SNMP trap (``event`` row ``id``, kind ``snmp_trap``): ``what`` is
+    the trap (``linkDown ifIndex 2``)."""
+
+    id: int
+    device_id: str
+    ts: float
+    what: str
+
+
+@dataclass(frozen=True, slots=True)
 class RecentEvents:
     """Newest first, each list on its own; the caller merges and cuts."""
 
     states: list[StateEvent]
     tickets: list[TicketEvent]
+    traps: list[TrapRecord] = field(default_factory=list)
 
 
 async def recent_events(source: Storage | aiosqlite.Connection, limit: int) -> RecentEvents:
@@ -67,6 +81,8 @@ async def recent_events(source: Storage | aiosqlite.Connection, limit: int) -> R
         transitions = list(await cur.fetchall())
     async with db.execute(TICKET_EVENTS_SQL, (limit,)) as cur:
         ticket_rows = list(await cur.fetchall())
+    async with db.execute(TRAP_EVENTS_SQL, (limit,)) as cur:
+        trap_rows = list(await cur.fetchall())
     state_events = []
     for r in transitions:
         try:
@@ -77,4 +93,6 @@ async def recent_events(source: Storage | aiosqlite.Connection, limit: int) -> R
     return RecentEvents(
         state_events,
         [TicketEvent(int(r["id"]), int(r["ticket_id"]), float(r["ts"]), str(r["status"]),
-                     str(r["root"])) for r in ticket_rows])
+                     str(r["root"])) for r in ticket_rows],
+        [TrapRecord(int(r["id"]), dev, float(r["ts"]), what) for r in trap_rows
+         for dev, _, what in [str(r["detail"]).partition(" ")] if dev and what])

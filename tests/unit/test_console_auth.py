@@ -279,3 +279,16 @@ async def test_technician_and_viewer_rights_in_the_api(site: Site) -> None:
                           headers={"X-CSRF-Token": csrf})
         assert r.status_code == 403 and "close" in r.json()["detail"]
         assert (await c.get("/tickets/2")).status_code == 200
+
+
+async def test_an_oversized_console_form_is_a_thai_413_page(site: Site) -> None:
+    """A form post beyond what a console page reads (64 KiB) is refused with the Thai
+    413 page, nothing changes, and the session goes on."""
+    async with site.client() as c:
+        assert (await sign_in(c, "officer")).status_code == 303
+        csrf = await session_csrf(site.store)
+        r = await c.post("/console/tickets/1/record",
+                         data={"csrf_token": csrf, "cause": "ก" * 70_000})
+        assert r.status_code == 413 and "ใหญ่เกินไป" in r.text
+        detail = await c.get("/console/tickets/1")
+        assert detail.status_code == 200 and "ก" * 100 not in detail.text

@@ -31,6 +31,10 @@ class Forbidden(Exception):
     """The signed-in user may not see this or do this (→ 403)."""
 
 
+class TooLarge(Exception):
+    """A form post larger than the console accepts (→ 413)."""
+
+
 def user_of(request: Request) -> User | None:
     user = getattr(request.state, "user", None)
     return user if isinstance(user, User) and not user.disabled else None
@@ -65,3 +69,8 @@ async def sign_in_required(request: Request, _: Exception) -> Response:
 async def forbidden(_: Request, __: Exception) -> Response:
     return error_page(403, "คุณไม่มีสิทธิ์เข้าถึงหน้านี้หรือทำรายการนี้",
                       "you do not have the right to see this or do this")
+
+
+async def too_large(_: Request, __: Exception) -> Response:
+    return error_page(413, "ข้อมูลที่ส่งมามีขนาดใหญ่เกินไป", "form too large")
+

@@ -147,10 +147,7 @@ def routes(view: View, commands: Commands) -> list[BaseRoute]:
 
     async def add(request: Request) -> Response:
         user = require(request, Perm.MAINTENANCE)
-        try:
-            form = await r.read_form(request)
-        except r.TooLarge:
-            return error_page(413, "ข้อมูลที่ส่งมามีขนาดใหญ่เกินไป", "form too large")
+        form = await r.read_form(request)
         lang = lang_of(request)
         tz = view.config.tz if view.config is not None else BANGKOK
         try:
@@ -186,10 +183,7 @@ def routes(view: View, commands: Commands) -> list[BaseRoute]:
 
     async def end(request: Request) -> Response:
         user = require(request, Perm.MAINTENANCE)
-        try:
-            await r.read_form(request)
-        except r.TooLarge:
-            return error_page(413, "ข้อมูลที่ส่งมามีขนาดใหญ่เกินไป", "form too large")
+        await r.read_form(request)
         wid = request.path_params["wid"]
         if not 1 <= wid <= MAX_ID:
             return error_page(404, "ไม่พบช่วงปิดปรับปรุง", "maintenance window not found")

@@ -21,7 +21,14 @@ from starlette.responses import HTMLResponse
 
 from monitord.domain.access import ROLE_TH, Perm, Role, User, can
 from monitord.domain.labels import KIND_TEXT, TICKET_STATUS_TEXT
-from monitord.http.console.guard import CSRF_FIELD, CSRF_HEADER, Forbidden, csrf_of, lang_of
+from monitord.http.console.guard import (
+    CSRF_FIELD,
+    CSRF_HEADER,
+    Forbidden,
+    TooLarge,
+    csrf_of,
+    lang_of,
+)
 from monitord.http.ports import View
 from monitord.http.status import TEMPLATES, duration_text
 from monitord.thaidate import BANGKOK, format_date, format_timestamp, from_timestamp
@@ -306,16 +313,12 @@ def render(request: Request, view: View, user: User, template: str, status: int 
     return response
 
 
-class TooLarge(Exception):
-    """A form post over :data:`MAX_FORM_BYTES` (→ 413)."""
-
-
 async def read_form(request: Request) -> FormData:
     """The posted form after the size and CSRF checks (the session middleware checks the
     token too; a page never acts on a post without it)."""
     length = request.headers.get("content-length", "")
     if not length.isdigit() or int(length) > MAX_FORM_BYTES:
-        raise TooLarge()
+        raise TooLarge()  # → 413 page (guard.too_large)
     form = await request.form(max_files=0, max_fields=200)
     expected = csrf_of(request)
     given = form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER) or ""

@@ -173,10 +173,7 @@ def routes(view: View, commands: Commands) -> list[BaseRoute]:
 
     async def add(request: Request) -> Response:
         user = require(request, Perm.USERS)
-        try:
-            form = await r.read_form(request)
-        except r.TooLarge:
-            return error_page(413, "ข้อมูลที่ส่งมามีขนาดใหญ่เกินไป", "form too large")
+        form = await r.read_form(request)
         lang = lang_of(request)
         name = r.text(form, "name", 100)
         role = r.text(form, "role", 20)
@@ -203,10 +200,7 @@ def routes(view: View, commands: Commands) -> list[BaseRoute]:
 
     async def change(request: Request) -> Response:
         user = require(request, Perm.USERS)
-        try:
-            form = await r.read_form(request)
-        except r.TooLarge:
-            return error_page(413, "ข้อมูลที่ส่งมามีขนาดใหญ่เกินไป", "form too large")
+        form = await r.read_form(request)
         name, action = request.path_params["name"], request.path_params["action"]
         if action not in _ACTIONS or not NAME_PATTERN.fullmatch(name):
             return error_page(404, "ไม่พบผู้ใช้", "no such user")

@@ -8,7 +8,8 @@
 * :mod:`.oids`, :mod:`.tables` — what the profiles read and how answers are read;
 * :mod:`.state`     — engine counters and per-device memory (monotonic counters, reboots);
 * :mod:`.prober`    — :class:`SnmpProber`, the ``snmp`` probe;
-* :mod:`.metrics`   — what it exports (engine counters, each device's readings).
+* :mod:`.metrics`   — what it exports (engine counters, each device's readings);
+* :mod:`.traps`     — the trap receiver (v1/v2c traps, informs), run by the app like MQTT.
 
 See docs/snmp.md for the configuration keys, OIDs and what every value means.
 """

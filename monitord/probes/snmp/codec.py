@@ -10,8 +10,9 @@ SNMPv3 (USM authentication and privacy) stays with pysnmp (see :mod:`.session`).
 Every decoding step validates lengths and tags; anything that does not parse raises
 :class:`MalformedReply` (a :class:`ValueError`).  That is the **only** exception the decoding
 functions (:func:`peek_header`, :func:`decode_response`, :func:`read_int`, :func:`read_len`,
-:func:`decode_oid`, :func:`decode_subids`) raise for any input (fuzz-tested in
-tests/integration/test_snmp_hardening.py): a bad agent can cost a reason and a counter,
+:func:`decode_oid`, :func:`decode_subids`, :func:`decode_notification`) raise for any
+input (fuzz-tested in tests/integration/test_snmp_hardening.py and, for traps,
+tests/unit/test_snmp_traps.py): a bad agent can cost a reason and a counter,
 never a crash.
 Numbers are bounded by their ASN.1 type (:data:`MAX_INT_OCTETS`, sub-identifiers < 2³²),
 so no decoded value can overflow a float or a Prometheus sample downstream.
@@ -353,3 +354,153 @@ class Builder:
         return tlv(SEQUENCE, _enc_int(version) + tlv(OCTET_STRING, community) + pdu)
 
 
+
+
+# ---------------------------------------------------------------------------- traps
+#
+# What the trap receiver (monitord.probes.snmp.traps) needs: decode v1 Trap-PDUs
+# (RFC 1157 §4.1.6) and v2c SNMPv2-Trap / InformRequest PDUs (RFC 3416 §4.2.6-7) into one
+# shape, with the v1 fields mapped to an snmpTrapOID as RFC 3584 §3.1 does; and encode the
+# Response that acknowledges an inform.  Same rule as above: any input either decodes or
+# raises MalformedReply.
+
+PDU_TRAP_V1: Final = 0xA4
+PDU_INFORM: Final = 0xA6
+PDU_TRAP_V2: Final = 0xA7
+
+#: snmpTrapOID.0 and sysUpTime.0, the first two varbinds of every v2 notification
+SNMP_TRAP_OID: Final = (1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0)
+SYS_UPTIME_0: Final = (1, 3, 6, 1, 2, 1, 1, 3, 0)
+#: snmpTraps (RFC 3418): generic-trap n of a v1 trap is snmpTraps.(n+1)
+SNMP_TRAPS: Final = (1, 3, 6, 1, 6, 3, 1, 1, 5)
+
+
+@dataclass(slots=True)
+class Notification:
+    """A decoded trap or inform, v1 mapped to v2 terms.
+
+    ``trap_oid`` is the snmpTrapOID (for v1: snmpTraps.(generic+1), or
+    ``enterprise.0.specific`` for enterprise-specific traps); ``varbinds`` are the
+    notification's own variables (without sysUpTime.0 / snmpTrapOID.0); ``agent_address``
+    is the v1 agent-addr field (empty for v2c).
+    """
+
+    version: int
+    community: bytes
+    pdu_type: int
+    request_id: int
+    trap_oid: Oid
+    varbinds: list[VarBind]
+    agent_address: bytes = b""
+
+    @property
+    def inform(self) -> bool:
+        return self.pdu_type == PDU_INFORM
+
+
+def decode_notification(data: bytes) -> Notification:
+    """Decode a v1 Trap, v2c SNMPv2-Trap or InformRequest; raise :class:`MalformedReply`
+    for anything else (including other PDU types and SNMPv3 messages)."""
+    end = len(data)
+    s, e = _expect(data, 0, end, SEQUENCE)
+    version, i = read_int(data, s, e)
+    if version not in (0, 1):
+        raise MalformedReply(f"SNMP version field {version} (not v1/v2c)")
+    cs, ce = _expect(data, i, e, OCTET_STRING)
+    community = data[cs:ce]
+    if ce >= e:
+        raise MalformedReply("no PDU")
+    pdu_type = data[ce]
+    if version == 0 and pdu_type == PDU_TRAP_V1:
+        ps, pe = _expect(data, ce, e, PDU_TRAP_V1)
+        os_, oe = _expect(data, ps, pe, OBJECT_ID)
+        enterprise = decode_oid(data[os_:oe])
+        as_, ae = _expect(data, oe, pe, IP_ADDRESS)
+        if ae - as_ != 4:
+            raise MalformedReply("agent-addr is not 4 octets")
+        generic, i = read_int(data, ae, pe)
+        specific, i = read_int(data, i, pe)
+        ts, te = _expect(data, i, pe, TIMETICKS)
+        _decode_value(TIMETICKS, data[ts:te])
+        vs, ve = _expect(data, te, pe, SEQUENCE)
+        varbinds = _decode_varbinds(data, vs, ve)
+        if generic == 6:
+            if specific < 0:
+                raise MalformedReply("negative specific-trap")
+            trap_oid = (*enterprise, 0, specific)
+        elif 0 <= generic <= 5:
+            trap_oid = (*SNMP_TRAPS, generic + 1)
+        else:
+            raise MalformedReply(f"generic-trap {generic}")
+        return Notification(version, community, pdu_type, 0, trap_oid, varbinds,
+                            data[as_:ae])
+    if version == 1 and pdu_type in (PDU_TRAP_V2, PDU_INFORM):
+        ps, pe = _expect(data, ce, e, pdu_type)
+        rid, i = read_int(data, ps, pe)
+        _, i = read_int(data, i, pe)
+        _, i = read_int(data, i, pe)
+        vs, ve = _expect(data, i, pe, SEQUENCE)
+        varbinds = _decode_varbinds(data, vs, ve)
+        # RFC 3416 §4.2.6: sysUpTime.0 then snmpTrapOID.0; be lenient about the first
+        rest = varbinds
+        if rest and decode_oid(rest[0][0]) == SYS_UPTIME_0:
+            rest = rest[1:]
+        if not rest or decode_oid(rest[0][0]) != SNMP_TRAP_OID:
+            raise MalformedReply("notification without snmpTrapOID.0")
+        value = rest[0][2]
+        if rest[0][1] != OBJECT_ID or not isinstance(value, tuple):
+            raise MalformedReply("snmpTrapOID.0 is not an OID")
+        return Notification(version, community, pdu_type, rid, value, rest[1:])
+    raise MalformedReply(f"not a notification (version {version}, PDU 0x{pdu_type:02x})")
+
+
+def _enc_value(tag: int, value: Value) -> bytes:
+    if value is None:
+        return tlv(tag, b"")
+    if isinstance(value, bytes):
+        return tlv(tag, value)
+    if isinstance(value, tuple):
+        return tlv(tag, encode_oid(value))
+    if tag == INTEGER:
+        return _enc_int(value)
+    return tlv(tag, value.to_bytes(max(1, (value.bit_length() + 8) // 8), "big"))
+
+
+def encode_varbinds(varbinds: Sequence[tuple[Oid, int, Value]]) -> bytes:
+    """A varbind list from (OID, tag, value) triples."""
+    return tlv(SEQUENCE, b"".join(
+        tlv(SEQUENCE, tlv(OBJECT_ID, encode_oid(o)) + _enc_value(t, v))
+        for o, t, v in varbinds))
+
+
+def encode_inform_response(note: Notification) -> bytes:
+    """The Response-PDU acknowledging an inform (RFC 3416 §4.2.7): same request-id and
+    variable bindings, error-status 0."""
+    vbs: list[tuple[Oid, int, Value]] = [
+           (SYS_UPTIME_0, TIMETICKS, 0), (SNMP_TRAP_OID, OBJECT_ID, note.trap_oid),
+           *((decode_oid(o), t, v) for o, t, v in note.varbinds)]
+    pdu = tlv(PDU_RESPONSE, _enc_int(note.request_id) + b"\x02\x01\x00\x02\x01\x00"
+              + encode_varbinds(vbs))
+    return tlv(SEQUENCE, _enc_int(note.version) + tlv(OCTET_STRING, note.community) + pdu)
+
+
+def encode_trap_v2(community: bytes, trap_oid: Oid,
+                   varbinds: Sequence[tuple[Oid, int, Value]] = (), *, uptime: int = 0,
+                   request_id: int = 1, inform: bool = False) -> bytes:
+    """A v2c SNMPv2-Trap (or InformRequest) message (tests, the demo lab)."""
+    vbs: list[tuple[Oid, int, Value]] = [
+           (SYS_UPTIME_0, TIMETICKS, uptime), (SNMP_TRAP_OID, OBJECT_ID, trap_oid),
+           *varbinds]
+    pdu = tlv(PDU_INFORM if inform else PDU_TRAP_V2,
+              _enc_int(request_id) + b"\x02\x01\x00\x02\x01\x00" + encode_varbinds(vbs))
+    return tlv(SEQUENCE, _enc_int(1) + tlv(OCTET_STRING, community) + pdu)
+
+
+def encode_trap_v1(community: bytes, enterprise: Oid, agent_address: bytes, generic: int,
+                   specific: int, varbinds: Sequence[tuple[Oid, int, Value]] = (), *,
+                   uptime: int = 0) -> bytes:
+    """A v1 Trap-PDU message (tests, the demo lab)."""
+    pdu = tlv(PDU_TRAP_V1, tlv(OBJECT_ID, encode_oid(enterprise))
+              + tlv(IP_ADDRESS, agent_address) + _enc_int(generic) + _enc_int(specific)
+              + _enc_value(TIMETICKS, uptime) + encode_varbinds(varbinds))
+    return tlv(SEQUENCE, _enc_int(0) + tlv(OCTET_STRING, community) + pdu)

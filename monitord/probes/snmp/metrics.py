@@ -34,9 +34,14 @@ DATAGRAMS_DROPPED = counter("monitord_snmp_datagrams_dropped_total", "SNMP datag
                             "request-id), wrong_source, wrong_version, wrong_community "
                             "(spoofed).", "reason")
 
+TRAPS = counter("monitord_snmp_traps_total", "SNMP traps and informs received, by trap "
+                "(linkDown, linkUp, coldStart, warmStart, authenticationFailure, "
+                "upsOnBattery, other) and result (accepted, bad_community, unknown_source, "
+                "malformed).", "trap", "result")
+
 SPECS: Final[tuple[MetricSpec, ...]] = (ERRORS, REBOOTS, COUNTER_WRAPS, COUNTER_RESETS,
                                         BULK_FALLBACKS, POLLS, REQUESTS, UNANSWERED,
-                                        DATAGRAMS_DROPPED)
+                                        DATAGRAMS_DROPPED, TRAPS)
 
 
 def families(stats: SnmpStats, dropped: Mapping[str, int]) -> list[MetricFamily]:
