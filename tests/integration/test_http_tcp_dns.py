@@ -4,6 +4,7 @@ of a certificate about to expire."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import Callable
@@ -16,7 +17,14 @@ from monitord.probes.base import Observation, Target
 from monitord.probes.dns import DnsProber
 from monitord.probes.http import HttpProber
 from monitord.probes.tcp import TcpProber
-from tests.daemon_lab import DaemonProcess, base_config, http_get, wait_for, write_config
+from tests.daemon_lab import (
+    DaemonProcess,
+    base_config,
+    db_tickets,
+    http_get,
+    wait_for,
+    write_config,
+)
 from tests.services_lab import (
     PORTAL_PAGE,
     SLOW_SECONDS,
@@ -129,8 +137,13 @@ async def test_certificate_expiry(web_servers: WebServers) -> None:
     assert soon.values["tls_cert_not_after"] == web_servers.expiring.not_after
     assert soon.degraded in ("certificate expires in 9 days",
                              "certificate expires in 10 days"), soon.degraded
+    assert list(soon.conditions) == ["tls_cert_expiring"]  # → a "renew" ticket
+    assert "หมดอายุใน" in soon.conditions["tls_cert_expiring"]
+    assert f"127.0.0.1:{web_servers.expiring.port}" in soon.conditions["tls_cert_expiring"]
+    wrong = await http_check(web_servers.expiring.base + "/status/500", tls_verify=False)
+    assert not wrong.ok and "tls_cert_expiring" in wrong.conditions  # it answered
     later = await http_check(web_servers.valid.base + "/ok", tls_verify=False)
-    assert later.ok and not later.degraded
+    assert later.ok and not later.degraded and not later.conditions
     assert later.values["tls_cert_not_after"] > time.time() + 300 * DAY
     custom = await http_check(web_servers.valid.base + "/ok", tls_verify=False,
                               cert_expiry_warning="366d")
@@ -181,6 +194,7 @@ async def test_tcp_banner_tls_and_send_expect(banner_server: BannerServer,
         assert ehlo.ok, ehlo
         assert not wrong.ok and wrong.reason == "banner_mismatch"
         assert imaps.ok and imaps.degraded.startswith("certificate expires in"), imaps
+        assert "tls_cert_expiring" in imaps.conditions
         assert "tls_cert_not_after" in imaps.values
         assert not closed.ok and closed.reason == "connect_failed"
     finally:
@@ -224,7 +238,7 @@ def test_daemon_exports_service_metrics(daemon_factory: Callable[..., DaemonProc
                                         web_servers: WebServers, banner_server: BannerServer,
                                         dnsmasq: Dnsmasq, tmp_path: Path) -> None:
     devices = [
-        {"id": "office-portal", "kind": "service", "address": "127.0.0.1",
+        {"id": "office-portal", "kind": "service", "address": "127.0.0.1", "ticket_delay": "1s",
          "probes": {"http": {"scheme": "https", "port": web_servers.expiring.port,
                              "path": "/ok", "tls_verify": False,
                              "body_contains": "เข้าสู่ระบบ"}}},
@@ -257,7 +271,6 @@ def test_daemon_exports_service_metrics(daemon_factory: Callable[..., DaemonProc
              probe="http") == web_servers.valid.not_after
 
     def portal_status() -> dict[str, Any] | None:
-        import json
         status, body = http_get(d.url + "/api/v1/devices/office-portal")
         if status != 200:
             return None
@@ -266,6 +279,12 @@ def test_daemon_exports_service_metrics(daemon_factory: Callable[..., DaemonProc
 
     st = wait_for(portal_status, 20, "office-portal DEGRADED")
     assert "certificate expires in" in st["reason"] and " days" in st["reason"], st
+    # the expiring certificate is a condition: a ticket "renew the certificate"
+    ticket = wait_for(lambda: next((t for t in db_tickets(d.db) if "office-portal" in
+                                    json.dumps(t, ensure_ascii=False)
+                                    and "ต่ออายุใบรับรอง" in json.dumps(t, ensure_ascii=False)),
+                                   None), 20, "certificate ticket")
+    assert "office-website" not in json.dumps(ticket), ticket
     lint = subprocess.run(["promtool", "check", "metrics"], input=d.metrics_text(),
                           capture_output=True, text=True, timeout=30)
     assert lint.returncode == 0 and lint.stdout == "" and lint.stderr == "", lint

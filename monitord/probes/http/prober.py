@@ -29,7 +29,7 @@ from urllib.parse import quote, urljoin
 import httpcore
 from pydantic import SecretStr, ValidationError
 
-from monitord.probes import tlsinfo
+from monitord.probes import conditions, tlsinfo
 from monitord.probes.base import Observation, RoundStats, Target
 from monitord.probes.http import metrics
 from monitord.probes.http.metrics import HttpStats
@@ -194,18 +194,22 @@ class HttpProber:
                                     "content_length": float(len(body))}
         if not_after is not None:
             values["tls_cert_not_after"] = not_after
+        # the server answered: report the certificate condition (a ticket "renew the
+        # certificate", monitord.probes.conditions) whatever the status or body
+        conds = {} if not_after is None else conditions.tls_cert_expiring(
+            _origin_of(url).split("://", 1)[1], not_after, time.time(), p.cert_expiry_warning)
         reason = _judge(p, status, body)
         if reason:
             self.stats.errors[reason.split(":")[0]] += 1
             return Observation(target.device_id, self.name, False, duration_seconds=elapsed,
-                               values=values, reason=reason)
+                               values=values, reason=reason, conditions=conds)
         degraded = []
         if p.max_response_time is not None and elapsed > p.max_response_time:
             degraded.append(f"slow response: {elapsed:.2f}s > {p.max_response_time:g}s")
         if warn := tlsinfo.expiry_warning(not_after, time.time(), p.cert_expiry_warning):
             degraded.append(warn)
         return Observation(target.device_id, self.name, True, duration_seconds=elapsed,
-                           values=values, degraded="; ".join(degraded))
+                           values=values, degraded="; ".join(degraded), conditions=conds)
 
 
 def _origin_of(url: str) -> str:

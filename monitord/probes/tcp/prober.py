@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from monitord.probes import tlsinfo
+from monitord.probes import conditions, tlsinfo
 from monitord.probes.base import Observation, RoundStats, Target
 from monitord.probes.metrics import MetricFamily
 from monitord.probes.tcp import metrics
@@ -118,9 +118,13 @@ class TcpProber:
         if warn := tlsinfo.expiry_warning(values.get("tls_cert_not_after"), time.time(),
                                           p.cert_expiry_warning):
             degraded.append(warn)
+        not_after = values.get("tls_cert_not_after")
+        conds = {} if not_after is None else conditions.tls_cert_expiring(
+            f"{p.server_name or target.address}:{p.port}", not_after, time.time(),
+            p.cert_expiry_warning)
         return Observation(target.device_id, "tcp", True,
                            duration_seconds=time.monotonic() - start, values=values,
-                           degraded="; ".join(degraded))
+                           degraded="; ".join(degraded), conditions=conds)
 
 
 @dataclass(slots=True)
