@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from monitord.config import Config, Device
+from monitord.config.settings import SERVICE_PROBES
 from monitord.domain.incidents import Node, Policy, TicketOpen, group_label, root_device
 from monitord.domain.links import LinkSigner
 from monitord.domain.school import link_devices
@@ -27,6 +28,7 @@ from monitord.probes.base import Prober, Target
 from monitord.probes.mqtt import MqttDevice, MqttSettings
 from monitord.probes.scheduler import Job
 from monitord.storage import default_data_dir
+from monitord.values import parse_duration
 
 log = logging.getLogger("monitord")
 
@@ -60,6 +62,11 @@ def build_jobs(cfg: Config) -> list[Job]:
             if probe == "snmp" and eff.snmp is not None:
                 params = eff.snmp.model_dump()
                 interval = eff.snmp_interval or eff.interval
+            elif probe in SERVICE_PROBES:
+                raw = cfg.probe_settings(dev, probe)  # type: ignore[arg-type]
+                every = raw.pop("interval", None)
+                interval = parse_duration(every) if every is not None else interval
+                params = probe_registry.get(probe).params.model_validate(raw).model_dump()
             elif probe == "pjlink" and eff.pjlink is not None:
                 params = eff.pjlink.model_dump()
                 interval = eff.pjlink_interval or eff.interval
