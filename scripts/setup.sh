@@ -45,4 +45,6 @@ scripts/setup-reports.sh
 # snmp tools, prometheus-snmp-exporter (the benchmark's reference) and iproute2.
 scripts/setup-mqtt.sh
 (( DEV )) && scripts/setup-snmp.sh
+# http/tcp/dns probes (tests and benchmark only): dnsmasq and prometheus-blackbox-exporter.
+(( DEV )) && scripts/setup-services.sh
 exit 0

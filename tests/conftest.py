@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 pytest_plugins = ["tests.daemon_lab", "tests.mqtt_lab", "tests.snmp_lab", "tests.notify_lab",
-                  "tests.pjlink_lab"]
+                  "tests.pjlink_lab", "tests.services_lab"]
 
 KINDS = ("unit", "integration", "e2e")
 

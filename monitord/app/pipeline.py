@@ -7,6 +7,14 @@ the config, outbox notifications) as one unit of work through the :class:`StateW
 Timers (ticket delays, active hours, auto-close), officers' edits read back from the
 database, reminders and the broker/storage alerts run in :meth:`Pipeline.tick`.
 
+Conditions (standing problems of a device that works, ``Observation.conditions``) are
+tracked per device and key with the probes that report them: a report starts (or
+renews) the engine's condition incident; an observation of a reporting probe that
+answers without it takes that probe off, and with no probe left the condition ends.
+Failed observations (the device DOWN, unreachable, a timeout) change nothing.  After a
+restart the reporters are not known: every probe of the device counts as one until it
+has answered.
+
 No sockets here: the pipeline is built in-process with an injected clock (``now``), which
 is how the unit tests drive it.
 """
@@ -47,6 +55,8 @@ from monitord.domain.incidents import (
     TicketOpen,
     TicketRecovered,
     TicketRelapsed,
+    condition_of,
+    root_device,
 )
 from monitord.domain.notifications import TicketSubject
 from monitord.domain.school import school_offline
@@ -128,6 +138,8 @@ class Pipeline:
         self._storage_alerted_since: float | None = None
         #: the engine carries on from the database (ticket numbers can be handed out)
         self.restored = False
+        #: device → condition key → the probes whose last answer reported it
+        self.conditions: dict[str, dict[str, set[str]]] = {}
 
     # -- configuration ---------------------------------------------------------------
 
@@ -136,11 +148,28 @@ class Pipeline:
         self.config = cfg
         self.labels = build_labels(cfg)
         removed = self.tracker.configure(build_specs(cfg))
+        self.adopt_conditions(cfg)
         self.engine.tz = cfg.tz
         self.engine.configure(build_nodes(cfg), cfg.calendar(),
                               [*cfg.maintenance_windows(), *self.db_windows],
                               build_policy(cfg))
         return removed
+
+    def adopt_conditions(self, cfg: Config) -> None:
+        """A reload: forget the conditions of removed devices; a condition whose reporting
+        probes were all removed waits for each remaining probe to answer without it (as
+        after a restart) instead of staying open for ever."""
+        devices = cfg.device_map()
+        for dev_id in list(self.conditions):
+            dev = devices.get(dev_id)
+            if dev is None:
+                del self.conditions[dev_id]
+                continue
+            probes = set(dev.probe_names)
+            for holders in self.conditions[dev_id].values():
+                kept = holders & probes
+                holders.clear()
+                holders.update(kept or probes)
 
     def attach(self, storage: Storage, writer: StateWriter,
                deliverer: Deliverer | None = None) -> None:
@@ -158,6 +187,12 @@ class Pipeline:
         self.engine.restore(saved.incidents, saved.tickets,
                             {dev: st.state for dev, st in saved.states.items()},
                             saved.next_ticket)
+        devices = self.config.device_map() if self.config is not None else {}
+        for dev_id, key in self.engine.open_conditions():
+            dev = devices.get(dev_id)
+            # who reported it is not stored: each probe of the device, until it answers
+            self.conditions.setdefault(dev_id, {})[key] = set(
+                dev.probe_names if dev is not None else ())
         self.restored = True
 
     # -- manual tickets ----------------------------------------------------------------
@@ -250,7 +285,31 @@ class Pipeline:
             if tr is not None or status.flapping != was_flapping:
                 changes += self.engine.on_state(obs.device_id, status.state, obs.ts,
                                                 status.reason, status.flapping)
+            if obs.conditions or obs.device_id in self.conditions:
+                changes += self.track_conditions(obs)
         self.record(transitions, changes)
+
+    def track_conditions(self, obs: Observation) -> list[Change]:
+        """Start, renew or end the device's conditions from one observation."""
+        changes: list[Change] = []
+        held = self.conditions.setdefault(obs.device_id, {})
+        for key, reason in obs.conditions.items():
+            if not key:
+                continue
+            held.setdefault(key, set()).add(obs.probe)
+            changes += self.engine.condition_started(obs.device_id, key,
+                                                     one_line(reason, REASON_LIMIT * 2), obs.ts)
+        if obs.ok and obs.complete and not obs.unknown:  # it answered: what it left out ended
+            for key in [k for k, probes in held.items()
+                        if obs.probe in probes and k not in obs.conditions]:
+                held[key].discard(obs.probe)
+                if not held[key]:
+                    del held[key]
+                    log.info("device %s: condition %s ended", obs.device_id, key)
+                    changes += self.engine.condition_ended(obs.device_id, key, obs.ts)
+        if not held:
+            del self.conditions[obs.device_id]
+        return changes
 
     def record(self, transitions: list[Transition], changes: list[Change]) -> None:
         """Queue transitions and their consequences as one unit of work."""
@@ -290,7 +349,7 @@ class Pipeline:
                 ) -> TicketSubject:
         """What a ticket is about, as messages name it and channels filter it."""
         cfg = self.config
-        dev = cfg.device_map().get(root) if cfg is not None else None
+        dev = cfg.device_map().get(root_device(root)) if cfg is not None else None
         school = cfg.schools.get(dev.school or "") if cfg is not None and dev else None
         if served_unit is None:
             served_unit = school.name if school else (dev.unit if dev else root)
@@ -333,6 +392,9 @@ class Pipeline:
         equipment list after its root (device tickets), or its schools (upstream)."""
         if inc.kind == "upstream":
             return self.upstream_cause(inc)
+        if inc.kind == "condition":
+            cond = condition_of(inc.root)
+            return events.ConditionCause(cond[1] if cond else "", inc.reason)
         node = self.engine.node(inc.root)
         return events.DeviceCause(len(inc.affected),
                                   node.is_school_gateway if node is not None else False,

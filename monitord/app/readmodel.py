@@ -23,7 +23,7 @@ from monitord.app.pipeline import REASON_LIMIT, Pipeline
 from monitord.config import Config, Device
 from monitord.domain.activehours import MaintenanceWindow
 from monitord.domain.availability import HistoryLoader
-from monitord.domain.incidents import Incident
+from monitord.domain.incidents import Incident, root_device
 from monitord.domain.labels import KIND_TEXT
 from monitord.domain.links import LinkSigner
 from monitord.domain.school import school_state
@@ -169,8 +169,9 @@ class ReadModel:
         out: Counter[str] = Counter()
         for info in self._p.engine.tickets():
             if info.status in ACTIVE_TICKET:
+                dev = root_device(info.root)  # a condition's ticket: its device's
                 out[root_school(info.root)  # a manual ticket for a whole school
-                    or self._p.labels.school_of.get(info.root, "upstream" if ":" in info.root
+                    or self._p.labels.school_of.get(dev, "upstream" if ":" in dev
                                                     else "office")] += 1
         return out
 

@@ -16,9 +16,12 @@ from monitord.config.model import deep_merge
 from monitord.config.problems import KeyPath, Problem
 from monitord.config.reader import Doc
 from monitord.config.settings import IcmpParams
+from monitord.probes.dns import DnsParams
+from monitord.probes.http import HttpParams
 from monitord.probes.mqtt import MqttDeviceParams
 from monitord.probes.pjlink import PjlinkParams
 from monitord.probes.snmp import SnmpParams, profile_for_kind
+from monitord.probes.tcp import TcpParams
 from monitord.values import parse_duration
 
 
@@ -170,11 +173,14 @@ def probe_problems(doc: Doc) -> Iterator[Problem]:
     kinds = block(data.get("kinds")) or {}
     raw_devices = data.get("devices") if isinstance(data.get("devices"), list) else []
     models: dict[str, type[BaseModel]] = {"snmp": SnmpParams, "mqtt": MqttDeviceParams,
-                                          "pjlink": PjlinkParams}
+                                          "pjlink": PjlinkParams, "http": HttpParams,
+                                          "tcp": TcpParams, "dns": DnsParams}
     allowed = {"snmp": set(SnmpParams.model_fields) | {"interval"},
                "mqtt": set(MqttDeviceParams.model_fields),
                "pjlink": {f.alias or n for n, f in PjlinkParams.model_fields.items()}
                | {"interval"}}
+    for name in ("http", "tcp", "dns"):
+        allowed[name] = set(models[name].model_fields) | {"interval"}
 
     def check_block(path: KeyPath, part: Any, probe: str) -> Iterator[Problem]:
         for key, value in (block(part) or {}).items():
@@ -196,6 +202,9 @@ def probe_problems(doc: Doc) -> Iterator[Problem]:
         probes = dev.get("probes")
         names = list(probes) if isinstance(probes, list | dict) else []
         kind = block(kinds.get(str(dev.get("kind")))) or {}
+        if dev.get("kind") == "service" and not {"http", "tcp", "dns"} & set(names):
+            yield doc.problem(("devices", i, "probes"), "a service needs an http, tcp or dns "
+                              "check: ping alone does not say it works", warning=True)
         for probe, model in models.items():
             own = block(probes.get(probe)) if isinstance(probes, dict) else None
             yield from check_block(("devices", i, probe), dev.get(probe), probe)

@@ -54,7 +54,7 @@ def _validate_address(value: str) -> str:
     return value
 
 
-ProbeName = Literal["icmp", "snmp", "mqtt", "pjlink"]
+ProbeName = Literal["icmp", "snmp", "mqtt", "pjlink", "http", "tcp", "dns"]
 ProbeList = list[ProbeName] | dict[ProbeName, dict[str, Any] | None]
 
 

@@ -114,7 +114,8 @@ class Config(Strict):
                                  pjlink, pjlink_interval)
 
     def probe_settings(self, device: Device,
-                       probe: Literal["snmp", "mqtt", "pjlink"]) -> dict[str, Any]:
+                       probe: Literal["snmp", "mqtt", "pjlink", "http", "tcp", "dns"]
+                       ) -> dict[str, Any]:
         """The raw ``snmp``/``mqtt`` settings of a device: defaults → kind → probes.<p>.
 
         Nested blocks (``v3``, ``fields``, ``tls``) merge key by key too, so a community or

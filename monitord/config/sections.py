@@ -157,10 +157,30 @@ class PjlinkEngineConfig(Strict):
                               "(a device's pjlink.timeout overrides it)")
 
 
+class HttpEngineConfig(Strict):
+    max_concurrency: int = Field(100, ge=1, le=100_000, description="HTTP checks in "
+                                 "flight at once, engine-wide")
+    max_connections_per_host: int = Field(2, ge=1, le=1000, description="connections "
+                                          "to one origin (scheme, host, port) at most; "
+                                          "idle ones are kept for reuse")
+    keepalive_expiry: Duration = Field(30.0, ge=0, le=3600)
+
+
+class TcpEngineConfig(Strict):
+    max_concurrency: int = Field(200, ge=1, le=100_000, description="TCP checks in flight")
+
+
+class DnsEngineConfig(Strict):
+    max_concurrency: int = Field(200, ge=1, le=100_000, description="DNS checks in flight")
+
+
 class EnginesConfig(Strict):
     icmp: IcmpEngineConfig = IcmpEngineConfig()
     snmp: SnmpEngineConfig = SnmpEngineConfig()
     pjlink: PjlinkEngineConfig = PjlinkEngineConfig()
+    http: HttpEngineConfig = HttpEngineConfig()
+    tcp: TcpEngineConfig = TcpEngineConfig()
+    dns: DnsEngineConfig = DnsEngineConfig()
 
 
 def parse_listen(value: str) -> tuple[str, int]:

@@ -35,10 +35,13 @@ class DeviceKind(StrEnum):
     TV = "tv"
     PROJECTOR = "projector"
     UPS = "ups"
+    SERVICE = "service"             # an office service (website, e-mail, DNS): http/tcp/dns
     OTHER = "other"
 
 
-KNOWN_PROBES = ("icmp", "snmp", "mqtt", "pjlink")
+KNOWN_PROBES = ("icmp", "snmp", "mqtt", "pjlink", "http", "tcp", "dns")
+#: service checks: settings cascade like snmp (defaults → kinds → probes.<probe>)
+SERVICE_PROBES = ("http", "tcp", "dns")
 
 
 class Strict(BaseModel):
@@ -171,6 +174,12 @@ class Settings(Strict):
     pjlink: dict[str, Any] | None = Field(None, description="PJLink projector settings "
                                           "(docs/pjlink.md), merged under "
                                           "monitord.probes.pjlink")
+    http: dict[str, Any] | None = Field(None, description="HTTP check settings, merged "
+                                        "under a device's probes.http")
+    tcp: dict[str, Any] | None = Field(None, description="TCP check settings, merged "
+                                       "under a device's probes.tcp")
+    dns: dict[str, Any] | None = Field(None, description="DNS check settings, merged "
+                                       "under a device's probes.dns")
 
 
 class Defaults(Strict):
@@ -183,6 +192,9 @@ class Defaults(Strict):
     snmp: dict[str, Any] | None = None
     mqtt: dict[str, Any] | None = None
     pjlink: dict[str, Any] | None = None
+    http: dict[str, Any] | None = None
+    tcp: dict[str, Any] | None = None
+    dns: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,15 @@ Rules:
   :mod:`monitord.domain.state`), in which case the incident stays open until it settles.  The
   ticket is then marked repaired; if the same device fails again within
   ``relapse_window`` the same ticket is reopened instead of a new one.
+* A **condition** is a standing problem of a device that works (a TLS certificate that
+  expires within the warning window: "renew the certificate").  A probe reports it by
+  key (:attr:`monitord.probes.base.Observation.conditions`); it gets an incident of kind
+  ``condition`` whose root is ``<device>#<key>`` (``#`` never occurs in a device id), so
+  it never collides with the device's own incident: the device may be DOWN too, and
+  neither supersedes the other.  Its ticket falls due like a device's (the device's
+  ``ticket_delay``, active hours, maintenance), it is never grouped upstream nor joins a
+  manual ticket, and it is repaired when the condition ends
+  (:meth:`IncidentEngine.condition_ended`), then auto-closed like any other.
 * Manual tickets (รับแจ้ง: a person reported a fault by phone, LINE, …) take their number
   from the same counter (:meth:`IncidentEngine.open_manual`).  When a ticket falls due
   for a device that an active manual ticket covers (the device is in its equipment, or
@@ -85,8 +94,8 @@ class Policy:
 @dataclass(slots=True)
 class Incident:
     id: str
-    kind: str  # "device" or "upstream"
-    root: str  # device id, or "isp:<name>" / "district:<name>"
+    kind: str  # "device", "upstream" or "condition"
+    root: str  # device id, "isp:<name>" / "district:<name>", or "<device>#<condition key>"
     opened_at: float
     reason: str = ""
     hypothesis: str = ""
@@ -154,6 +163,8 @@ class TicketRecovered:
     ticket_id: int
     ts: float
     down_seconds: float
+    #: a condition's ticket: its key (the condition is no longer seen), else ""
+    condition: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,6 +413,46 @@ class IncidentEngine:
             changes += self._maybe_close(device_id, ts)
         return changes
 
+    def condition_started(self, device_id: str, key: str, reason: str, ts: float
+                          ) -> list[Change]:
+        """A probe reports a standing problem ``key`` of the device (again): open its
+        incident (reopening the ticket repaired within the relapse window), or note a new
+        ``reason`` text (the days left) on the open one.  Idempotent."""
+        node = self._nodes.get(device_id)
+        if node is None:
+            return []
+        root = condition_root(device_id, key)
+        inc = self._by_root.get(root)
+        if inc is not None:
+            if not reason or reason == inc.reason:
+                return []
+            inc.reason = reason
+            return [IncidentUpdated(_snapshot(inc))]
+        inc = Incident(self._new_id(ts), "condition", root, ts, reason=reason or key,
+                       hypothesis=condition_hypothesis(), school=node.school)
+        self._incidents[inc.id] = inc
+        self._by_root[root] = inc
+        changes: list[Change] = [IncidentOpened(_snapshot(inc))]
+        changes += self._relapse(inc, ts)
+        return changes
+
+    def condition_ended(self, device_id: str, key: str, ts: float) -> list[Change]:
+        """The probe that reported ``key`` answered without it: close the incident and
+        mark its ticket repaired (auto-closed later like any other)."""
+        inc = self._by_root.get(condition_root(device_id, key))
+        if inc is None or inc.kind != "condition":
+            return []
+        return self._close(inc, ts)
+
+    def open_conditions(self) -> list[tuple[str, str]]:
+        """(device, key) of every open condition incident (after a restore: what the
+        pipeline must watch for an end)."""
+        out = []
+        for inc in self._incidents.values():
+            if inc.kind == "condition" and (cond := condition_of(inc.root)) is not None:
+                out.append(cond)
+        return sorted(out)
+
     def _went_down(self, device_id: str, ts: float, reason: str) -> list[Change]:
         node = self._nodes[device_id]
         changes: list[Change] = []
@@ -480,7 +531,9 @@ class IncidentEngine:
             elif info is not None and info.status not in (TicketStatus.CLOSED,
                                                           TicketStatus.REPAIRED):
                 self._tickets[info.id] = replace(info, status=TicketStatus.REPAIRED, repaired_at=ts)
-                changes.append(TicketRecovered(info.id, ts, ts - inc.opened_at))
+                cond = condition_of(inc.root) if inc.kind == "condition" else None
+                changes.append(TicketRecovered(info.id, ts, ts - inc.opened_at,
+                                               cond[1] if cond else ""))
         if inc.parent_incident is not None and superseded_by is None:
             parent = self._incidents.get(inc.parent_incident)
             if parent is not None:
@@ -571,7 +624,7 @@ class IncidentEngine:
             delay = min((n.ticket_delay for n in member_nodes), default=600.0)
             active = any(self.active(n.device_id, now) for n in member_nodes)
             return active and now - inc.opened_at >= delay
-        node = self._nodes.get(inc.root)
+        node = self._nodes.get(root_device(inc.root))
         if node is None:
             return False
         return (now - inc.opened_at >= node.ticket_delay and self.active(node.device_id, now)
@@ -602,6 +655,8 @@ _WORDS: dict[str, dict[str, str]] = {
                         "แจ้งผู้ให้บริการ",
         "upstream_district": "โรงเรียนใน{group} ขัดข้องพร้อมกัน {down} จาก {total} แห่ง → "
                              "น่าจะเป็นไฟฟ้าดับหรือโครงข่ายในพื้นที่ขัดข้อง",
+        "condition": "อุปกรณ์ยังใช้งานได้ แต่ตรวจพบปัญหาที่ต้องแก้ไขก่อนจะใช้งานไม่ได้: "
+                     "ดำเนินการตามที่ระบุในเหตุการณ์/ปัญหา",
     },
     "en": {
         "isp": "provider {name}",
@@ -615,6 +670,8 @@ _WORDS: dict[str, dict[str, str]] = {
                         "the provider's outage, not the schools' equipment: tell the provider",
         "upstream_district": "{down} of {total} schools in {group} are down at once → most "
                              "likely a power cut or a local network outage",
+        "condition": "the device still works, but a problem was found that must be fixed "
+                     "before it stops working: do what the problem says",
     },
 }
 
@@ -628,6 +685,32 @@ def group_label(key: str, lang: str = "th") -> str:
     kind, _, name = key.partition(":")
     template = _words(lang).get(kind) if kind in ("isp", "district") else None
     return template.format(name=name) if template else key
+
+
+#: separates a condition incident's device from its key: ``web-portal#tls_cert_expiring``
+CONDITION_SEP = "#"
+
+
+def condition_root(device_id: str, key: str) -> str:
+    """A condition incident's root (``#`` is never part of a device id)."""
+    return f"{device_id}{CONDITION_SEP}{key}"
+
+
+def condition_of(root: str) -> tuple[str, str] | None:
+    """(device, key) of a condition root, else None."""
+    device, sep, key = root.partition(CONDITION_SEP)
+    return (device, key) if sep and device and key else None
+
+
+def root_device(root: str) -> str:
+    """The device an incident's or ticket's root names: the root itself, or a condition
+    root's device (an upstream or whole-school root names none: returned as it is)."""
+    cond = condition_of(root)
+    return cond[0] if cond else root
+
+
+def condition_hypothesis(lang: str = "th") -> str:
+    return _words(lang)["condition"]
 
 
 def is_group_key(key: str) -> bool:

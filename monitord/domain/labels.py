@@ -18,10 +18,11 @@ KIND_TEXT = {
     "th": {"router": "เราเตอร์", "switch": "สวิตช์", "access_point": "จุดกระจายสัญญาณไร้สาย",
            "server": "เครื่องแม่ข่าย", "dltv_receiver": "เครื่องรับสัญญาณดาวเทียม",
            "tv": "โทรทัศน์", "projector": "เครื่องฉายโปรเจกเตอร์", "ups": "เครื่องสำรองไฟ",
-           "other": "อื่นๆ"},
+           "service": "ระบบบริการ", "other": "อื่นๆ"},
     "en": {"router": "Router", "switch": "Switch", "access_point": "Wi-Fi access point",
            "server": "Server", "dltv_receiver": "Satellite receiver", "tv": "TV",
-           "projector": "Projector", "ups": "UPS", "other": "Other"},
+           "projector": "Projector", "ups": "UPS", "service": "Service",
+           "other": "Other"},
 }
 #: a ticket's status in words (Thai: the repair form's own terms)
 TICKET_STATUS_TEXT: dict[str, dict[str, str]] = {

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from monitord.domain.events import EVENT_KINDS, NotificationEvent, event_key
 
 __all__ = [
-    "EVENT_KINDS", "Cause", "DeviceCause", "NotificationEvent", "SummaryTicket",
+    "EVENT_KINDS", "Cause", "ConditionCause", "DeviceCause", "NotificationEvent", "SummaryTicket",
     "TicketChange", "TicketSubject", "UpstreamCause", "broker_restored",
     "broker_unreachable", "daily_summary", "event_key", "storage_failing",
     "storage_restored", "ticket_changed", "ticket_closed_by", "ticket_escalated",
@@ -88,7 +88,19 @@ class UpstreamCause:
         return {"group": self.group, "schools": self.schools, "total": self.total}
 
 
-Cause = DeviceCause | UpstreamCause
+@dataclass(frozen=True, slots=True)
+class ConditionCause:
+    """A standing problem of a device that works (its key, e.g. ``tls_cert_expiring``,
+    and the probe's reason text, which says what to do)."""
+
+    condition: str
+    reason: str
+
+    def data(self) -> dict[str, Any]:
+        return {"condition": self.condition, "reason": self.reason}
+
+
+Cause = DeviceCause | UpstreamCause | ConditionCause
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ Metric names are a contract (Grafana dashboards and alert rules use them): see R
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -156,8 +156,15 @@ class MonitordCollector(Collector):
         latest: dict[str, list[tuple[DeviceKey, Observation]]] = {
             name: [] for name in registry.PROBES}
         yield from self._device_metrics(latest)
+        # Probes may share a family (the TLS certificate's not-after: http, tcp with
+        # tls, labelled by probe): their samples merge into one family.
+        merged: dict[str, MetricFamily] = {}
         for name, kind in registry.PROBES.items():
-            yield from map(_render, kind.observation_metrics(latest[name]))
+            for pfam in kind.observation_metrics(latest[name]):
+                prev = merged.get(pfam.name)
+                merged[pfam.name] = pfam if prev is None else replace(
+                    prev, samples={**prev.samples, **pfam.samples})
+        yield from map(_render, merged.values())
         yield from self._school_metrics()
         yield from self._round_metrics()
         counters = view.counters()

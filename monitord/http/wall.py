@@ -43,7 +43,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from monitord.domain.incidents import group_label
+from monitord.domain.incidents import condition_of, group_label
 from monitord.domain.labels import KIND_TEXT, STATE_TEXT, TICKET_STATUS_TEXT
 from monitord.domain.school import OFFLINE_STATES, ONLINE_STATES
 from monitord.domain.state import State
@@ -338,8 +338,11 @@ class Wall:
                         "severity": SEVERITY[t.new], "badge": states[t.new],
                         "text": f"{device_label(dev, lang)} · {_where(cfg, dev, lang)}"})
         for k in recent.tickets:
-            if (dev := devices.get(k.root)) is not None:
+            cond = condition_of(k.root)  # a condition's ticket: its device, and the key
+            if (dev := devices.get(cond[0] if cond else k.root)) is not None:
                 subject = f"{device_label(dev, lang)} · {_where(cfg, dev, lang)}"
+                if cond:
+                    subject += f" · {cond[1]}"
             elif ":" in k.root:
                 subject = group_label(k.root, lang)
             else:

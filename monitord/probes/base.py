@@ -51,6 +51,14 @@ class Observation:
                   window of rounds (from ``sent``/``received``/``rtt_avg_seconds``).
     ``unknown``   the probe cannot tell anything about the device right now (e.g. the
                   MQTT broker is unreachable): the device goes UNKNOWN, never DOWN.
+    ``conditions`` standing problems of a device that works, by key → reason text (Thai,
+                  saying what to do), e.g. ``{"tls_cert_expiring": "ใบรับรอง TLS …
+                  หมดอายุใน 9 วัน (12 ธ.ค. 2569): ต่ออายุใบรับรอง"}``.  Each opens an
+                  incident and a repair ticket of its own (kind ``condition``) until an
+                  observation of the same probe that answers no longer reports it.  A probe
+                  reports all its conditions in every observation that answers (keys:
+                  ``[a-z0-9_]``, stable; the reason may change, e.g. the days left).
+                  Shared keys and wording: :mod:`monitord.probes.conditions`.
     """
 
     device_id: str
@@ -66,6 +74,7 @@ class Observation:
     events: list[str] = field(default_factory=list)
     degraded: str = ""
     unknown: bool = False
+    conditions: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

@@ -13,13 +13,16 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from monitord.probes import icmp, mqtt, pjlink, snmp
+from monitord.probes import dns, http, icmp, mqtt, pjlink, snmp, tcp
 from monitord.probes.base import Observation, Prober
+from monitord.probes.dns import metrics as dns_metrics
+from monitord.probes.http import metrics as http_metrics
 from monitord.probes.icmp import metrics as icmp_metrics
 from monitord.probes.metrics import DeviceKey, MetricFamily, MetricSpec
 from monitord.probes.mqtt import metrics as mqtt_metrics
 from monitord.probes.pjlink import metrics as pjlink_metrics
 from monitord.probes.snmp import metrics as snmp_metrics
+from monitord.probes.tcp import metrics as tcp_metrics
 
 ObservationMetrics = Callable[[Iterable[tuple[DeviceKey, Observation]]], list[MetricFamily]]
 
@@ -58,6 +61,12 @@ PROBES: Final[Mapping[str, ProbeKind]] = {
                       mqtt_metrics.observation_families),
     "pjlink": ProbeKind("pjlink", pjlink.PjlinkProber, pjlink.PjlinkParams,
                         pjlink_metrics.SPECS, pjlink_metrics.observation_families),
+    "http": ProbeKind("http", http.HttpProber, http.HttpParams, http_metrics.SPECS,
+                      http_metrics.observation_families),
+    "tcp": ProbeKind("tcp", tcp.TcpProber, tcp.TcpParams, tcp_metrics.SPECS,
+                     tcp_metrics.observation_families),
+    "dns": ProbeKind("dns", dns.DnsProber, dns.DnsParams, dns_metrics.SPECS,
+                     dns_metrics.observation_families),
 }
 
 

@@ -16,6 +16,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from monitord.domain.incidents import condition_of
 from monitord.reports.repair import RepairEquipment, RepairReport, Signatory
 from monitord.thaidate import format_duration, format_timestamp, from_timestamp
 
@@ -25,8 +26,27 @@ def _dt(ts: float | None) -> datetime | None:
     return None if ts is None else from_timestamp(ts)
 
 
+def condition_event_text(ticket: dict[str, Any]) -> str:
+    """A condition's ticket (a device that works with a standing problem, e.g. a TLS
+    certificate about to expire): the problem as the probe worded it, what to do included."""
+    since = float(ticket["down_since"])
+    equipment = ticket.get("equipment") or []
+    cond = condition_of(str(ticket["root"]))
+    name = equipment[0]["name"] if equipment else cond[0] if cond else str(ticket["root"])
+    parts = [f"ระบบตรวจพบปัญหาของ {name} ตั้งแต่ {format_timestamp(since)} "
+             f"(อุปกรณ์ยังใช้งานได้): {ticket.get('reason') or ''}".rstrip(": ")]
+    if ticket.get("repaired_at"):
+        parts.append(f"แก้ไขแล้ว ไม่พบปัญหานี้อีกหลังจาก "
+                     f"{format_duration(float(ticket['repaired_at']) - since)}")
+    if ticket.get("relapses"):
+        parts.append(f"พบซ้ำ {ticket['relapses']} ครั้งหลังแก้ไข")
+    return " ".join(parts)
+
+
 def observed_event_text(ticket: dict[str, Any], now: float | None = None) -> str:
     """What monitord saw, in Thai, for the เหตุการณ์ / ปัญหา / สาเหตุ section."""
+    if condition_of(str(ticket.get("root") or "")) is not None:
+        return condition_event_text(ticket)
     down_since = float(ticket["down_since"])
     end = ticket.get("repaired_at") or (time.time() if now is None else now)
     equipment = ticket.get("equipment") or []

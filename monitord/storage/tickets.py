@@ -67,8 +67,11 @@ async def apply_changes(db: aiosqlite.Connection, changes: Sequence[Change],
                 (ch.ts, ch.down_seconds, ch.ts, now, ch.ticket_id),
             )
             if cur.rowcount:
+                note = (f"ไม่พบปัญหา {ch.condition} อีกแล้ว (พบอยู่ {ch.down_seconds:.0f} วินาที)"
+                        if ch.condition else
+                        f"กลับมาใช้งานได้ (ขัดข้อง {ch.down_seconds:.0f} วินาที)")
                 await _event(db, ch.ticket_id, ch.ts, TicketStatus.REPAIRED, SYSTEM_ACTOR,
-                             f"กลับมาใช้งานได้ (ขัดข้อง {ch.down_seconds:.0f} วินาที)")
+                             note)
         elif isinstance(ch, TicketRelapsed):
             cur = await db.execute(
                 "UPDATE ticket SET status = 'open', repaired_at = NULL, recovery_seconds = NULL,"
@@ -103,7 +106,7 @@ async def _upsert_incident(db: aiosqlite.Connection, inc: Incident) -> None:
         "INSERT INTO incident (id, kind, root, school, opened_at, closed_at, reason, hypothesis,"
         " affected, members, parent_incident, ticket_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
         " ON CONFLICT (id) DO UPDATE SET closed_at = excluded.closed_at,"
-        " hypothesis = excluded.hypothesis, affected = excluded.affected,"
+        " reason = excluded.reason, hypothesis = excluded.hypothesis, affected = excluded.affected,"
         " members = excluded.members, parent_incident = excluded.parent_incident,"
         " ticket_id = excluded.ticket_id",
         (inc.id, inc.kind, inc.root, inc.school, inc.opened_at, inc.closed_at, inc.reason,

@@ -12,15 +12,19 @@ from monitord.domain.state import DeviceStatus, State
 from monitord.http.metrics import DeviceLabels, RoundInfo, SchoolLabels, build_registry, render
 from monitord.probes import registry
 from monitord.probes.base import Prober
+from monitord.probes.dns import DnsProber
+from monitord.probes.http import HttpProber
 from monitord.probes.icmp import IcmpProber
 from monitord.probes.metrics import MetricFamily
 from monitord.probes.mqtt import MqttSettings, MqttSource
 from monitord.probes.pjlink import PjlinkProber
 from monitord.probes.snmp import SnmpProber
+from monitord.probes.tcp import TcpProber
 
 
 def test_registry_maps_config_names_to_probers() -> None:
     assert list(registry.PROBES)[:3] == ["icmp", "snmp", "mqtt"]
+    assert {"http", "tcp", "dns"} <= set(registry.PROBES)
     assert "pjlink" in registry.PROBES
     assert registry.polled()[:2] == ["icmp", "snmp"] and "mqtt" not in registry.polled()
     icmp = registry.build("icmp", mode="dgram", rate_pps=1000, max_in_flight=100)
@@ -33,6 +37,8 @@ def test_registry_maps_config_names_to_probers() -> None:
     pjlink = registry.build("pjlink", concurrency=4, timeout=2.0)
     assert isinstance(pjlink, PjlinkProber) and isinstance(pjlink, Prober)
     assert pjlink.concurrency == 4 and pjlink.timeout == 2.0
+    http = registry.build("http", max_concurrency=5)
+    assert isinstance(http, HttpProber) and isinstance(http, Prober)
     with pytest.raises(KeyError, match="known: icmp, snmp, mqtt"):
         registry.get("no-such-probe")
 
@@ -41,7 +47,7 @@ async def test_every_prober_reports_only_declared_families() -> None:
     declared = {s.name: s for s in registry.metric_specs()}
     assert len(declared) == len(registry.metric_specs())  # no name declared twice
     sources: list[Any] = [IcmpProber(), SnmpProber(), MqttSource(MqttSettings(), lambda b: None),
-                          PjlinkProber()]
+                          PjlinkProber(), HttpProber(), TcpProber(), DnsProber()]
     for src in sources:
         fams = src.metrics()
         assert fams

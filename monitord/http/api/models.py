@@ -107,8 +107,10 @@ class SchoolDetail(SchoolOut):
 
 class IncidentOut(_Out):
     id: str
-    kind: str = Field(description="device or upstream")
-    root: str = Field(description="root-cause device id, or isp:NAME / district:NAME")
+    kind: str = Field(description="device, upstream or condition")
+    root: str = Field(description="root-cause device id, isp:NAME / district:NAME, or "
+                                  "DEVICE#KEY (a condition: a standing problem of a device "
+                                  "that works, e.g. web-portal#tls_cert_expiring)")
     school: str | None
     opened_at: float
     closed_at: float | None

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from monitord.config import Device
+from monitord.domain.incidents import root_device
 from monitord.domain.labels import STATE_TEXT
 from monitord.domain.state import State
 from monitord.domain.tickets import STATUS_TH
@@ -107,7 +108,7 @@ def incident_out(caller: Caller, row: Mapping[str, Any]) -> IncidentOut:
     root = str(row["root"])
     reason = str(row["reason"])
     if not caller.full:
-        reason = scrub(reason, _private(caller.config.device_map().get(root)))
+        reason = scrub(reason, _private(caller.config.device_map().get(root_device(root))))
     return IncidentOut(
         id=row["id"], kind=row["kind"], root=root, school=row["school"],
         opened_at=row["opened_at"], closed_at=row["closed_at"], reason=reason,
@@ -142,7 +143,7 @@ def ticket_fields(caller: Caller, t: Mapping[str, Any]) -> dict[str, Any]:
     if caller.full:
         data.update({k: t[k] for k in _TICKET_PRIVATE})
     else:
-        own = _private(caller.config.device_map().get(str(t["root"])))
+        own = _private(caller.config.device_map().get(root_device(str(t["root"]))))
         data["reason"] = scrub(str(t["reason"]), own)
         data["hypothesis"] = scrub(str(t["hypothesis"]), own)
     return data

@@ -33,6 +33,7 @@ from monitord.domain.access import (
     can_see_ticket,
     ticket_scope,
 )
+from monitord.domain.incidents import root_device
 from monitord.domain.tickets import STATUSES, TicketError, TicketStatus
 from monitord.http.console import render as r
 from monitord.http.console.guard import Forbidden, lang_of, require
@@ -162,7 +163,7 @@ class Facts:
         """The kind of the ticket's root device; for a reported problem also those of
         the devices it names."""
         out = set()
-        root = self.devices.get(ticket.get("root") or "")
+        root = self.devices.get(root_device(str(ticket.get("root") or "")))
         if root is not None:
             out.add(root.kind.value)
         if root is None or ticket.get("origin") == "manual":
@@ -174,7 +175,7 @@ class Facts:
 
     def device_text(self, ticket: Mapping[str, Any], lang: str) -> str:
         equipment = ticket.get("equipment") or []
-        root = self.devices.get(ticket.get("root") or "")
+        root = self.devices.get(root_device(str(ticket.get("root") or "")))
         if root is not None:
             first = root.name or root.id
         elif ticket.get("origin") == "manual" and str(ticket.get("root")).startswith(
