@@ -62,12 +62,20 @@ from monitord.demo.projectors import (
     pjlink_ports,
 )
 from monitord.demo.projectors import plan as plan_projectors
-from monitord.demo.services import EXPIRING_SERVICE, SERVICES, ServicePlan
+from monitord.demo.services import (
+    EXPIRING_DAYS,
+    EXPIRING_SERVICE,
+    SERVICE_KIND,
+    SERVICES,
+    ServicePlan,
+    ServicesLab,
+)
 from monitord.demo.snmp_agent import COMMUNITY_ENV, DEFAULT_COMMUNITY, SNMP_PORT, SnmpLab
 from monitord.demo.snmp_devices import SimAgent, agent_for
 from monitord.demo.traps import FIRST_AFTER as TRAP_FIRST
 from monitord.demo.traps import ROUTERS as TRAP_ROUTERS
 from monitord.demo.traps import TrapSender
+from monitord.probes.conditions import TLS_CERT_EXPIRING
 
 if TYPE_CHECKING:
     from monitord.app.daemon import Daemon
@@ -145,10 +153,11 @@ class DemoLab:
 
     @property
     def condition_tickets(self) -> list[str]:
-        """Working devices with a standing problem that opens a ticket: the service whose
-        certificate expires inside the warning window."""
-        return [EXPIRING_SERVICE] if self.services and EXPIRING_SERVICE in \
-            self.services.ports else []
+        """Roots (``device#condition``) of the tickets for standing problems of working
+        devices: the service whose certificate expires inside the warning window."""
+        if self.services is None or EXPIRING_SERVICE not in self.services.ports:
+            return []
+        return [f"{EXPIRING_SERVICE}#{TLS_CERT_EXPIRING}"]
 
     @property
     def server_addresses(self) -> dict[str, str]:
@@ -282,6 +291,8 @@ def build_lab(schools: int = 36, mqtt_port: int | None = None, trap_port: int | 
             snmp.add(dev_id)
         cfg["devices"].append(entry)
     addresses = {d["id"]: d["address"] for d in cfg["devices"]}
+    if services is not None:
+        cfg["kinds"]["service"] = dict(SERVICE_KIND)
     for svc in SERVICES:
         if services is None or (port := services.ports.get(svc.device_id)) is None:
             continue
@@ -529,6 +540,7 @@ def run_demo(data_dir: Path, *, db: Path | None = None, listen: str | None = Non
     previous = signal.signal(signal.SIGTERM, _terminate)
     broker = DemoBroker(data_dir)
     block = DeadBlock()
+    services: ServicesLab | None = None
     try:
         mqtt_port = broker.port if broker.start() else None
         trap_port = free_port(kind=socket.SOCK_DGRAM)
@@ -536,7 +548,13 @@ def run_demo(data_dir: Path, *, db: Path | None = None, listen: str | None = Non
         if moved := pjlink_ports(p.address for p in lab.projectors):
             log.info("demo: tcp port %d is taken on %d projector addresses; they listen on "
                      "free ports named in the config", PJLINK_PORT, len(moved))
-            lab = build_lab(schools, mqtt_port, trap_port, moved)
+        plan = ServicePlan.choose(lab.server_addresses)
+        lab = build_lab(schools, mqtt_port, trap_port, moved or None, plan)
+        services = ServicesLab(plan, lab.server_addresses, data_dir / "services")
+        services.start()
+        if not plan.dns:
+            log.warning("demo: dnsmasq is not installed (scripts/setup-services.sh) — the "
+                        "office has no DNS service in this run")
         write_config(lab, config_path, db)
         if mqtt_port is None:
             log.warning("demo: %s — DLTV receivers and TVs are pinged instead of watched "
@@ -571,12 +589,22 @@ def run_demo(data_dir: Path, *, db: Path | None = None, listen: str | None = Non
             f"lamp or filter fault (DEGRADED); school routers "
             f"{', '.join(d for d, _ in lab.trap_routers)} send linkDown/linkUp traps to "
             f"udp 127.0.0.1:{trap_port}, the first {TRAP_FIRST:g} s after the start",
+            "demo: office services over HTTPS: "
+            + ", ".join(f"{d} {lab.server_addresses[s.server]}:{plan.ports[d]}"
+                        for s in SERVICES if (d := s.device_id) in plan.ports
+                        and s.probe == "http")
+            + f" (the certificate of {EXPIRING_SERVICE} expires in {EXPIRING_DAYS} days: a "
+            "renewal ticket)"
+            + (f"; DNS (dnsmasq) {lab.server_addresses['office-rtr']}:"
+               f"{plan.ports['office-dns']}" if plan.dns else "; no DNS (dnsmasq missing)"),
         ]
         daemon = Daemon(DaemonOptions(config_path, db, listen, banner, list(notify)))
         return asyncio.run(_run_daemon(daemon, lab, mqtt_port))
     finally:
         with contextlib.suppress(Exception):
             broker.stop()
+        if services is not None:
+            services.stop()
         if block.active:
             block.remove()
             log.info("demo: iptables rule removed")

@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 
 from monitord.demo import processes
 from monitord.demo.office import RULE_COMMENT, DemoLab, build_lab, lab_of_config
+from monitord.demo.services import EXPIRING_SERVICE, SERVICES
 from tests.daemon_lab import (
     MONITORD,
     ROOT,
@@ -24,6 +27,14 @@ from tests.daemon_lab import (
     wait_value,
 )
 from tests.notify_lab import Webhook
+
+
+@pytest.fixture
+def one_demo_at_a_time() -> Iterator[None]:
+    """Demos use fixed ports (SNMP agents on 16161, projectors on 4352): a demo test waits
+    until no other demo test of this machine runs (other sessions included)."""
+    with processes.machine_lock("monitord-demo-tests", 200):
+        yield
 
 
 def rule_present() -> bool:
@@ -54,6 +65,7 @@ def lab_of(data_dir: Path) -> DemoLab:
     return lab_of_config(yaml.safe_load((data_dir / "demo.yaml").read_text(encoding="utf-8")))
 
 
+@pytest.mark.usefixtures("one_demo_at_a_time")
 def test_demo_runs_and_cleans_up(tmp_path: Path,
                                  daemon_factory: Callable[..., DaemonProcess]) -> None:
     require_root()
@@ -89,10 +101,17 @@ def test_demo_runs_and_cleans_up(tmp_path: Path,
         accepted = sum(v for lab_, v in m.samples("monitord_snmp_traps_total")
                        if lab_["result"] == "accepted")
         assert accepted > 0, "no trap accepted"
+        # the office's services over HTTPS: response times and certificates, one expiring
+        web = {s.device_id for s in SERVICES if s.probe == "http"}
+        assert set(m.by_label("monitord_http_response_seconds", "device")) == web
+        expiry = m.by_label("monitord_tls_cert_not_after_timestamp_seconds", "device")
+        assert set(expiry) == web, "certificates"
+        soon = {dev for dev, t in expiry.items() if t - time.time() < 21 * 86400}
+        assert soon == {EXPIRING_SERVICE}
         return True
 
-    wait_for(pjlink_and_traps, 60, "projector lamp hours, DEGRADED projectors, a trap",
-             interval=1)
+    wait_for(pjlink_and_traps, 60, "projector lamp hours, DEGRADED projectors, a trap, the "
+             "services' response times and certificates", interval=1)
     # The public status page: two schools offline, the rest online; no addresses.
     status, page = http_get(d.url + "/status")
     assert status == 200
@@ -107,14 +126,20 @@ def test_demo_runs_and_cleans_up(tmp_path: Path,
                               "json"], capture_output=True, text=True, cwd=ROOT, timeout=60)
         return sorted(t["root"] for t in json.loads(res.stdout)) if res.returncode == 0 else []
 
-    roots = wait_value(tickets, lambda r: len(r) >= len(lab.root_causes), 120,
-                       "demo tickets")
-    assert roots == lab.root_causes
-    # two dead schools (their routers), three single devices, each faulty MQTT agent
-    assert len(roots) == 5 + len(lab.faulty_devices)
+    want = sorted(lab.root_causes + lab.condition_tickets)
+    roots = wait_value(tickets, lambda r: len(r) >= len(want), 120, "demo tickets")
+    assert roots == want
+    # two dead schools (their routers), three single devices, each faulty MQTT agent, and
+    # the e-office certificate that expires in 10 days ("renew the certificate")
+    assert len(roots) == 5 + len(lab.faulty_devices) + 1
     log = d.log()
     assert "/status" in log and "/metrics" in log and "/healthz" in log
-    assert "23 of 368 devices are dead" in log
+    # 368 devices, and the office's four services (three over HTTPS, DNS with dnsmasq)
+    assert lab.device_count == 368 + 4
+    assert f"23 of {lab.device_count} devices are dead" in log
+    # secrets by reference: the PJLink password and the community never show
+    for secret in ("demo-pjlink", "demo-public"):
+        assert secret not in log and secret not in d.metrics_text(), secret
     # The console can be tried at once: the banner names the demo users and this run's
     # password, and the officer signs in with it and sees the demo's tickets.
     found = re.search(r"sign in as admin, officer, tech, school, director \(school "
@@ -151,6 +176,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> int | None:
     return processes.stop(proc, 30)
 
 
+@pytest.mark.usefixtures("one_demo_at_a_time")
 def test_second_demo_run_starts_fresh_and_notifies_again(tmp_path: Path) -> None:
     """Issue 12, finding 17: a second `monitord demo --notify URL` used to resume the first
     run's database, whose tickets were all still open, and sent nothing."""
@@ -169,7 +195,8 @@ def test_second_demo_run_starts_fresh_and_notifies_again(tmp_path: Path) -> None
         proc, _url = _demo(data_dir, log, "--notify", hook.url)
         procs.append(proc)
         wait_for(lambda: config.exists() or proc.poll() is not None, 60, "the demo config")
-        tickets = len(lab_of(data_dir).root_causes)
+        lab = lab_of(data_dir)
+        tickets = len(lab.root_causes) + len(lab.condition_tickets)
 
         def all_sent() -> bool:
             text = "\n".join(hook.messages()[seen:])

@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,13 @@ from monitord.demo.office import (
     write_config,
 )
 from monitord.demo.projectors import DEGRADED_REASON, LAMP_LIFE_HOURS, PjlinkLab
+from monitord.demo.services import (
+    DNS_NAME,
+    EXPIRING_DAYS,
+    EXPIRING_SERVICE,
+    ServicePlan,
+    ServicesLab,
+)
 from monitord.demo.snmp_agent import SnmpLab
 from monitord.demo.snmp_devices import SimAgent, agent_for
 from monitord.demo.snmp_mib import (
@@ -49,6 +56,8 @@ from monitord.demo.snmp_mib import (
 )
 from monitord.demo.traps import LINK_DOWN, LINK_UP, TrapSender
 from monitord.probes.base import Observation, Target
+from monitord.probes.dns import DnsProber
+from monitord.probes.http import HttpProber
 from monitord.probes.pjlink import PjlinkProber
 from monitord.probes.snmp import SnmpProber
 from monitord.probes.snmp import codec as w
@@ -83,6 +92,14 @@ DEAD = f"{DEAD_NET}.201.1"   # no agent: a dead device does not answer SNMP
 def free_udp_port() -> int:
     """A UDP port free on loopback.  Not the demo's 16161: a demo may be running."""
     return processes.free_port(kind=socket.SOCK_DGRAM)
+
+
+@pytest.fixture
+def one_demo_at_a_time() -> Iterator[None]:
+    """Demos use fixed ports (SNMP agents on 16161, projectors on 4352): a demo test waits
+    until no other demo test of this machine runs (other sessions included)."""
+    with processes.machine_lock("monitord-demo-tests", 200):
+        yield
 
 
 class Lab:
@@ -385,13 +402,18 @@ async def test_snmpbulkwalk_agrees_with_the_prober(lab: Lab, prober: SnmpProber)
 
 @pytest.mark.parametrize("mqtt_port", [None, 18830])
 def test_monitord_check_accepts_the_demo_config(tmp_path: Path, mqtt_port: int | None) -> None:
-    lab = build_lab(36, mqtt_port)
+    # as `monitord demo` writes it (traps, services) and as the plain lab
+    full = mqtt_port is not None
+    services = ServicePlan({"office-website": 18443, "office-eoffice-web": 18444,
+                            "office-hotspot-portal": 18445, "office-dns": 18053})
+    lab = build_lab(36, mqtt_port, 19162 if full else None,
+                    services=services if full else None)
     path = tmp_path / "demo.yaml"
     write_config(lab, path, tmp_path / "demo.db")
     res = subprocess.run([*MONITORD, "check", "--config", str(path)], capture_output=True,
                          text=True, cwd=ROOT, timeout=60)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "OK (36 schools, 368 devices)" in res.stderr
+    assert f"OK (36 schools, {372 if full else 368} devices)" in res.stderr
     cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
     snmp = [d for d in cfg["devices"] if "snmp" in (d.get("probes") or {})]
     assert len(snmp) == 36 + 7 and len(lab.snmp_devices) == 43
@@ -401,7 +423,13 @@ def test_monitord_check_accepts_the_demo_config(tmp_path: Path, mqtt_port: int |
                                          for d in projectors)
     assert cfg["kinds"]["projector"]["pjlink"]["password"] == {
         "env": "MONITORD_DEMO_PJLINK_PASSWORD"}
-    assert "snmp_traps" not in cfg and not lab.trap_routers   # no trap port: traps off
+    if not full:
+        assert "snmp_traps" not in cfg and not lab.trap_routers   # no trap port: traps off
+    else:
+        assert cfg["snmp_traps"]["communities"] == [{"env": "MONITORD_DEMO_SNMP_COMMUNITY"}]
+        kinds = {d["id"]: d["kind"] for d in cfg["devices"]}
+        assert [k for k in kinds.values() if k == "service"] == ["service"] * 4
+        assert lab_of_config(cfg).config == lab.config   # read back as written
     mqtt = [d for d in cfg["devices"] if "mqtt" in (d.get("probes") or {})]
     if mqtt_port is None:
         assert not mqtt and "mqtt" not in cfg and not lab.agents
@@ -501,6 +529,42 @@ async def test_routers_send_link_traps_from_their_own_address() -> None:
     assert sender.errors == 0
 
 
+async def test_office_services_answer_the_http_and_dns_probes(tmp_path: Path) -> None:
+    """The demo's office services, checked by the real http and dns probes with the demo
+    config's settings: all working, the e-office certificate inside the warning window."""
+    plan = ServicePlan.choose(build_lab(1).server_addresses)
+    assert plan.dns, "dnsmasq is installed by scripts/setup-services.sh"
+    lab = build_lab(1, services=plan)
+    services = [d for d in lab.config["devices"] if d["kind"] == "service"]
+    assert len(services) == 4 and lab.device_count == 18 + 4
+    assert lab.condition_tickets == [f"{EXPIRING_SERVICE}#tls_cert_expiring"]
+    svc = ServicesLab(plan, lab.server_addresses, tmp_path)
+    await asyncio.to_thread(svc.start)
+    http, dns = HttpProber(), DnsProber()
+    try:
+        def targets(probe: str) -> list[Target]:
+            kind = lab.config["kinds"]["service"].get(probe, {})   # the cascade, by hand
+            return [Target(d["id"], d["address"], {**kind, **d["probes"][probe]})
+                    for d in services if probe in d["probes"]]
+
+        obs, _ = await http.probe(targets("http"))
+        [dns_obs], _ = await dns.probe(targets("dns"))
+    finally:
+        await http.close()
+        await asyncio.to_thread(svc.stop)
+    now = time.time()
+    for o in obs:
+        assert o.ok, (o.device_id, o.reason)
+        left = o.values["tls_cert_not_after"] - now
+        if o.device_id == EXPIRING_SERVICE:
+            assert (EXPIRING_DAYS - 1) * 86400 < left <= EXPIRING_DAYS * 86400
+            assert o.degraded, "a certificate inside the warning window"
+        else:
+            assert left > 300 * 86400 and not o.degraded, (o.device_id, o.degraded)
+    assert dns_obs.ok, (dns_obs.reason, DNS_NAME)
+    assert svc.dnsmasq is None and not svc.servers   # stopped
+
+
 def test_broker_dies_with_the_demo(tmp_path: Path) -> None:
     """Even kill -9 of the demo leaves no mosquitto behind (PR_SET_PDEATHSIG)."""
     code = ("import sys, time; from pathlib import Path\n"
@@ -568,6 +632,7 @@ def foreign_dead(lab: DemoLab, own_comment: str) -> set[str]:
             if any(ipaddress.ip_address(d["address"]) in n for n in nets)}
 
 
+@pytest.mark.usefixtures("one_demo_at_a_time")
 def test_demo_end_to_end_snmp_mqtt(tmp_path: Path, iptables: IptablesDrop) -> None:
     require_root()
     # the dead block under this test's own rule too: another demo that exits meanwhile
