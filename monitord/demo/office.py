@@ -2,10 +2,10 @@
 
 ``monitord demo`` writes a config for an office of 36 schools (10 devices each: router,
 switch, Wi-Fi access point, DLTV receivers, TVs, a projector) plus the office's own
-servers — 368 devices on 127.64.0.0/16.  A known share lives on 127.66.0.0/16, a block
-made dead with one iptables rule (as root) that is removed on exit: two whole schools
-whose router is down, and three single devices.  Without root (or without iptables) the
-demo says so and runs with every device alive.
+servers and services — 372 devices on 127.64.0.0/16.  A known share lives on
+127.66.0.0/16, a block made dead with one iptables rule (as root) that is removed on exit:
+two whole schools whose router is down, and three single devices.  Without root (or
+without iptables) the demo says so and runs with every device alive.
 
 Besides ping, the lab exercises the other probes with no outside service:
 
@@ -26,6 +26,9 @@ Besides ping, the lab exercises the other probes with no outside service:
 * SNMP traps — the daemon's trap receiver listens on a free high loopback port; two school
   routers send a linkDown (then linkUp) trap for their WAN link from their own address
   (:mod:`monitord.demo.traps`), first 20 s after the start, then every three minutes.
+* Office services — the website, e-office and hotspot portal over HTTPS (generated
+  certificates, the e-office one expiring in 10 days: a renewal ticket) and DNS by dnsmasq
+  (:mod:`monitord.demo.services`), watched as ``kind: service`` devices.
 """
 
 from __future__ import annotations
