@@ -2,10 +2,10 @@
 
 ``monitord demo`` writes a config for an office of 36 schools (10 devices each: router,
 switch, Wi-Fi access point, DLTV receivers, TVs, a projector) plus the office's own
-servers — 368 devices on 127.64.0.0/16.  A known share lives on 127.66.0.0/16, a block
-made dead with one iptables rule (as root) that is removed on exit: two whole schools
-whose router is down, and three single devices.  Without root (or without iptables) the
-demo says so and runs with every device alive.
+servers and services — 372 devices on 127.64.0.0/16.  A known share lives on
+127.66.0.0/16, a block made dead with one iptables rule (as root) that is removed on exit:
+two whole schools whose router is down, and three single devices.  Without root (or
+without iptables) the demo says so and runs with every device alive.
 
 Besides ping, the lab exercises the other probes with no outside service:
 
@@ -19,6 +19,16 @@ Besides ping, the lab exercises the other probes with no outside service:
   loopback port and publishes for every DLTV receiver and TV
   (:mod:`monitord.demo.agents`); those devices are watched over MQTT only.  Without
   mosquitto the demo says so and pings them instead.
+* PJLink — every live school's projector is answered by the PJLink simulator
+  (:mod:`monitord.demo.projectors`) on its own loopback address, port 4352, with the
+  password in ``MONITORD_DEMO_PJLINK_PASSWORD``; a few have a lamp or filter error or a
+  worn lamp (DEGRADED), some are in standby (UP).  Projectors are watched by icmp + pjlink.
+* SNMP traps — the daemon's trap receiver listens on a free high loopback port; two school
+  routers send a linkDown (then linkUp) trap for their WAN link from their own address
+  (:mod:`monitord.demo.traps`), first 20 s after the start, then every three minutes.
+* Office services — the website, e-office and hotspot portal over HTTPS (generated
+  certificates, the e-office one expiring in 10 days: a renewal ticket) and DNS by dnsmasq
+  (:mod:`monitord.demo.services`), watched as ``kind: service`` devices.
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Sequence
@@ -42,8 +53,32 @@ import yaml
 
 from monitord.demo.agents import DOWN_BEHAVIOURS, Agent, mqtt_params, plan, run_agents
 from monitord.demo.broker import DemoBroker
+from monitord.demo.processes import free_port
+from monitord.demo.projectors import DEFAULT_PASSWORD as DEFAULT_PJLINK_PASSWORD
+from monitord.demo.projectors import (
+    LAMP_LIFE_HOURS,
+    PASSWORD_ENV,
+    PJLINK_INTERVAL,
+    PJLINK_PORT,
+    PjlinkLab,
+    SimProjector,
+    pjlink_ports,
+)
+from monitord.demo.projectors import plan as plan_projectors
+from monitord.demo.services import (
+    EXPIRING_DAYS,
+    EXPIRING_SERVICE,
+    SERVICE_KIND,
+    SERVICES,
+    ServicePlan,
+    ServicesLab,
+)
 from monitord.demo.snmp_agent import COMMUNITY_ENV, DEFAULT_COMMUNITY, SNMP_PORT, SnmpLab
 from monitord.demo.snmp_devices import SimAgent, agent_for
+from monitord.demo.traps import FIRST_AFTER as TRAP_FIRST
+from monitord.demo.traps import ROUTERS as TRAP_ROUTERS
+from monitord.demo.traps import TrapSender
+from monitord.probes.conditions import TLS_CERT_EXPIRING
 
 if TYPE_CHECKING:
     from monitord.app.daemon import Daemon
@@ -112,6 +147,39 @@ class DemoLab:
     snmp_devices: frozenset[str] = frozenset()
     #: MQTT agents of the DLTV receivers and TVs (empty: they are pinged instead)
     agents: tuple[Agent, ...] = field(default=())
+    #: the simulated PJLink projectors (the live schools' projectors)
+    projectors: tuple[SimProjector, ...] = field(default=())
+    #: the trap receiver's UDP port on 127.0.0.1 (None: traps off)
+    trap_port: int | None = None
+    #: the office's services (HTTPS, DNS) and their ports (None: no service devices)
+    services: ServicePlan | None = None
+
+    @property
+    def condition_tickets(self) -> list[str]:
+        """Roots (``device#condition``) of the tickets for standing problems of working
+        devices: the service whose certificate expires inside the warning window."""
+        if self.services is None or EXPIRING_SERVICE not in self.services.ports:
+            return []
+        return [f"{EXPIRING_SERVICE}#{TLS_CERT_EXPIRING}"]
+
+    @property
+    def server_addresses(self) -> dict[str, str]:
+        """Office device id → address (the services run on these)."""
+        return {d["id"]: d["address"] for d in self.config["devices"] if not d.get("school")}
+
+    @property
+    def degraded_projectors(self) -> frozenset[str]:
+        """Projectors with a lamp or filter error or a worn lamp: DEGRADED, no ticket."""
+        return frozenset(p.device_id for p in self.projectors if p.degraded)
+
+    @property
+    def trap_routers(self) -> list[tuple[str, str]]:
+        """``(device, address)`` of the school routers that send link traps."""
+        if self.trap_port is None:
+            return []
+        return [(d["id"], d["address"]) for d in self.config["devices"]
+                if d["kind"] == "router" and d.get("school")
+                and d["id"] not in self.dead_devices][:TRAP_ROUTERS]
 
     @property
     def faulty_devices(self) -> frozenset[str]:
@@ -156,9 +224,14 @@ class DemoLab:
         return out
 
 
-def build_lab(schools: int = 36, mqtt_port: int | None = None) -> DemoLab:
+def build_lab(schools: int = 36, mqtt_port: int | None = None, trap_port: int | None = None,
+              pjlink_port_map: dict[str, int] | None = None,
+              services: ServicePlan | None = None) -> DemoLab:
     """The lab's config.  With ``mqtt_port`` (the demo's broker), DLTV receivers and TVs
-    are watched over MQTT; without, they are pinged like everything else."""
+    are watched over MQTT; without, they are pinged like everything else.  With
+    ``trap_port`` the trap receiver listens on 127.0.0.1 at that UDP port.  Projectors are
+    polled over PJLink on port 4352, or the port ``pjlink_port_map`` gives their address.
+    ``services``: the office's service devices (kind ``service``) on those ports."""
     area = "6202"
     cfg: dict[str, Any] = {
         "office": {
@@ -175,7 +248,12 @@ def build_lab(schools: int = 36, mqtt_port: int | None = None) -> DemoLab:
             "snmp": {"community": {"env": COMMUNITY_ENV}, "port": SNMP_PORT,
                      "interval": SNMP_INTERVAL, "timeout": 1.0, "retries": 1},
         },
-        "kinds": {"router": {"snmp": {"uplink": "wan"}}},
+        "kinds": {
+            "router": {"snmp": {"uplink": "wan"}},
+            "projector": {"pjlink": {"password": {"env": PASSWORD_ENV}, "port": PJLINK_PORT,
+                                     "lamp_life_hours": LAMP_LIFE_HOURS,
+                                     "interval": PJLINK_INTERVAL}},
+        },
         "tickets": {"relapse_window": "1h", "auto_close_after": "1h"},
         "notify": {"group_window": "10s"},  # `monitord demo --notify URL`: first message <2 min
         "schools": {},
@@ -215,6 +293,16 @@ def build_lab(schools: int = 36, mqtt_port: int | None = None) -> DemoLab:
                 entry["probes"]["snmp"] = {"uplink": "Gi0/0/0"}
             snmp.add(dev_id)
         cfg["devices"].append(entry)
+    addresses = {d["id"]: d["address"] for d in cfg["devices"]}
+    if services is not None:
+        cfg["kinds"]["service"] = dict(SERVICE_KIND)
+    for svc in SERVICES:
+        if services is None or (port := services.ports.get(svc.device_id)) is None:
+            continue
+        cfg["devices"].append({
+            "id": svc.device_id, "name": svc.name, "kind": "service",
+            "address": addresses[svc.server], "parent": svc.server,
+            "unit": "กลุ่ม DLICT", "probes": {svc.probe: {**svc.params, "port": port}}})
     for s in range(1, schools + 1):
         smis = f"{area}{s:04d}"
         cfg["schools"][smis] = {
@@ -237,6 +325,10 @@ def build_lab(schools: int = 36, mqtt_port: int | None = None) -> DemoLab:
             if kind == "router":
                 entry["probes"] = {"icmp": None, "snmp": None}
                 snmp.add(dev_id)
+            elif kind == "projector":
+                entry["probes"] = {"icmp": None, "pjlink": None}
+                if (port := (pjlink_port_map or {}).get(entry["address"])) is not None:
+                    entry["probes"]["pjlink"] = {"port": port}
             elif kind in ("dltv_receiver", "tv") and mqtt_port is not None:
                 # no ping: the agent's reports (or their absence) decide reachability
                 entry["probes"] = {"mqtt": mqtt_params(MQTT_PERIOD)}
@@ -244,12 +336,31 @@ def build_lab(schools: int = 36, mqtt_port: int | None = None) -> DemoLab:
             if is_dead:
                 dead.add(dev_id)
     agents: tuple[Agent, ...] = ()
+    top: dict[str, Any] = {}   # top-level blocks, next to each other before `defaults`
+    if trap_port is not None:
+        top["snmp_traps"] = {"enabled": True, "listen": [f"127.0.0.1:{trap_port}"],
+                             "communities": [{"env": COMMUNITY_ENV}],
+                             "repoll_min_interval": "10s"}
     if mqtt_port is not None:
-        broker = {"host": "127.0.0.1", "port": mqtt_port, "client_id": "monitord-demo"}
-        cfg = {**{k: v for k, v in cfg.items() if k != "defaults"}, "mqtt": broker,
-               "defaults": cfg["defaults"]}   # the broker next to the other top-level blocks
+        top["mqtt"] = {"host": "127.0.0.1", "port": mqtt_port, "client_id": "monitord-demo"}
         agents = tuple(plan(cfg["devices"], dead=dead))
-    return DemoLab(cfg, frozenset(dead), frozenset(snmp), agents)
+    if top:
+        cfg = {**{k: v for k, v in cfg.items() if k != "defaults"}, **top,
+               "defaults": cfg["defaults"]}
+    projectors = tuple(plan_projectors(cfg["devices"], dead, pjlink_port_map))
+    return DemoLab(cfg, frozenset(dead), frozenset(snmp), agents, projectors, trap_port,
+                   services)
+
+
+def lab_of_config(cfg: dict[str, Any]) -> DemoLab:
+    """The lab a written demo config describes (the demo's own choices read back: MQTT,
+    the trap port, moved PJLink ports, the services and their ports)."""
+    traps = cfg.get("snmp_traps", {}).get("listen", [])
+    moved = {d["address"]: d["probes"]["pjlink"]["port"] for d in cfg["devices"]
+             if d["kind"] == "projector" and (d["probes"].get("pjlink") or {}).get("port")}
+    return build_lab(len(cfg["schools"]), cfg["mqtt"]["port"] if "mqtt" in cfg else None,
+                     int(traps[0].rsplit(":", 1)[1]) if traps else None, moved or None,
+                     ServicePlan.from_devices(cfg["devices"]))
 
 
 def write_config(lab: DemoLab, path: Path, db: Path) -> None:
@@ -261,6 +372,8 @@ def write_config(lab: DemoLab, path: Path, db: Path) -> None:
         f"# Devices on {DEAD_BLOCK} are made dead by an iptables rule while the demo runs.\n"
         f"# SNMP agents are simulated on udp port {SNMP_PORT} (community in ${COMMUNITY_ENV});\n"
         "# the MQTT broker and the agents publishing to it exist only while the demo runs.\n"
+        f"# Projectors answer PJLink on tcp port {PJLINK_PORT} (password in ${PASSWORD_ENV});\n"
+        "# school routers send link traps to the snmp_traps receiver while the demo runs.\n"
     )
     path.write_text(header + yaml.safe_dump(data, allow_unicode=True, sort_keys=False),
                     encoding="utf-8")
@@ -336,12 +449,23 @@ async def serve_lab(lab: DemoLab, mqtt_port: int | None, stop: asyncio.Event) ->
     except OSError as exc:
         log.warning("demo: simulated SNMP agents cannot listen on udp port %d: %s",
                     SNMP_PORT, exc)
+    projectors = PjlinkLab(lab.projectors,
+                           os.environ.get(PASSWORD_ENV, DEFAULT_PJLINK_PASSWORD))
+    await projectors.start()
+    tasks: list[asyncio.Task[None]] = []
+    if lab.trap_port is not None:
+        sender = TrapSender(lab.trap_routers, community, lab.trap_port)
+        tasks.append(asyncio.create_task(sender.run(stop), name="demo-traps"))
     try:
         if mqtt_port is not None and lab.agents:
             await run_agents(list(lab.agents), "127.0.0.1", mqtt_port, stop, MQTT_PERIOD)
         else:
             await stop.wait()
     finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await projectors.stop()
         snmp.close()
 
 
@@ -411,6 +535,7 @@ def run_demo(data_dir: Path, *, db: Path | None = None, listen: str | None = Non
     from monitord.app.daemon import Daemon, DaemonOptions
 
     os.environ.setdefault(COMMUNITY_ENV, DEFAULT_COMMUNITY)
+    os.environ.setdefault(PASSWORD_ENV, DEFAULT_PJLINK_PASSWORD)
     db, db_note = demo_database(data_dir, db)
     print(db_note, flush=True)
     config_path = data_dir / "demo.yaml"
@@ -418,9 +543,21 @@ def run_demo(data_dir: Path, *, db: Path | None = None, listen: str | None = Non
     previous = signal.signal(signal.SIGTERM, _terminate)
     broker = DemoBroker(data_dir)
     block = DeadBlock()
+    services: ServicesLab | None = None
     try:
         mqtt_port = broker.port if broker.start() else None
-        lab = build_lab(schools, mqtt_port)
+        trap_port = free_port(kind=socket.SOCK_DGRAM)
+        lab = build_lab(schools, mqtt_port, trap_port)
+        if moved := pjlink_ports(p.address for p in lab.projectors):
+            log.info("demo: tcp port %d is taken on %d projector addresses; they listen on "
+                     "free ports named in the config", PJLINK_PORT, len(moved))
+        plan = ServicePlan.choose(lab.server_addresses)
+        lab = build_lab(schools, mqtt_port, trap_port, moved or None, plan)
+        services = ServicesLab(plan, lab.server_addresses, data_dir / "services")
+        services.start()
+        if not plan.dns:
+            log.warning("demo: dnsmasq is not installed (scripts/setup-services.sh) — the "
+                        "office has no DNS service in this run")
         write_config(lab, config_path, db)
         if mqtt_port is None:
             log.warning("demo: %s — DLTV receivers and TVs are pinged instead of watched "
@@ -450,12 +587,27 @@ def run_demo(data_dir: Path, *, db: Path | None = None, listen: str | None = Non
             f"agents on udp port {SNMP_PORT} (community: ${COMMUNITY_ENV}); the office UPS "
             f"goes on battery {UPS_FIRST_OUTAGE:g} s after the start, then every "
             f"{UPS_CYCLE / 60:g} min",
+            f"demo: {len(lab.projectors)} projectors answer PJLink on tcp port {PJLINK_PORT} "
+            f"(password: ${PASSWORD_ENV}), {len(lab.degraded_projectors)} of them with a "
+            f"lamp or filter fault (DEGRADED); school routers "
+            f"{', '.join(d for d, _ in lab.trap_routers)} send linkDown/linkUp traps to "
+            f"udp 127.0.0.1:{trap_port}, the first {TRAP_FIRST:g} s after the start",
+            "demo: office services over HTTPS: "
+            + ", ".join(f"{d} {lab.server_addresses[s.server]}:{plan.ports[d]}"
+                        for s in SERVICES if (d := s.device_id) in plan.ports
+                        and s.probe == "http")
+            + f" (the certificate of {EXPIRING_SERVICE} expires in {EXPIRING_DAYS} days: a "
+            "renewal ticket)"
+            + (f"; DNS (dnsmasq) {lab.server_addresses['office-rtr']}:"
+               f"{plan.ports['office-dns']}" if plan.dns else "; no DNS (dnsmasq missing)"),
         ]
         daemon = Daemon(DaemonOptions(config_path, db, listen, banner, list(notify)))
         return asyncio.run(_run_daemon(daemon, lab, mqtt_port))
     finally:
         with contextlib.suppress(Exception):
             broker.stop()
+        if services is not None:
+            services.stop()
         if block.active:
             block.remove()
             log.info("demo: iptables rule removed")

@@ -15,13 +15,16 @@ Everything is synchronous and bounded; nothing here knows about pytest.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import fcntl
 import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TypeVar
 
@@ -159,3 +162,25 @@ def wait_port(port: int, timeout: float, *, host: str = "127.0.0.1", udp: bool =
 def wait_closed(port: int, timeout: float, host: str = "127.0.0.1") -> None:
     """Wait until nothing listens on TCP ``host:port`` any more."""
     wait_until(lambda: not tcp_listening(port, host), timeout, f"tcp {host}:{port} to close")
+
+
+@contextlib.contextmanager
+def machine_lock(name: str, timeout: float) -> Iterator[None]:
+    """Hold an exclusive lock shared by every process of this machine (``flock`` on a file
+    in the temp directory), waiting at most ``timeout`` seconds: for tests that use fixed
+    ports (two demos at once would fight over the SNMP agents' port)."""
+    path = Path(tempfile.gettempdir()) / f"{name}.lock"
+    with path.open("a") as f:
+        wait_until(lambda: _try_flock(f.fileno()), timeout, f"the lock {path}", interval=0.5)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def _try_flock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True

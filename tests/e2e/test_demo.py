@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 
 from monitord.demo import processes
-from monitord.demo.office import RULE_COMMENT, DemoLab, build_lab
+from monitord.demo.office import RULE_COMMENT, DemoLab, build_lab, lab_of_config
+from monitord.demo.services import EXPIRING_SERVICE, SERVICES
 from tests.daemon_lab import (
     MONITORD,
     ROOT,
@@ -24,6 +27,14 @@ from tests.daemon_lab import (
     wait_value,
 )
 from tests.notify_lab import Webhook
+
+
+@pytest.fixture
+def one_demo_at_a_time() -> Iterator[None]:
+    """Demos use fixed ports (SNMP agents on 16161, projectors on 4352): a demo test waits
+    until no other demo test of this machine runs (other sessions included)."""
+    with processes.machine_lock("monitord-demo-tests", 200):
+        yield
 
 
 def rule_present() -> bool:
@@ -39,6 +50,9 @@ def test_lab_shape() -> None:
     assert all(d["address"].startswith("127.") for d in lab.config["devices"])
     assert len(lab.dead_devices) == 23
     assert lab.down_devices == lab.dead_devices and not lab.agents   # no broker: no MQTT
+    # a projector per school; the live ones answer PJLink, a few DEGRADED: no tickets
+    assert len(lab.projectors) == 33 and lab.degraded_projectors
+    assert lab.degraded_projectors.isdisjoint(lab.down_devices)
     with_mqtt = build_lab(mqtt_port=18830)
     assert with_mqtt.dead_devices == lab.dead_devices
     assert with_mqtt.down_devices == lab.dead_devices | with_mqtt.faulty_devices
@@ -46,11 +60,12 @@ def test_lab_shape() -> None:
 
 
 def lab_of(data_dir: Path) -> DemoLab:
-    """The lab as the running demo built it: with MQTT when it found mosquitto."""
-    cfg = yaml.safe_load((data_dir / "demo.yaml").read_text(encoding="utf-8"))
-    return build_lab(len(cfg["schools"]), cfg["mqtt"]["port"] if "mqtt" in cfg else None)
+    """The lab as the running demo built it: with MQTT when it found mosquitto, its trap
+    receiver's port, the office services it started."""
+    return lab_of_config(yaml.safe_load((data_dir / "demo.yaml").read_text(encoding="utf-8")))
 
 
+@pytest.mark.usefixtures("one_demo_at_a_time")
 def test_demo_runs_and_cleans_up(tmp_path: Path,
                                  daemon_factory: Callable[..., DaemonProcess]) -> None:
     require_root()
@@ -71,6 +86,32 @@ def test_demo_runs_and_cleans_up(tmp_path: Path,
     down, up = wait_for(states, 90, "demo devices settle: the dead block DOWN, the rest UP")
     assert (down, up) == (len(lab.down_devices), lab.device_count - len(lab.down_devices))
     assert len(lab.dead_devices) == 23
+    # Issue 15: the live projectors' lamp hours, the faulty ones DEGRADED with a reason (an
+    # UP device for monitord_device_up, never a ticket), the routers' first link trap
+    # (20 s after the start) accepted by the trap receiver.
+    assert lab.trap_routers and lab.projectors
+
+    def pjlink_and_traps() -> bool:
+        m = d.metrics()
+        hours = {lab_["device"] for lab_, _ in m.samples("monitord_pjlink_lamp_hours")}
+        assert hours == {p.device_id for p in lab.projectors}, "lamp hours"
+        states = {lab_["device"] for lab_, v in m.samples("monitord_device_state")
+                  if lab_["state"] == "degraded" and v == 1}
+        assert lab.degraded_projectors <= states, sorted(lab.degraded_projectors - states)
+        accepted = sum(v for lab_, v in m.samples("monitord_snmp_traps_total")
+                       if lab_["result"] == "accepted")
+        assert accepted > 0, "no trap accepted"
+        # the office's services over HTTPS: response times and certificates, one expiring
+        web = {s.device_id for s in SERVICES if s.probe == "http"}
+        assert set(m.by_label("monitord_http_response_seconds", "device")) == web
+        expiry = m.by_label("monitord_tls_cert_not_after_timestamp_seconds", "device")
+        assert set(expiry) == web, "certificates"
+        soon = {dev for dev, t in expiry.items() if t - time.time() < 21 * 86400}
+        assert soon == {EXPIRING_SERVICE}
+        return True
+
+    wait_for(pjlink_and_traps, 60, "projector lamp hours, DEGRADED projectors, a trap, the "
+             "services' response times and certificates", interval=1)
     # The public status page: two schools offline, the rest online; no addresses.
     status, page = http_get(d.url + "/status")
     assert status == 200
@@ -85,14 +126,20 @@ def test_demo_runs_and_cleans_up(tmp_path: Path,
                               "json"], capture_output=True, text=True, cwd=ROOT, timeout=60)
         return sorted(t["root"] for t in json.loads(res.stdout)) if res.returncode == 0 else []
 
-    roots = wait_value(tickets, lambda r: len(r) >= len(lab.root_causes), 120,
-                       "demo tickets")
-    assert roots == lab.root_causes
-    # two dead schools (their routers), three single devices, each faulty MQTT agent
-    assert len(roots) == 5 + len(lab.faulty_devices)
+    want = sorted(lab.root_causes + lab.condition_tickets)
+    roots = wait_value(tickets, lambda r: len(r) >= len(want), 120, "demo tickets")
+    assert roots == want
+    # two dead schools (their routers), three single devices, each faulty MQTT agent, and
+    # the e-office certificate that expires in 10 days ("renew the certificate")
+    assert len(roots) == 5 + len(lab.faulty_devices) + 1
     log = d.log()
     assert "/status" in log and "/metrics" in log and "/healthz" in log
-    assert "23 of 368 devices are dead" in log
+    # 368 devices, and the office's four services (three over HTTPS, DNS with dnsmasq)
+    assert lab.device_count == 368 + 4
+    assert f"23 of {lab.device_count} devices are dead" in log
+    # secrets by reference: the PJLink password and the community never show
+    for secret in ("demo-pjlink", "demo-public"):
+        assert secret not in log and secret not in d.metrics_text(), secret
     # The console can be tried at once: the banner names the demo users and this run's
     # password, and the officer signs in with it and sees the demo's tickets.
     found = re.search(r"sign in as admin, officer, tech, school, director \(school "
@@ -129,6 +176,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> int | None:
     return processes.stop(proc, 30)
 
 
+@pytest.mark.usefixtures("one_demo_at_a_time")
 def test_second_demo_run_starts_fresh_and_notifies_again(tmp_path: Path) -> None:
     """Issue 12, finding 17: a second `monitord demo --notify URL` used to resume the first
     run's database, whose tickets were all still open, and sent nothing."""
@@ -147,7 +195,8 @@ def test_second_demo_run_starts_fresh_and_notifies_again(tmp_path: Path) -> None
         proc, _url = _demo(data_dir, log, "--notify", hook.url)
         procs.append(proc)
         wait_for(lambda: config.exists() or proc.poll() is not None, 60, "the demo config")
-        tickets = len(lab_of(data_dir).root_causes)
+        lab = lab_of(data_dir)
+        tickets = len(lab.root_causes) + len(lab.condition_tickets)
 
         def all_sent() -> bool:
             text = "\n".join(hook.messages()[seen:])

@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,16 @@ from monitord.demo.office import (
     RULE_COMMENT,
     DemoLab,
     build_lab,
+    lab_of_config,
     write_config,
+)
+from monitord.demo.projectors import DEGRADED_REASON, LAMP_LIFE_HOURS, PjlinkLab
+from monitord.demo.services import (
+    DNS_NAME,
+    EXPIRING_DAYS,
+    EXPIRING_SERVICE,
+    ServicePlan,
+    ServicesLab,
 )
 from monitord.demo.snmp_agent import SnmpLab
 from monitord.demo.snmp_devices import SimAgent, agent_for
@@ -45,7 +54,11 @@ from monitord.demo.snmp_mib import (
     encode_response,
     encode_varbind,
 )
+from monitord.demo.traps import LINK_DOWN, LINK_UP, TrapSender
 from monitord.probes.base import Observation, Target
+from monitord.probes.dns import DnsProber
+from monitord.probes.http import HttpProber
+from monitord.probes.pjlink import PjlinkProber
 from monitord.probes.snmp import SnmpProber
 from monitord.probes.snmp import codec as w
 from tests.daemon_lab import (
@@ -79,6 +92,14 @@ DEAD = f"{DEAD_NET}.201.1"   # no agent: a dead device does not answer SNMP
 def free_udp_port() -> int:
     """A UDP port free on loopback.  Not the demo's 16161: a demo may be running."""
     return processes.free_port(kind=socket.SOCK_DGRAM)
+
+
+@pytest.fixture
+def one_demo_at_a_time() -> Iterator[None]:
+    """Demos use fixed ports (SNMP agents on 16161, projectors on 4352): a demo test waits
+    until no other demo test of this machine runs (other sessions included)."""
+    with processes.machine_lock("monitord-demo-tests", 200):
+        yield
 
 
 class Lab:
@@ -381,17 +402,34 @@ async def test_snmpbulkwalk_agrees_with_the_prober(lab: Lab, prober: SnmpProber)
 
 @pytest.mark.parametrize("mqtt_port", [None, 18830])
 def test_monitord_check_accepts_the_demo_config(tmp_path: Path, mqtt_port: int | None) -> None:
-    lab = build_lab(36, mqtt_port)
+    # as `monitord demo` writes it (traps, services) and as the plain lab
+    full = mqtt_port is not None
+    services = ServicePlan({"office-website": 18443, "office-eoffice-web": 18444,
+                            "office-hotspot-portal": 18445, "office-dns": 18053})
+    lab = build_lab(36, mqtt_port, 19162 if full else None,
+                    services=services if full else None)
     path = tmp_path / "demo.yaml"
     write_config(lab, path, tmp_path / "demo.db")
     res = subprocess.run([*MONITORD, "check", "--config", str(path)], capture_output=True,
                          text=True, cwd=ROOT, timeout=60)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "OK (36 schools, 368 devices)" in res.stderr
+    assert f"OK (36 schools, {372 if full else 368} devices)" in res.stderr
     cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
     snmp = [d for d in cfg["devices"] if "snmp" in (d.get("probes") or {})]
     assert len(snmp) == 36 + 7 and len(lab.snmp_devices) == 43
     assert cfg["defaults"]["snmp"]["community"] == {"env": "MONITORD_DEMO_SNMP_COMMUNITY"}
+    projectors = [d for d in cfg["devices"] if d["kind"] == "projector"]
+    assert len(projectors) == 36 and all(d["probes"] == {"icmp": None, "pjlink": None}
+                                         for d in projectors)
+    assert cfg["kinds"]["projector"]["pjlink"]["password"] == {
+        "env": "MONITORD_DEMO_PJLINK_PASSWORD"}
+    if not full:
+        assert "snmp_traps" not in cfg and not lab.trap_routers   # no trap port: traps off
+    else:
+        assert cfg["snmp_traps"]["communities"] == [{"env": "MONITORD_DEMO_SNMP_COMMUNITY"}]
+        kinds = {d["id"]: d["kind"] for d in cfg["devices"]}
+        assert [k for k in kinds.values() if k == "service"] == ["service"] * 4
+        assert lab_of_config(cfg).config == lab.config   # read back as written
     mqtt = [d for d in cfg["devices"] if "mqtt" in (d.get("probes") or {})]
     if mqtt_port is None:
         assert not mqtt and "mqtt" not in cfg and not lab.agents
@@ -412,6 +450,119 @@ def test_agents_behind_dead_devices_are_silent() -> None:
         {*lab.faulty_devices, "62020005-rtr", "62020017-rtr", "62020009-tv2",
          "62020022-prj", "62020030-ap"})
     assert plan(lab.config["devices"], dead=lab.dead_devices) == list(lab.agents)
+
+
+def test_lab_projectors_and_trap_routers() -> None:
+    lab = build_lab(36, 18830, trap_port=19162)
+    prj = {p.device_id: p for p in lab.projectors}
+    # every school's projector but those of the dead schools and the dead one
+    assert len(prj) == 36 - 2 - 1 and not set(prj) & lab.dead_devices
+    conditions = [p.condition for p in prj.values()]
+    assert {"lamp_error", "filter_error", "lamp_worn", "standby", "on"} == set(conditions)
+    assert 3 <= len(lab.degraded_projectors) <= 6 and conditions.count("standby") >= 5
+    hours = sorted(p.lamp_hours for p in prj.values())
+    assert hours[0] < 500 and hours[-1] > 0.9 * LAMP_LIFE_HOURS   # spread out, one worn
+    # a DEGRADED projector is no root cause: the tickets stay those of the DOWN devices
+    assert lab.degraded_projectors.isdisjoint(lab.root_causes)
+    assert lab.trap_routers == [("62020001-rtr", f"{LIVE_NET}.1.1"),
+                                ("62020002-rtr", f"{LIVE_NET}.2.1")]
+    assert lab.config["snmp_traps"]["listen"] == ["127.0.0.1:19162"]
+    moved = build_lab(5, pjlink_port_map={f"{LIVE_NET}.1.10": 14352})
+    assert next(d for d in moved.config["devices"] if d["id"] == "62020001-prj")[
+        "probes"] == {"icmp": None, "pjlink": {"port": 14352}}
+    assert [p.port for p in moved.projectors][:2] == [14352, 4352]
+
+
+async def test_lab_projectors_answer_the_pjlink_probe() -> None:
+    """The demo's projectors, on free ports of their own addresses, polled by the real
+    probe with the demo's password: faults DEGRADED with their reason, standby fine."""
+    base = build_lab(36)
+    ports = {p.address: processes.free_port(p.address) for p in base.projectors}
+    lab = build_lab(36, pjlink_port_map=ports)
+    sims = PjlinkLab(lab.projectors, "s3cret")
+    await sims.start()
+    prober = PjlinkProber(timeout=2.0)
+    try:
+        assert sims.failed == 0
+        targets = [Target(p.device_id, p.address,
+                          {"port": p.port, "password": "s3cret",
+                           "lamp_life_hours": LAMP_LIFE_HOURS}) for p in lab.projectors]
+        obs, _ = await prober.probe(targets)
+    finally:
+        await prober.close()
+        await sims.stop()
+    for p, o in zip(lab.projectors, obs, strict=True):
+        assert o.ok, (p, o.reason)
+        assert o.degraded == DEGRADED_REASON.get(p.condition, ""), (p, o.degraded)
+    assert sum(1 for o in obs if o.degraded) == len(lab.degraded_projectors)
+
+
+async def test_routers_send_link_traps_from_their_own_address() -> None:
+    port = free_udp_port()
+    lab = build_lab(3, trap_port=port)
+    loop = asyncio.get_running_loop()
+    got: asyncio.Queue[tuple[bytes, Any]] = asyncio.Queue()
+
+    class Rx(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            got.put_nowait((data, addr))
+
+    tr, _ = await loop.create_datagram_endpoint(Rx, local_addr=("127.0.0.1", port))
+    stop = asyncio.Event()
+    sender = TrapSender(lab.trap_routers, COMMUNITY, port, first_after=0.0, every=0.05,
+                        down_for=0.05)
+    task = asyncio.create_task(sender.run(stop))
+    try:
+        seen = []
+        for _ in range(4):
+            data, addr = await asyncio.wait_for(got.get(), 5)
+            n = w.decode_notification(data)
+            assert n.community == COMMUNITY.encode() and n.version == 1
+            seen.append((addr[0], n.trap_oid))
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+        tr.close()
+    a1, a2 = (a for _, a in lab.trap_routers)
+    # linkDown then linkUp, from one router, then the other: sources map to devices
+    assert seen == [(a1, LINK_DOWN), (a1, LINK_UP), (a2, LINK_DOWN), (a2, LINK_UP)]
+    assert sender.errors == 0
+
+
+async def test_office_services_answer_the_http_and_dns_probes(tmp_path: Path) -> None:
+    """The demo's office services, checked by the real http and dns probes with the demo
+    config's settings: all working, the e-office certificate inside the warning window."""
+    plan = ServicePlan.choose(build_lab(1).server_addresses)
+    assert plan.dns, "dnsmasq is installed by scripts/setup-services.sh"
+    lab = build_lab(1, services=plan)
+    services = [d for d in lab.config["devices"] if d["kind"] == "service"]
+    assert len(services) == 4 and lab.device_count == 18 + 4
+    assert lab.condition_tickets == [f"{EXPIRING_SERVICE}#tls_cert_expiring"]
+    svc = ServicesLab(plan, lab.server_addresses, tmp_path)
+    await asyncio.to_thread(svc.start)
+    http, dns = HttpProber(), DnsProber()
+    try:
+        def targets(probe: str) -> list[Target]:
+            kind = lab.config["kinds"]["service"].get(probe, {})   # the cascade, by hand
+            return [Target(d["id"], d["address"], {**kind, **d["probes"][probe]})
+                    for d in services if probe in d["probes"]]
+
+        obs, _ = await http.probe(targets("http"))
+        [dns_obs], _ = await dns.probe(targets("dns"))
+    finally:
+        await http.close()
+        await asyncio.to_thread(svc.stop)
+    now = time.time()
+    for o in obs:
+        assert o.ok, (o.device_id, o.reason)
+        left = o.values["tls_cert_not_after"] - now
+        if o.device_id == EXPIRING_SERVICE:
+            assert (EXPIRING_DAYS - 1) * 86400 < left <= EXPIRING_DAYS * 86400
+            assert o.degraded, "a certificate inside the warning window"
+        else:
+            assert left > 300 * 86400 and not o.degraded, (o.device_id, o.degraded)
+    assert dns_obs.ok, (dns_obs.reason, DNS_NAME)
+    assert svc.dnsmasq is None and not svc.servers   # stopped
 
 
 def test_broker_dies_with_the_demo(tmp_path: Path) -> None:
@@ -481,6 +632,7 @@ def foreign_dead(lab: DemoLab, own_comment: str) -> set[str]:
             if any(ipaddress.ip_address(d["address"]) in n for n in nets)}
 
 
+@pytest.mark.usefixtures("one_demo_at_a_time")
 def test_demo_end_to_end_snmp_mqtt(tmp_path: Path, iptables: IptablesDrop) -> None:
     require_root()
     # the dead block under this test's own rule too: another demo that exits meanwhile
@@ -510,7 +662,7 @@ def test_demo_end_to_end_snmp_mqtt(tmp_path: Path, iptables: IptablesDrop) -> No
         wait_for(lambda: http_get(url + "/healthz")[0] == 200, 60, "demo /healthz")
         cfg = yaml.safe_load((data_dir / "demo.yaml").read_text(encoding="utf-8"))
         assert "mqtt" in cfg, "mosquitto is installed: the demo must use it\n" + log()
-        lab = build_lab(30, int(cfg["mqtt"]["port"]))
+        lab = lab_of_config(cfg)   # with the demo's MQTT port, trap port, services
         broker_port = int(cfg["mqtt"]["port"])
 
         def settled() -> bool:

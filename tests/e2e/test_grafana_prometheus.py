@@ -239,10 +239,14 @@ def demo_families() -> set[str]:
                     "monitord_mqtt_messages_applied_total", "monitord_icmp_rtt_seconds"}
 
 
+PROMTOOL_LAMP_HOURS = 'monitord_pjlink_lamp_hours use base unit "seconds" instead of "hours"'
+
+
 def test_full_demo_metrics_pass_promtool(tmp_path: Path,
                                          daemon_factory: Callable[..., DaemonProcess]) -> None:
     """`promtool check metrics` has nothing to say about the full demo's /metrics: ICMP,
-    SNMP (routers, switch, servers, UPS) and MQTT (DLTV receivers, TVs) series included."""
+    SNMP (routers, switch, servers, UPS), MQTT (DLTV receivers, TVs), PJLink and trap
+    series included — but the one accepted lint on monitord_pjlink_lamp_hours."""
     require_root()
     d = daemon_factory("demo", "--data-dir", str(tmp_path / "demo"))
     d.wait_ready(timeout=60)
@@ -260,7 +264,11 @@ def test_full_demo_metrics_pass_promtool(tmp_path: Path,
     text = wait_for(filled, 150, "SNMP and MQTT series in the demo's /metrics", interval=2.0)
     lint = subprocess.run([promtool(), "check", "metrics"], input=text, capture_output=True,
                           text=True, timeout=60)
-    assert (lint.returncode, lint.stdout, lint.stderr) == (0, "", ""), lint.stdout + lint.stderr
+    # exactly one lint is accepted: issue 15 fixes the name monitord_pjlink_lamp_hours
+    # (hours is what lamp datasheets and projector menus count in), not _seconds
+    said = (lint.stdout + lint.stderr).splitlines()
+    others = [line for line in said if line != PROMTOOL_LAMP_HOURS]
+    assert (lint.returncode, others) == (3 if said else 0, []), lint.stdout + lint.stderr
 
 
 # ------------------------------------------------------------------------ docker, systemd
