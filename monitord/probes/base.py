@@ -7,13 +7,18 @@ scheduler hands their observations downstream (probe → observation → state �
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
+
+from pydantic import BaseModel
 
 if TYPE_CHECKING:
     from monitord.probes.metrics import MetricFamily
+
+P = TypeVar("P", bound=BaseModel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,3 +120,39 @@ class Prober(Protocol):
 
 class ProbeSetupError(RuntimeError):
     """A probe cannot start (missing privilege, no socket support …)."""
+
+
+async def each_target(name: str, targets: Sequence[Target],
+                      one: Callable[[Target], Awaitable[Observation]]
+                      ) -> tuple[list[Observation], RoundStats]:
+    """A round that checks every target concurrently with ``one`` (the prober bounds its
+    own concurrency); the round is complete when every observation is."""
+    t0 = time.monotonic()
+    obs = list(await asyncio.gather(*(one(t) for t in targets)))
+    complete = all(o.complete for o in obs)
+    return obs, RoundStats(name, len(targets), time.monotonic() - t0, complete,
+                           "" if complete else "local_error")
+
+
+class ParamsCache(Generic[P]):
+    """Each device's validated probe parameters, validated again only when the config
+    hands over a new mapping (a reload)."""
+
+    def __init__(self, model: type[P]) -> None:
+        self._model = model
+        self._cache: dict[str, tuple[object, P]] = {}
+
+    def get(self, target: Target) -> P:
+        """``pydantic.ValidationError`` when the parameters are not valid."""
+        raw = target.params
+        if isinstance(raw, self._model):
+            return raw
+        cached = self._cache.get(target.device_id)
+        if cached is not None and cached[0] is raw:
+            return cached[1]
+        params = self._model.model_validate(dict(raw))
+        self._cache[target.device_id] = (raw, params)
+        return params
+
+    def forget(self, device_id: str) -> None:
+        self._cache.pop(device_id, None)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from monitord.probes.base import Observation, RoundStats, Target
+from monitord.probes.base import Observation, RoundStats, Target, each_target
 from monitord.probes.dns import metrics
 from monitord.probes.dns.metrics import DnsStats
 from monitord.probes.dns.params import DnsParams
@@ -61,9 +61,7 @@ class DnsProber:
         return metrics.families(self.stats)
 
     async def probe(self, targets: Sequence[Target]) -> tuple[list[Observation], RoundStats]:
-        t0 = time.monotonic()
-        obs = list(await asyncio.gather(*(self._one(t) for t in targets)))
-        return obs, RoundStats(self.name, len(targets), time.monotonic() - t0)
+        return await each_target(self.name, targets, self._one)
 
     def _fail(self, target: Target, reason: str, start: float, detail: str = "",
               **values: float) -> Observation:

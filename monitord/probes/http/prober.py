@@ -30,7 +30,7 @@ import httpcore
 from pydantic import SecretStr, ValidationError
 
 from monitord.probes import conditions, tlsinfo
-from monitord.probes.base import Observation, RoundStats, Target
+from monitord.probes.base import Observation, ParamsCache, RoundStats, Target, each_target
 from monitord.probes.http import metrics
 from monitord.probes.http.metrics import HttpStats
 from monitord.probes.http.netio import AsyncioBackend
@@ -66,7 +66,7 @@ class HttpProber:
         self._origins: dict[tuple[str, bool, str], _Origin] = {}
         #: device → (the params mapping validated, its model); holding the mapping keeps
         #: its identity unique, so ``is`` tells a reloaded job from the same one
-        self._params: dict[str, tuple[object, HttpParams]] = {}
+        self._params = ParamsCache(HttpParams)
         self.stats = HttpStats()
 
     async def start(self) -> None:
@@ -99,25 +99,16 @@ class HttpProber:
             origin = self._origins[key] = _Origin(pool, asyncio.Semaphore(self._per_host))
         return origin
 
-    def _params_of(self, target: Target) -> HttpParams:
-        raw = target.params
-        if isinstance(raw, HttpParams):
-            return raw
-        cached = self._params.get(target.device_id)
-        if cached is not None and cached[0] is raw:
-            return cached[1]
-        params = HttpParams.model_validate(dict(raw))
-        self._params[target.device_id] = (raw, params)
-        return params
+    def forget(self, device_id: str) -> None:
+        """Drop a device's validated settings (it left the config)."""
+        self._params.forget(device_id)
 
     async def probe(self, targets: Sequence[Target]) -> tuple[list[Observation], RoundStats]:
-        t0 = time.monotonic()
-        obs = list(await asyncio.gather(*(self._one(t) for t in targets)))
-        return obs, RoundStats(self.name, len(targets), time.monotonic() - t0)
+        return await each_target(self.name, targets, self._one)
 
     async def _one(self, target: Target) -> Observation:
         try:
-            params = self._params_of(target)
+            params = self._params.get(target)
         except ValidationError as exc:
             return self._fail(target, "bad_params", f"{exc.error_count()} errors")
         url = params.target_url(target.address)

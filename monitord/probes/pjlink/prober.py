@@ -24,7 +24,7 @@ from typing import TypeVar
 
 from pydantic import SecretStr, ValidationError
 
-from monitord.probes.base import Observation, RoundStats, Target
+from monitord.probes.base import Observation, ParamsCache, RoundStats, Target, each_target
 from monitord.probes.metrics import MetricFamily
 from monitord.probes.pjlink import protocol as p
 from monitord.probes.pjlink.client import PjlinkError, PjlinkSession
@@ -57,7 +57,7 @@ class PjlinkProber:
         self.stats = PjlinkStats()
         self._limiter: asyncio.Semaphore | None = None
         self._locks: dict[tuple[str, int], asyncio.Lock] = {}
-        self._params: dict[str, tuple[int, PjlinkParams]] = {}
+        self._params = ParamsCache(PjlinkParams)
         self._closing = False
         self._bug_log = RateLimitedLog(log, 5, "pjlink: internal errors")
 
@@ -72,23 +72,19 @@ class PjlinkProber:
         return families(self.stats)
 
     def forget(self, device_id: str) -> None:
-        self._params.pop(device_id, None)
+        self._params.forget(device_id)
 
     async def probe(self, targets: Sequence[Target]) -> tuple[list[Observation], RoundStats]:
         if self._limiter is None:
             await self.start()
-        t0 = time.monotonic()
-        obs = list(await asyncio.gather(*(self._poll_one(t) for t in targets)))
-        complete = all(o.complete for o in obs)
-        return obs, RoundStats(self.name, len(targets), time.monotonic() - t0, complete,
-                               "" if complete else "local_error")
+        return await each_target(self.name, targets, self._poll_one)
 
     async def _poll_one(self, target: Target) -> Observation:
         t0 = time.monotonic()
         obs = Observation(device_id=target.device_id, probe=self.name, ok=False)
         self.stats.polls += 1
         try:
-            params = self._validated(target)
+            params = self._params.get(target)
             password = _reveal(params.password)
             timeout = params.timeout or self.timeout
             lock = self._locks.setdefault((target.address, params.port), asyncio.Lock())
@@ -115,17 +111,6 @@ class PjlinkProber:
             obs.complete = False
         obs.duration_seconds = time.monotonic() - t0
         return obs
-
-    def _validated(self, target: Target) -> PjlinkParams:
-        raw = target.params
-        if isinstance(raw, PjlinkParams):
-            return raw
-        cached = self._params.get(target.device_id)
-        if cached is not None and cached[0] == id(raw):
-            return cached[1]
-        params = PjlinkParams.model_validate(dict(raw))
-        self._params[target.device_id] = (id(raw), params)
-        return params
 
     def _fail(self, obs: Observation, device: str, reason: str, detail: str) -> None:
         self.stats.errors[(device, reason)] += 1

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from monitord.probes.base import Observation, ProbeSetupError, RoundStats, Target
+from monitord.probes.base import Observation, ProbeSetupError, RoundStats, Target, each_target
 from monitord.probes.metrics import MetricFamily
 from monitord.probes.ratelog import RateLimitedLog
 from monitord.probes.snmp import codec as w
@@ -132,11 +132,7 @@ class SnmpProber:
     async def probe(self, targets: Sequence[Target]) -> tuple[list[Observation], RoundStats]:
         if self._limiter is None:
             await self.start()
-        t0 = time.monotonic()
-        obs = list(await asyncio.gather(*(self._poll_one(t) for t in targets)))
-        complete = all(o.complete for o in obs)
-        return obs, RoundStats(self.name, len(targets), time.monotonic() - t0, complete,
-                               "" if complete else "local_error")
+        return await each_target(self.name, targets, self._poll_one)
 
     async def _poll_one(self, target: Target) -> Observation:
         """One device's poll.  Whatever goes wrong is this device's error, never the

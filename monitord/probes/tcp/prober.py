@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from monitord.probes import conditions, tlsinfo
-from monitord.probes.base import Observation, RoundStats, Target
+from monitord.probes.base import Observation, RoundStats, Target, each_target
 from monitord.probes.metrics import MetricFamily
 from monitord.probes.tcp import metrics
 from monitord.probes.tcp.metrics import TcpStats
@@ -44,9 +44,7 @@ class TcpProber:
         return metrics.families(self.stats)
 
     async def probe(self, targets: Sequence[Target]) -> tuple[list[Observation], RoundStats]:
-        t0 = time.monotonic()
-        obs = list(await asyncio.gather(*(self._one(t) for t in targets)))
-        return obs, RoundStats(self.name, len(targets), time.monotonic() - t0)
+        return await each_target(self.name, targets, self._one)
 
     async def _one(self, target: Target) -> Observation:
         try:
