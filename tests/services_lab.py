@@ -1,6 +1,7 @@
 """Real service endpoints for the http/tcp/dns probe tests, all on 127.0.0.1.
 
-* :func:`make_cert` — a self-signed certificate (cryptography) with a chosen lifetime;
+* :func:`make_cert` (the demo's: :mod:`monitord.demo.services`) — a self-signed certificate
+  with a chosen lifetime;
 * :class:`WebServer` — HTTP or HTTPS (threaded ``http.server``): ``/ok`` (the hotspot
   portal page), ``/slow``, ``/status/NNN``, ``/redirect`` → ``/ok``, ``/loop`` (endless
   redirects), ``/close`` (Connection: close), ``/big`` (1 MB), ``/headers`` (echoes
@@ -15,7 +16,6 @@ Fixtures: ``cert_files``, ``web_servers``, ``banner_server``, ``dnsmasq``.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import shutil
 import socket
 import socketserver
@@ -24,89 +24,44 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from monitord.demo import processes
 from monitord.demo.processes import free_port
+from monitord.demo.services import PageHandler, make_cert
 
 PORTAL_PAGE = "<html><body><h1>เข้าสู่ระบบ Hotspot</h1><form>login</form></body></html>"
 SLOW_SECONDS = 0.6
 
 
-def make_cert(directory: Path, name: str, days: float) -> tuple[Path, Path, float]:
-    """A self-signed certificate for 127.0.0.1/localhost valid for ``days`` from now:
-    (cert file, key file, not-after as Unix time)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    not_after = now + dt.timedelta(days=days)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name}.office.test")])
-    import ipaddress
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(not_after)
-            .add_extension(x509.SubjectAlternativeName([
-                x509.DNSName("localhost"),
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path, not_after.replace(microsecond=0).timestamp()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: object) -> None:
-        return None
-
-    def _send(self, code: int, body: str, headers: dict[str, str] | None = None) -> None:
-        data = body.encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-
-    def do_HEAD(self) -> None:
-        self.do_GET()
-
+class _Handler(PageHandler):
     def do_GET(self) -> None:
         path = self.path
         server: WebServerHttpd = self.server  # type: ignore[assignment]
         server.hits += 1
         if path in ("/", "/ok"):
-            self._send(200, PORTAL_PAGE)
+            self.send_page(200, PORTAL_PAGE)
         elif path == "/slow":
             time.sleep(SLOW_SECONDS)  # the endpoint under test is slow on purpose
-            self._send(200, "slow but fine")
+            self.send_page(200, "slow but fine")
         elif path.startswith("/status/"):
-            self._send(int(path.rsplit("/", 1)[1]), "status page")
+            self.send_page(int(path.rsplit("/", 1)[1]), "status page")
         elif path == "/redirect":
-            self._send(302, "", {"Location": "/ok"})
+            self.send_page(302, "", {"Location": "/ok"})
         elif path == "/loop":
-            self._send(302, "", {"Location": "/loop"})
+            self.send_page(302, "", {"Location": "/loop"})
         elif path == "/close":
-            self._send(200, "bye", {"Connection": "close"})
+            self.send_page(200, "bye", {"Connection": "close"})
             self.close_connection = True
         elif path == "/big":
-            self._send(200, "x" * 1_000_000 + "END-OF-BIG")
+            self.send_page(200, "x" * 1_000_000 + "END-OF-BIG")
         elif path == "/headers":
-            self._send(200, f"token-length={len(self.headers.get('X-Token', ''))}")
+            self.send_page(200, f"token-length={len(self.headers.get('X-Token', ''))}")
         else:
-            self._send(404, "not found")
+            self.send_page(404, "not found")
 
 
 class WebServerHttpd(ThreadingHTTPServer):
@@ -144,7 +99,7 @@ def start_web(cert: tuple[Path, Path, float] | None = None,
         httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
         not_after = cert[2]
     threading.Thread(target=httpd.serve_forever, daemon=True, name="web").start()
-    return WebServer(httpd.server_address[1], httpd, not_after)  # type: ignore[arg-type]
+    return WebServer(httpd.server_address[1], httpd, not_after)
 
 
 @dataclass
@@ -241,7 +196,7 @@ class Dnsmasq:
 
     def __init__(self, workdir: Path) -> None:
         if shutil.which("dnsmasq") is None:
-            pytest.skip("dnsmasq is not installed: run scripts/setup-services.sh")
+            raise AssertionError("dnsmasq is not installed: run scripts/setup-services.sh")
         self.port = _free_udp_and_tcp_port()
         self.log = workdir / "dnsmasq.log"
         self._out = self.log.open("wb")

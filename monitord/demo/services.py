@@ -126,17 +126,20 @@ class ServicePlan:
         return cls(ports) if ports else None
 
 
-def make_cert(directory: Path, name: str, address: str, days: float) -> tuple[Path, Path]:
-    """A self-signed certificate for ``name``/``address`` valid for ``days`` from now."""
+def make_cert(directory: Path, name: str, days: float, *, address: str = "127.0.0.1",
+              dns_name: str | None = None) -> tuple[Path, Path, float]:
+    """A self-signed certificate for ``dns_name`` (default ``name``) and ``address``, valid
+    for ``days`` from now: (certificate file, key file (0600), not-after as Unix time).
+    The demo's services and the tests' servers use it."""
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    not_after = now + dt.timedelta(days=days)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_name or name)])
     cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=days))
+            .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(not_after)
             .add_extension(x509.SubjectAlternativeName([
-                x509.DNSName(name), x509.IPAddress(ipaddress.ip_address(address))]),
+                x509.DNSName(dns_name or name), x509.IPAddress(ipaddress.ip_address(address))]),
                 critical=False)
             .sign(key, hashes.SHA256()))
     directory.mkdir(parents=True, exist_ok=True)
@@ -146,17 +149,20 @@ def make_cert(directory: Path, name: str, address: str, days: float) -> tuple[Pa
     key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
                                            serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
-    return cert_path, key_path
+    return cert_path, key_path, not_after.replace(microsecond=0).timestamp()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class PageHandler(BaseHTTPRequestHandler):
+    """A quiet keep-alive HTTP/1.1 handler answering small HTML pages; subclasses route
+    in ``do_GET`` with :meth:`send_page` (the demo's services, the tests' web servers)."""
+
     protocol_version = "HTTP/1.1"   # keep-alive: the http probe reuses connections
-    server_version = "demo-office"
 
     def log_message(self, format: str, *args: object) -> None:
         return None
 
-    def _send(self, code: int, body: str, headers: Mapping[str, str] | None = None) -> None:
+    def send_page(self, code: int, body: str, headers: Mapping[str, str] | None = None
+                  ) -> None:
         data = body.encode()
         self.send_response(code)
         self.send_header("Content-Type", "text/html; charset=utf-8")
@@ -171,17 +177,24 @@ class _Handler(BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_GET(self) -> None:
+        self.send_page(404, "not found")
+
+
+class _Handler(PageHandler):
+    server_version = "demo-office"
+
+    def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         if path == "/":
-            self._send(200, WEBSITE_PAGE)
+            self.send_page(200, WEBSITE_PAGE)
         elif path == "/login":
-            self._send(200, PORTAL_PAGE)
+            self.send_page(200, PORTAL_PAGE)
         elif path == "/eoffice/":
-            self._send(302, "", {"Location": "/eoffice/login"})
+            self.send_page(302, "", {"Location": "/eoffice/login"})
         elif path == "/eoffice/login":
-            self._send(200, EOFFICE_LOGIN)
+            self.send_page(200, EOFFICE_LOGIN)
         else:
-            self._send(404, "not found")
+            self.send_page(404, "not found")
 
 
 class _Httpd(ThreadingHTTPServer):
@@ -208,7 +221,8 @@ class ServicesLab:
                 continue
             address = self.addresses[s.server]
             try:
-                cert, key = make_cert(certs, f"{s.server}.demo.invalid", address, s.cert_days)
+                cert, key, _ = make_cert(certs, f"{s.server}.demo.invalid", s.cert_days,
+                                         address=address)
                 ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
                 ctx.load_cert_chain(cert, key)
                 httpd = _Httpd((address, port), _Handler)
