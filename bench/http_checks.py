@@ -39,6 +39,8 @@ from urllib.parse import quote
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import exporter_client  # noqa: E402  (bench/, the script's own directory)
+
 from monitord.demo.processes import free_port  # noqa: E402
 from monitord.probes.base import Target  # noqa: E402
 from monitord.probes.http import HttpProber  # noqa: E402
@@ -119,18 +121,6 @@ BLACKBOX_YML = f"""modules:
 """
 
 
-async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
-    parts = []
-    for _ in range(100_000):
-        size = int((await reader.readline()).split(b";")[0], 16)
-        if size == 0:
-            await reader.readline()
-            break
-        parts.append(await reader.readexactly(size))
-        await reader.readline()
-    return b"".join(parts)
-
-
 async def blackbox_run(port: int, urls: list[str], rounds: int,
                        concurrency: int) -> tuple[float, int]:
     queue: asyncio.Queue[str] = asyncio.Queue()
@@ -145,20 +135,8 @@ async def blackbox_run(port: int, urls: list[str], rounds: int,
                     url = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
-                writer.write((f"GET /probe?module=http_keyword&target={quote(url, safe='')} "
-                              f"HTTP/1.1\r\nHost: x\r\n\r\n").encode())
-                status = await reader.readline()
-                length, chunked = 0, False
-                for _ in range(100):
-                    line = await reader.readline()
-                    if line in (b"\r\n", b""):
-                        break
-                    low = line.lower()
-                    if low.startswith(b"content-length:"):
-                        length = int(line.split(b":")[1])
-                    elif low.startswith(b"transfer-encoding:") and b"chunked" in low:
-                        chunked = True
-                body = await (_read_chunked(reader) if chunked else reader.readexactly(length))
+                status, body = await exporter_client.get(
+                    reader, writer, f"/probe?module=http_keyword&target={quote(url, safe='')}")
                 if b" 200 " not in status or b"\nprobe_success 1" not in body:
                     errors += 1
         finally:

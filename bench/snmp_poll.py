@@ -31,6 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import exporter_client  # noqa: E402  (bench/, the script's own directory)
+
 IF = "1.3.6.1.2.1.2.2.1."
 IFX = "1.3.6.1.2.1.31.1.1.1."
 FULL_COLUMNS = [IF + c for c in ("2", "5", "7", "8", "10", "13", "14", "16", "19", "20")] + \
@@ -176,19 +178,6 @@ async def engine_run(devices: int, rounds: int, profile: str, concurrency: int
     return devices * rounds / elapsed, errors
 
 
-async def read_chunked(reader: asyncio.StreamReader) -> bytes:
-    """An HTTP/1.1 chunked body (Go sends large responses this way)."""
-    parts = []
-    for _ in range(100_000):
-        size = int((await reader.readline()).split(b";")[0], 16)
-        if size == 0:
-            await reader.readline()
-            break
-        parts.append(await reader.readexactly(size))
-        await reader.readline()
-    return b"".join(parts)
-
-
 async def exporter_run(port: int, devices: int, rounds: int, module: str,
                        concurrency: int) -> tuple[float, int]:
     """Scrape /snmp for every device, ``concurrency`` keep-alive connections."""
@@ -205,21 +194,8 @@ async def exporter_run(port: int, devices: int, rounds: int, module: str,
                     i = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
-                req = (f"GET /snmp?module={module}&target={address(i)} HTTP/1.1\r\n"
-                       f"Host: x\r\n\r\n").encode()
-                writer.write(req)
-                status = await reader.readline()
-                length, chunked = 0, False
-                for _ in range(100):
-                    line = await reader.readline()
-                    if line in (b"\r\n", b""):
-                        break
-                    low = line.lower()
-                    if low.startswith(b"content-length:"):
-                        length = int(line.split(b":")[1])
-                    elif low.startswith(b"transfer-encoding:") and b"chunked" in low:
-                        chunked = True
-                body = await (read_chunked(reader) if chunked else reader.readexactly(length))
+                status, body = await exporter_client.get(
+                    reader, writer, f"/snmp?module={module}&target={address(i)}")
                 if b" 200 " not in status or expect not in body:
                     errors += 1
         finally:
