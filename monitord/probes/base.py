@@ -8,6 +8,7 @@ scheduler hands their observations downstream (probe → observation → state �
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -156,3 +157,13 @@ class ParamsCache(Generic[P]):
 
     def forget(self, device_id: str) -> None:
         self._cache.pop(device_id, None)
+
+
+def valid_regex(pattern: str) -> str:
+    """``pattern`` if it compiles; a ValueError naming it otherwise (the probes' params
+    validators: body, banner and answer regexes)."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"bad regex {pattern!r}: {exc}") from None
+    return pattern

@@ -183,18 +183,22 @@ async def record_failure(db: aiosqlite.Connection, name: str, address: str, *,
                      (name.lower()[:100], address[:100], now))
 
 
+def _failure_filter(name: str | None, address: str | None) -> tuple[str, str]:
+    """The WHERE clause and key of a name's (or else an address's) failed sign-ins."""
+    if name is not None:
+        return "name = ?", name.lower()[:100]
+    if address is not None:
+        return "address = ?", address[:100]
+    raise ValueError("name or address")
+
+
 async def failure_times(db: aiosqlite.Connection, *, since: float, limit: int,
                         name: str | None = None, address: str | None = None
                         ) -> list[float]:
     """The times of the newest ``limit`` failures since ``since`` for ``name`` (or for
     ``address``), newest first: their number is the count (up to ``limit``), and the
     ``limit``-th one tells when the oldest of them leaves the window."""
-    if name is not None:
-        sql, key = "name = ?", name.lower()[:100]
-    elif address is not None:
-        sql, key = "address = ?", address[:100]
-    else:
-        raise ValueError("name or address")
+    sql, key = _failure_filter(name, address)
     async with db.execute(f"SELECT ts FROM signin_failure WHERE {sql} AND ts >= ?"
                           " ORDER BY ts DESC LIMIT ?", (key, since, max(limit, 0))) as cur:
         return [float(r[0]) for r in await cur.fetchall()]
@@ -203,12 +207,7 @@ async def failure_times(db: aiosqlite.Connection, *, since: float, limit: int,
 async def count_failures(db: aiosqlite.Connection, *, since: float, name: str | None = None,
                          address: str | None = None) -> int:
     """How many sign-ins failed for ``name`` (or from ``address``) since ``since``."""
-    if name is not None:
-        sql, key = "name = ?", name.lower()[:100]
-    elif address is not None:
-        sql, key = "address = ?", address[:100]
-    else:
-        raise ValueError("name or address")
+    sql, key = _failure_filter(name, address)
     async with db.execute(f"SELECT count(*) FROM signin_failure WHERE {sql} AND ts >= ?",
                           (key, since)) as cur:
         row = await cur.fetchone()

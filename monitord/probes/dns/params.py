@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from monitord.probes.base import valid_regex
 from monitord.probes.dns.wire import encode_name
 from monitord.values import Duration
 
@@ -41,9 +41,4 @@ class DnsParams(BaseModel):
     @field_validator("expect_regex")
     @classmethod
     def _regex(cls, v: list[str]) -> list[str]:
-        for rx in v:
-            try:
-                re.compile(rx)
-            except re.error as exc:
-                raise ValueError(f"bad regex {rx!r}: {exc}") from None
-        return v
+        return [valid_regex(rx) for rx in v]

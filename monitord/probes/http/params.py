@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from monitord.probes.base import valid_regex
 from monitord.values import Duration, SecretRef
 
 
@@ -47,12 +48,7 @@ class HttpParams(BaseModel):
     @field_validator("body_regex", "body_not_regex")
     @classmethod
     def _regex(cls, v: list[str]) -> list[str]:
-        for rx in v:
-            try:
-                re.compile(rx)
-            except re.error as exc:
-                raise ValueError(f"bad regex {rx!r}: {exc}") from None
-        return v
+        return [valid_regex(rx) for rx in v]
 
     @field_validator("url")
     @classmethod

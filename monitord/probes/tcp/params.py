@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from monitord.probes.base import valid_regex
 from monitord.values import Duration
 
 
@@ -30,9 +30,4 @@ class TcpParams(BaseModel):
     @field_validator("expect_banner", "expect")
     @classmethod
     def _regex(cls, v: str | None) -> str | None:
-        if v is not None:
-            try:
-                re.compile(v)
-            except re.error as exc:
-                raise ValueError(f"bad regex {v!r}: {exc}") from None
-        return v
+        return None if v is None else valid_regex(v)
