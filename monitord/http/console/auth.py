@@ -334,6 +334,10 @@ def _same(given: str, expected: str) -> bool:
         given.encode("utf-8", "surrogateescape"), expected.encode("utf-8"))
 
 
+def _too_large() -> Response:
+    return error_page(413, "ไฟล์หรือแบบฟอร์มใหญ่เกิน 10 MiB", "larger than 10 MiB")
+
+
 def _csrf_refused() -> Response:
     return error_page(403, "คำขอนี้ไม่มีรหัสป้องกันการปลอมแปลง (CSRF) ที่ถูกต้อง: "
                       "โหลดหน้าใหม่แล้วลองอีกครั้ง",
@@ -360,7 +364,7 @@ async def _check_form_csrf(scope: Scope, receive: Receive, expected: str
         return _csrf_refused(), receive
     length = headers.get("content-length", "")
     if length.isdigit() and int(length) > MAX_FORM_BYTES:
-        return error_page(413, "ไฟล์หรือแบบฟอร์มใหญ่เกิน 10 MiB", "larger than 10 MiB"), receive
+        return _too_large(), receive
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -370,8 +374,7 @@ async def _check_form_csrf(scope: Scope, receive: Receive, expected: str
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_FORM_BYTES:
-            return (error_page(413, "ไฟล์หรือแบบฟอร์มใหญ่เกิน 10 MiB", "larger than 10 MiB"),
-                    receive)
+            return _too_large(), receive
         chunks.append(chunk)
         if not message.get("more_body", False):
             break
