@@ -36,6 +36,7 @@ from monitord.app.compile import (
     resolve_db_path,
     trap_sources,
 )
+from monitord.app.looplag import LoopLagMonitor
 from monitord.app.pipeline import REASON_LIMIT, Pipeline, Saved
 from monitord.app.readmodel import ReadModel, Runtime
 from monitord.app.writer import StateWriter
@@ -125,7 +126,7 @@ class Daemon:
     def __init__(self, options: DaemonOptions) -> None:
         self.options = options
         self.pipeline = Pipeline()
-        self.runtime = Runtime(stop_event=self.pipeline.stop_event)
+        self.runtime = Runtime(stop_event=self.pipeline.stop_event, loop_lag=LoopLagMonitor())
         self.view = ReadModel(self.pipeline, self.runtime)
         #: officers' changes from the API (the same commands as the CLI's)
         self.commands = AppCommands.for_daemon(
@@ -423,7 +424,7 @@ class Daemon:
             log.info("%s", line.format(base=base))
         await self.pipeline.record_event("daemon_started", f"version {self.version}")
 
-        assert self.runtime.scheduler is not None
+        assert self.runtime.scheduler is not None and self.runtime.loop_lag is not None
         tasks = [
             asyncio.create_task(self.runtime.scheduler.run(self.stop_event), name="scheduler"),
             asyncio.create_task(writer.run(self.stop_event), name="writer"),
@@ -432,6 +433,7 @@ class Daemon:
             asyncio.create_task(self.pipeline.tick_loop(self.stop_event), name="tick"),
             asyncio.create_task(deliverer.run(self.stop_event), name="notify"),
             asyncio.create_task(self._watch_loop(), name="config-watch"),
+            asyncio.create_task(self.runtime.loop_lag.run(self.stop_event), name="loop-lag"),
         ]
         if self.mqtt is not None:
             s = self.mqtt.settings

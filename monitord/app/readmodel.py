@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 
 from monitord import __version__
+from monitord.app.looplag import LoopLagMonitor
 from monitord.app.pipeline import REASON_LIMIT, Pipeline
 from monitord.config import Config, Device
 from monitord.domain.activehours import MaintenanceWindow
@@ -31,7 +32,7 @@ from monitord.domain.state import DeviceStatus, State
 from monitord.domain.tickets import ACTIVE as ACTIVE_TICKET
 from monitord.domain.tickets import TicketError, root_school
 from monitord.http.api.auth import token_holder, usable_tokens
-from monitord.http.metrics import DeviceLabels, RoundInfo, SchoolLabels
+from monitord.http.metrics import DeviceLabels, LagHistogram, RoundInfo, SchoolLabels
 from monitord.http.status import DeviceRow, SchoolRow, StatusData
 from monitord.probes.base import Prober
 from monitord.probes.metrics import MetricFamily
@@ -59,6 +60,8 @@ class Runtime:
     probe_up: dict[str, bool] = field(default_factory=dict)
     #: signs the ticket links in notifications (http.link_secret / the data dir's key)
     links: LinkSigner | None = None
+    #: the event loop's lag (the daemon runs it; absent in tools that only read)
+    loop_lag: LoopLagMonitor | None = None
 
 
 class ReadModel:
@@ -231,6 +234,9 @@ class ReadModel:
                 (): float(len(self.config.schools) if self.config else 0)
             },
         }
+
+    def loop_lag(self) -> LagHistogram | None:
+        return self._rt.loop_lag.histogram() if self._rt.loop_lag is not None else None
 
     def probe_metrics(self) -> list[MetricFamily]:
         """Each prober's (and the MQTT source's) own families (monitord.probes.metrics)."""

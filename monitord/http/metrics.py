@@ -15,7 +15,12 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
@@ -29,8 +34,8 @@ from monitord.probes.mqtt.metrics import VALUE_GAUGES as MQTT_VALUES
 from monitord.probes.snmp.metrics import INTERFACE_COUNTERS, INTERFACE_GAUGES, SNMP_VALUES
 
 __all__ = ["CONTENT_TYPE", "COUNTERS", "GAUGES", "INTERFACE_COUNTERS", "INTERFACE_GAUGES",
-           "MQTT_VALUES", "SNMP_VALUES", "DeviceLabels", "MetricsView", "MonitordCollector",
-           "RoundInfo", "SchoolLabels", "build_registry", "render"]
+           "MQTT_VALUES", "SNMP_VALUES", "DeviceLabels", "LagHistogram", "MetricsView",
+           "MonitordCollector", "RoundInfo", "SchoolLabels", "build_registry", "render"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -51,6 +56,15 @@ class SchoolLabels:
     latitude: str
     longitude: str
     gateways: tuple[str, ...]  # devices without a parent: they carry the school's link
+
+
+@dataclass(frozen=True, slots=True)
+class LagHistogram:
+    """The event loop's lag samples: (upper bound, cumulative count) per bucket."""
+
+    buckets: tuple[tuple[float, int], ...]
+    count: int
+    sum: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +91,7 @@ class MetricsView(Protocol):
     def round_info(self) -> Mapping[str, RoundInfo]: ...
     def counters(self) -> Mapping[str, Mapping[tuple[str, ...], float]]: ...
     def gauges(self) -> Mapping[str, Mapping[tuple[str, ...], float]]: ...
+    def loop_lag(self) -> LagHistogram | None: ...
     def probe_metrics(self) -> Iterable[MetricFamily]:
         """What every running prober's (and the MQTT source's) ``metrics()`` reports."""
         ...
@@ -180,6 +195,14 @@ class MonitordCollector(Collector):
                 gfam.add_metric(list(key), value)
             yield gfam
         yield from self._probe_metrics(counters, gauges)
+        if (lag := view.loop_lag()) is not None:
+            hist = HistogramMetricFamily(
+                "monitord_event_loop_lag_seconds",
+                "How much later than due the event loop ran a task (sampled every 0.1 s): "
+                "probes, pages and MQTT messages wait this long.")
+            hist.add_metric([], [(_bound(b), float(n)) for b, n in lag.buckets]
+                            + [("+Inf", float(lag.count))], lag.sum)
+            yield hist
 
     def _probe_metrics(self, counters: Mapping[str, Mapping[tuple[str, ...], float]],
                        gauges: Mapping[str, Mapping[tuple[str, ...], float]]
@@ -337,6 +360,10 @@ def build_registry(view: MetricsView) -> CollectorRegistry:
 
 def render(registry: CollectorRegistry) -> bytes:
     return generate_latest(registry)
+
+
+def _bound(value: float) -> str:
+    return repr(float(value))
 
 
 def _render(fam: MetricFamily) -> Metric:

@@ -96,6 +96,9 @@ class _View:
     def probe_metrics(self) -> Iterable[MetricFamily]:
         return self._fams
 
+    def loop_lag(self) -> None:
+        return None
+
 
 def test_exporter_renders_probe_families_generically() -> None:
     icmp = IcmpProber()
