@@ -141,7 +141,6 @@ class Daemon:
         self._reload_lock = asyncio.Lock()
         #: the config's and its included files' signatures at the last (re)load
         self._watched: dict[str, tuple[int, int, int] | None] = {}
-        self._main_sig: tuple[int, int, int] | None = None
         self._includes: list[str] = []
 
     @property
@@ -175,16 +174,19 @@ class Daemon:
         async with self._reload_lock:
             path = self.options.config_path
             log.info("reloading configuration from %s", path)
-            self._watched = await asyncio.to_thread(self._signatures)
             self.runtime.last_reload_attempt_at = time.time()
+            main_sig = await asyncio.to_thread(file_signature, str(path))
             try:
                 result = await asyncio.to_thread(load_config, path)
             except ConfigError as exc:
+                self._watched = await asyncio.to_thread(self._rejected_signatures)
                 return await self._reload_failed(exc.problems)
             except Exception as exc:  # load_config maps everything; this is a last guard
                 log.exception("reading the new configuration failed")
+                self._watched = await asyncio.to_thread(self._rejected_signatures)
                 return await self._reload_failed(
                     [Problem(str(path), 1, "(top)", one_line(f"{exc!r}", REASON_LIMIT))])
+            await asyncio.to_thread(self._loaded, result.config, main_sig)
             for warning in result.warnings:
                 log.warning("%s", warning)
             new, old = result.config, self.config
@@ -238,15 +240,26 @@ class Daemon:
         await self.pipeline.record_event("config_rejected", f"{len(problems)} problems")
         return False
 
-    def _signatures(self) -> dict[str, tuple[int, int, int] | None]:
-        """(mtime, size, inode) of the config and of every file it includes (None: the
-        file is missing).  The include list is read again only when the config changed."""
+    def _loaded(self, cfg: Config, main_sig: tuple[int, int, int] | None) -> None:
+        """A config was loaded from the file as it was at ``main_sig``: watch its includes
+        from now on (known from the load: no second parse of a large file)."""
+        self._includes = list(cfg.includes)
         main = str(self.options.config_path)
-        sig = file_signature(main)
-        if sig != self._main_sig:
-            self._main_sig = sig
-            self._includes = included_files(main)
-        return {main: sig, **{f: file_signature(f) for f in self._includes}}
+        self._watched = {main: main_sig,
+                         **{f: file_signature(f) for f in self._includes}}
+
+    def _signatures(self) -> dict[str, tuple[int, int, int] | None]:
+        """(mtime, size, inode) of the config and of the files it includes (None: the file
+        is missing); cheap (no parsing): a changed config is reloaded, which learns its
+        new include list."""
+        main = str(self.options.config_path)
+        return {main: file_signature(main), **{f: file_signature(f) for f in self._includes}}
+
+    def _rejected_signatures(self) -> dict[str, tuple[int, int, int] | None]:
+        """After a rejected (re)load: watch the files the rejected config names, so that
+        fixing a broken included file is noticed too."""
+        self._includes = included_files(str(self.options.config_path))
+        return self._signatures()
 
     async def _watch_loop(self) -> None:
         """Reload when the config or a file it includes changed (checked every
@@ -350,7 +363,7 @@ class Daemon:
 
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT; return the process exit code."""
-        self._watched = await asyncio.to_thread(self._signatures)
+        main_sig = file_signature(str(self.options.config_path))
         try:
             result = await asyncio.to_thread(load_config, self.options.config_path)
         except ConfigError as exc:
@@ -359,6 +372,7 @@ class Daemon:
             log.error("configuration invalid, not starting")
             return 2
         cfg = result.config
+        self._loaded(cfg, main_sig)
         for warning in result.warnings:
             log.warning("%s", warning)
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, PrivateAttr
 
 from monitord.config.devices import Device, Office, School
 from monitord.config.sections import (
@@ -65,11 +65,28 @@ class Config(Strict):
     #: the files ``include:`` named (see :mod:`monitord.config.loader`)
     includes: tuple[str, ...] = Field((), exclude=True)
 
-    def device_map(self) -> dict[str, Device]:
-        return {d.id: d for d in self.devices}
+    _device_map: tuple[int, dict[str, Device]] | None = PrivateAttr(None)
+
+    def device_map(self) -> Mapping[str, Device]:
+        """Devices by id, built once per device list (pages and the pipeline ask often)."""
+        if self._device_map is None or self._device_map[0] != id(self.devices):
+            self._device_map = (id(self.devices), {d.id: d for d in self.devices})
+        return self._device_map[1]
+
+    _effective: dict[str, tuple[Device, EffectiveSettings]] = PrivateAttr(default_factory=dict)
 
     def effective(self, device: Device) -> EffectiveSettings:
-        """Cascade defaults → kind → device (and, for the schedule, → school → device)."""
+        """Cascade defaults → kind → device (and, for the schedule, → school → device);
+        worked out once per device of this config (start-up asks for every device several
+        times: jobs, specs, MQTT, tickets)."""
+        hit = self._effective.get(device.id)
+        if hit is not None and hit[0] is device:
+            return hit[1]
+        settings = self._cascade(device)
+        self._effective[device.id] = (device, settings)
+        return settings
+
+    def _cascade(self, device: Device) -> EffectiveSettings:
         layers: list[Settings] = []
         if (kind := self.kinds.get(device.kind)) is not None:
             layers.append(kind)

@@ -131,6 +131,9 @@ class DeviceStatus:
     primary_reason: str = ""
     secondary: dict[str, SecondaryStatus] = field(default_factory=dict)
     window: LossWindow = field(default_factory=lambda: LossWindow(1))
+    #: bumped on every change (an observation, a restored state, a resized window), so a
+    #: reader can keep what it derived from this status until it changes (/metrics)
+    version: int = 0
 
 
 class LossWindow:
@@ -237,8 +240,9 @@ class StateTracker:
             self._status.pop(dev, None)
         now = self._clock()
         for dev, spec in new.items():
-            self._status.setdefault(dev, DeviceStatus(dev, since=now)).window.resize(
-                spec.window_rounds)
+            status = self._status.setdefault(dev, DeviceStatus(dev, since=now))
+            status.window.resize(spec.window_rounds)
+            status.version += 1
         self._specs = new
         return removed
 
@@ -247,6 +251,7 @@ class StateTracker:
         for dev, st in stored.items():
             status = self._status.get(dev)
             if status is not None and status.state is State.UNKNOWN:
+                status.version += 1
                 status.state, status.since, status.reason = st.state, st.since, st.reason
                 status.primary, status.primary_reason = st.state, st.reason
 
@@ -258,6 +263,7 @@ class StateTracker:
         status = self._status.get(obs.device_id)
         if spec is None or status is None:
             return None  # device removed by a reload while its probe was in flight
+        status.version += 1
         status.latest[obs.probe] = obs
         if obs.probe != spec.reachability_probe:
             return self._apply_secondary(spec, status, obs)

@@ -10,9 +10,9 @@ Metric names are a contract (Grafana dashboards and alert rules use them): see R
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
-from typing import Protocol
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol, cast
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -24,18 +24,35 @@ from prometheus_client.core import (
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString as _go_float
 
 from monitord.domain.school import school_up
 from monitord.domain.state import DeviceStatus, State
 from monitord.probes import registry
 from monitord.probes.base import Observation
-from monitord.probes.metrics import DeviceKey, MetricFamily
+from monitord.probes.metrics import MetricFamily
 from monitord.probes.mqtt.metrics import VALUE_GAUGES as MQTT_VALUES
 from monitord.probes.snmp.metrics import INTERFACE_COUNTERS, INTERFACE_GAUGES, SNMP_VALUES
 
-__all__ = ["CONTENT_TYPE", "COUNTERS", "GAUGES", "INTERFACE_COUNTERS", "INTERFACE_GAUGES",
-           "MQTT_VALUES", "SNMP_VALUES", "DeviceLabels", "LagHistogram", "MetricsView",
-           "MonitordCollector", "RoundInfo", "SchoolLabels", "build_registry", "render"]
+__all__ = [
+    "CONTENT_TYPE",
+    "COUNTERS",
+    "GAUGES",
+    "INTERFACE_COUNTERS",
+    "INTERFACE_GAUGES",
+    "MQTT_VALUES",
+    "SNMP_VALUES",
+    "DeviceLabels",
+    "DeviceSection",
+    "Exposition",
+    "LagHistogram",
+    "MetricsView",
+    "MonitordCollector",
+    "RoundInfo",
+    "SchoolLabels",
+    "build_registry",
+    "render",
+]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -153,9 +170,180 @@ GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
 
 
 
+#: the per-device families the daemon itself reports: name → help (all gauges)
+_DEVICE_HELP: dict[str, str] = {
+    "monitord_device_up": "1 when the device is UP or DEGRADED, 0 when DOWN or UNREACHABLE; "
+                          "absent while UNKNOWN or in MAINTENANCE.",
+    "monitord_device_state": "1 for the state the device is in.",
+    "monitord_device_state_since_timestamp_seconds":
+        "When the device entered its current state (Unix).",
+    "monitord_device_flapping":
+        "1 while the device is flapping (percent state change above the high threshold).",
+    "monitord_icmp_window_loss_ratio":
+        "Share of ICMP echo requests unanswered over the loss window (the last "
+        "window_rounds rounds; what DEGRADED is judged on), 0–1.",
+    "monitord_icmp_window_rtt_seconds":
+        "Mean ICMP round-trip time of the replies in the loss window.",
+    "monitord_icmp_window_rounds": "Rounds in the loss window now (it refills after an outage).",
+    "monitord_device_last_probe_timestamp_seconds": "When the device was last probed (Unix).",
+}
+_STATES = tuple(State)
+_UP = frozenset({State.UP, State.DEGRADED})
+_NOT_UP = frozenset({State.DOWN, State.UNREACHABLE})
+
+
+#: a sample value as prometheus_client writes it (``1.0``, ``+Inf``, ``1.7e+09``)
+floatToGoString = cast(Callable[[float], str], _go_float)
+
+
+def _escape_label(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
+
+
+def _labels(names: Sequence[str], values: Sequence[str]) -> str:
+    return ",".join(f'{n}="{_escape_label(v)}"' for n, v in zip(names, values, strict=False))
+
+
+def _header(name: str, help_text: str, kind: str) -> str:
+    shown = name.removesuffix("_total") if kind == "counter" else name
+    text = help_text.replace("\\", r"\\").replace("\n", r"\n")
+    return f"# HELP {shown} {text}\n# TYPE {shown} {kind}\n"
+
+
+class DeviceSection:
+    """The per-device families as text, each device's lines kept until they change.
+
+    At 20,000 devices these are most of ``/metrics`` (half a million samples with SNMP
+    interface tables); building them as objects for every scrape took seconds.  A
+    device's own lines (state, since, loss window, last probe) are rendered again only
+    when its status changed (:attr:`DeviceStatus.version`), its effective state did (a
+    parent went down: UNREACHABLE; a maintenance window began) or its labels did (a
+    reload); a probe's lines for a device only when that probe brought a new observation
+    (so a ping does not re-render an interface table).  A scrape joins the cached bytes,
+    family by family.  Probe families come from the registry (``observation_metrics`` of
+    each device's last observation), so probes sharing a family still merge into one.
+    """
+
+    def __init__(self, view: MetricsView) -> None:
+        self._view = view
+        #: device → (labels, status version, effective state, family → its lines)
+        self._own: dict[str, tuple[DeviceLabels, int, State, dict[str, bytes]]] = {}
+        #: (device, probe) → (the observation, labels, family → its lines)
+        self._probe: dict[tuple[str, str], tuple[Observation, DeviceLabels,
+                                                 dict[str, bytes]]] = {}
+        #: every family's HELP/TYPE lines, in the order they are written
+        self._headers: dict[str, bytes] = {
+            name: _header(name, text, "gauge").encode() for name, text in _DEVICE_HELP.items()}
+        for kind in registry.PROBES.values():
+            for fam in kind.observation_metrics([]):
+                self._headers.setdefault(fam.name,
+                                         _header(fam.name, fam.help, fam.type).encode())
+
+    def render(self) -> list[bytes]:
+        view = self._view
+        families: dict[str, list[bytes]] = {name: [] for name in self._headers}
+        own_cache, probe_cache = self._own, self._probe
+        own_fresh: dict[str, tuple[DeviceLabels, int, State, dict[str, bytes]]] = {}
+        probe_fresh: dict[tuple[str, str], tuple[Observation, DeviceLabels,
+                                                 dict[str, bytes]]] = {}
+        for lab in view.device_labels():
+            dev = lab.device
+            st = view.device_status(dev)
+            if st is None:
+                continue
+            current = view.effective_state(dev)
+            # list(): one step under the GIL (scrapes render in a thread while probes report)
+            latest = list(st.latest.items())
+            own = own_cache.get(dev)
+            if own is None or own[1] != st.version or own[2] is not current or own[0] != lab:
+                own = (lab, st.version, current, self._own_lines(lab, st, current, latest))
+            own_fresh[dev] = own
+            for name, text in own[3].items():
+                families[name].append(text)
+            for probe, obs in latest:
+                key = (dev, probe)
+                hit = probe_cache.get(key)
+                if hit is None or hit[0] is not obs or hit[1] != lab:
+                    hit = (obs, lab, self._probe_lines(lab, probe, obs))
+                probe_fresh[key] = hit
+                for name, text in hit[2].items():
+                    families.setdefault(name, []).append(text)
+        self._own, self._probe = own_fresh, probe_fresh  # removed devices drop out
+        out: list[bytes] = []
+        for name, pieces in families.items():
+            out.append(self._headers[name])
+            out.extend(pieces)
+        return out
+
+    @staticmethod
+    def _own_lines(lab: DeviceLabels, st: DeviceStatus, current: State,
+                   latest: list[tuple[str, Observation]]) -> dict[str, bytes]:
+        base = _labels(("device", "school", "kind"), (lab.device, lab.school, lab.kind))
+        dev = _labels(("device",), (lab.device,))
+        lines: dict[str, list[str]] = {}
+
+        def add(name: str, labels: str, value: float) -> None:
+            lines.setdefault(name, []).append(f"{name}{{{labels}}} {floatToGoString(value)}\n")
+
+        if current in _UP:
+            add("monitord_device_up", base, 1)
+        elif current in _NOT_UP:
+            add("monitord_device_up", base, 0)
+        lines["monitord_device_state"] = [
+            f'monitord_device_state{{{dev},state="{s.value}"}} {"1.0" if current is s else "0.0"}\n'
+            for s in _STATES]
+        add("monitord_device_state_since_timestamp_seconds", base, st.since)
+        if st.flapping:
+            add("monitord_device_flapping", base, 1)
+        if (wl := st.window.loss_ratio) is not None:
+            add("monitord_icmp_window_loss_ratio", base, wl)
+            add("monitord_icmp_window_rounds", base, len(st.window))
+            if (wr := st.window.rtt_avg) is not None:
+                add("monitord_icmp_window_rtt_seconds", base, wr)
+        for probe, obs in latest:
+            add("monitord_device_last_probe_timestamp_seconds",
+                f'{base},probe="{_escape_label(probe)}"', obs.ts)
+        return {name: "".join(v).encode() for name, v in lines.items()}
+
+    def _probe_lines(self, lab: DeviceLabels, probe: str, obs: Observation
+                     ) -> dict[str, bytes]:
+        kind = registry.PROBES.get(probe)
+        if kind is None:
+            return {}
+        out: dict[str, bytes] = {}
+        for fam in kind.observation_metrics([((lab.device, lab.school, lab.kind), obs)]):
+            if not fam.samples:
+                continue
+            if fam.name not in self._headers:
+                self._headers[fam.name] = _header(fam.name, fam.help, fam.type).encode()
+            out[fam.name] = "".join(
+                f"{fam.name}{{{_labels(fam.labels, values)}}} {floatToGoString(value)}\n"
+                if fam.labels else f"{fam.name} {floatToGoString(value)}\n"
+                for values, value in fam.samples.items()).encode()
+        return out
+
+
+class Exposition:
+    """``/metrics``: the small families through prometheus_client (its process and
+    platform collectors too), the per-device ones from the :class:`DeviceSection` cache."""
+
+    def __init__(self, view: MetricsView) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(MonitordCollector(view))
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        self.devices = DeviceSection(view)
+
+    def render(self) -> bytes:
+        pieces = self.devices.render()
+        pieces.append(generate_latest(self.registry))
+        return b"".join(pieces)
+
+
 class MonitordCollector(Collector):
-    """Renders the daemon's own families and, generically, every probe's (see
-    :mod:`monitord.probes.registry`): a probe's names and help texts live with it."""
+    """Renders the daemon's own families except the per-device ones (:class:`DeviceSection`)
+    and, generically, every probe's (see :mod:`monitord.probes.registry`): a probe's names
+    and help texts live with it."""
 
     def __init__(self, view: MetricsView) -> None:
         self._view = view
@@ -168,18 +356,16 @@ class MonitordCollector(Collector):
         yield GaugeMetricFamily(
             "monitord_start_time_seconds", "Daemon start time (Unix).", value=view.start_time
         )
-        latest: dict[str, list[tuple[DeviceKey, Observation]]] = {
-            name: [] for name in registry.PROBES}
-        yield from self._device_metrics(latest)
-        # Probes may share a family (the TLS certificate's not-after: http, tcp with
-        # tls, labelled by probe): their samples merge into one family.
-        merged: dict[str, MetricFamily] = {}
-        for name, kind in registry.PROBES.items():
-            for pfam in kind.observation_metrics(latest[name]):
-                prev = merged.get(pfam.name)
-                merged[pfam.name] = pfam if prev is None else replace(
-                    prev, samples={**prev.samples, **pfam.samples})
-        yield from map(_render, merged.values())
+        tickets = GaugeMetricFamily(
+            "monitord_tickets_open",
+            "Repair tickets not yet repaired or closed, by school ('office', 'upstream').",
+            labels=["school"],
+        )
+        for school, n in sorted(view.ticket_counts().items()):
+            tickets.add_metric([school], n)
+        yield tickets
+        yield GaugeMetricFamily("monitord_incidents_open", "Open incidents (root causes).",
+                                value=view.incidents_open())
         yield from self._school_metrics()
         yield from self._round_metrics()
         counters = view.counters()
@@ -217,89 +403,6 @@ class MonitordCollector(Collector):
                 fam = spec.family(legacy.get(spec.name, {}))
             yield _render(fam)
         yield from map(_render, reported.values())  # reported but not declared
-
-    def _device_metrics(self, latest: dict[str, list[tuple[DeviceKey, Observation]]]
-                        ) -> Iterator[Metric]:
-        """State of every device; fills ``latest`` (probe → each device's last
-        observation) for the probes' own per-device families."""
-        dl = ["device", "school", "kind"]
-        up = GaugeMetricFamily(
-            "monitord_device_up",
-            "1 when the device is UP or DEGRADED, 0 when DOWN or UNREACHABLE; absent while "
-            "UNKNOWN or in MAINTENANCE.",
-            labels=dl,
-        )
-        state = GaugeMetricFamily(
-            "monitord_device_state", "1 for the state the device is in.", labels=["device", "state"]
-        )
-        since = GaugeMetricFamily(
-            "monitord_device_state_since_timestamp_seconds",
-            "When the device entered its current state (Unix).",
-            labels=dl,
-        )
-        w_loss = GaugeMetricFamily(
-            "monitord_icmp_window_loss_ratio",
-            "Share of ICMP echo requests unanswered over the loss window (the last "
-            "window_rounds rounds; what DEGRADED is judged on), 0–1.",
-            labels=dl,
-        )
-        w_rtt = GaugeMetricFamily(
-            "monitord_icmp_window_rtt_seconds",
-            "Mean ICMP round-trip time of the replies in the loss window.",
-            labels=dl,
-        )
-        w_rounds = GaugeMetricFamily(
-            "monitord_icmp_window_rounds",
-            "Rounds in the loss window now (it refills after an outage).",
-            labels=dl,
-        )
-        flapping = GaugeMetricFamily(
-            "monitord_device_flapping",
-            "1 while the device is flapping (percent state change above the high threshold).",
-            labels=dl,
-        )
-        last = GaugeMetricFamily(
-            "monitord_device_last_probe_timestamp_seconds",
-            "When the device was last probed (Unix).",
-            labels=[*dl, "probe"],
-        )
-        for lab in self._view.device_labels():
-            st = self._view.device_status(lab.device)
-            if st is None:
-                continue
-            key = (lab.device, lab.school, lab.kind)
-            values = list(key)
-            current = self._view.effective_state(lab.device)
-            if current in (State.UP, State.DEGRADED):
-                up.add_metric(values, 1)
-            elif current in (State.DOWN, State.UNREACHABLE):
-                up.add_metric(values, 0)
-            for s in State:
-                state.add_metric([lab.device, s.value], 1 if current is s else 0)
-            if st.flapping:
-                flapping.add_metric(values, 1)
-            since.add_metric(values, st.since)
-            for probe, obs in st.latest.items():
-                last.add_metric([*values, probe], obs.ts)
-                rows = latest.get(probe)
-                if rows is not None:
-                    rows.append((key, obs))
-            if (wl := st.window.loss_ratio) is not None:
-                w_loss.add_metric(values, wl)
-                w_rounds.add_metric(values, len(st.window))
-                if (wr := st.window.rtt_avg) is not None:
-                    w_rtt.add_metric(values, wr)
-        yield from (up, state, since, flapping, w_loss, w_rtt, w_rounds, last)
-        tickets = GaugeMetricFamily(
-            "monitord_tickets_open",
-            "Repair tickets not yet repaired or closed, by school ('office', 'upstream').",
-            labels=["school"],
-        )
-        for school, n in sorted(self._view.ticket_counts().items()):
-            tickets.add_metric([school], n)
-        yield tickets
-        yield GaugeMetricFamily("monitord_incidents_open", "Open incidents (root causes).",
-                                value=self._view.incidents_open())
 
     def _school_metrics(self) -> Iterator[Metric]:
         info = GaugeMetricFamily(
@@ -350,16 +453,12 @@ class MonitordCollector(Collector):
         yield from (dur, size, end)
 
 
-def build_registry(view: MetricsView) -> CollectorRegistry:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(MonitordCollector(view))
-    ProcessCollector(registry=registry)
-    PlatformCollector(registry=registry)
-    return registry
+def build_registry(view: MetricsView) -> Exposition:
+    return Exposition(view)
 
 
-def render(registry: CollectorRegistry) -> bytes:
-    return generate_latest(registry)
+def render(exposition: Exposition) -> bytes:
+    return exposition.render()
 
 
 def _bound(value: float) -> str:
