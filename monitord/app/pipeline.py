@@ -277,8 +277,10 @@ class Pipeline:
             if tr is not None:
                 transitions.append(tr)
                 trans_counter[(tr.new.value,)] += 1
-                log.info("device %s: %s → %s (%s)", tr.device_id, tr.old.value, tr.new.value,
-                         tr.reason)
+                # first sight (unknown → up) is routine: 20,000 lines at every start
+                log.log(logging.DEBUG if tr.old is State.UNKNOWN and tr.new is State.UP
+                        else logging.INFO, "device %s: %s → %s (%s)", tr.device_id,
+                        tr.old.value, tr.new.value, tr.reason)
             if status.flapping != was_flapping:
                 log.warning("device %s %s flapping (%.0f%% state change)", obs.device_id,
                             "started" if status.flapping else "stopped", status.flap_percent)

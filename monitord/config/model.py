@@ -36,6 +36,9 @@ from monitord.probes.snmp import SnmpParams, profile_for_kind
 from monitord.probes.snmp.traps import TrapSettings
 from monitord.values import code_string, parse_duration
 
+#: what a device itself may set in the cascade (Settings' fields)
+_SETTINGS_FIELDS = tuple(Settings.model_fields)
+
 
 class Config(Strict):
     office: Office
@@ -74,6 +77,7 @@ class Config(Strict):
         return self._device_map[1]
 
     _effective: dict[str, tuple[Device, EffectiveSettings]] = PrivateAttr(default_factory=dict)
+    _alike: dict[str, EffectiveSettings] = PrivateAttr(default_factory=dict)
 
     def effective(self, device: Device) -> EffectiveSettings:
         """Cascade defaults → kind → device (and, for the schedule, → school → device);
@@ -82,7 +86,14 @@ class Config(Strict):
         hit = self._effective.get(device.id)
         if hit is not None and hit[0] is device:
             return hit[1]
-        settings = self._cascade(device)
+        # Devices alike (same kind, school schedule, own settings and probes: most of an
+        # office) share one result; the key is everything the cascade reads of the device.
+        school = self.schools.get(device.school) if device.school else None
+        alike = repr((device.kind, school.schedule if school else None, device.probes,
+                      [getattr(device, f) for f in _SETTINGS_FIELDS]))
+        settings = self._alike.get(alike)
+        if settings is None:
+            settings = self._alike[alike] = self._cascade(device)
         self._effective[device.id] = (device, settings)
         return settings
 

@@ -341,6 +341,8 @@ class IncidentEngine:
                    if n.is_school_gateway and self._group_key(n) == key)
 
     def in_maintenance(self, device_id: str, now: float) -> MaintenanceWindow | None:
+        if not self._maintenance:  # the usual case: no date to work out per device
+            return None
         node = self._nodes.get(device_id)
         if node is None:
             return None
