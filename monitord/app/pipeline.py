@@ -26,7 +26,7 @@ import contextlib
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -105,6 +105,33 @@ class Saved:
     next_ticket: int
 
 
+class ChangeFeed:
+    """Which devices' status or effective state may have changed since the reader last
+    asked (``/metrics`` re-renders only those): every observation marks its device, a state
+    change its descendants too (UNREACHABLE follows a parent), a reload or a maintenance
+    window starting or ending marks everything."""
+
+    def __init__(self) -> None:
+        self._devices: set[str] = set()
+        self._all = True
+
+    def mark(self, device_id: str) -> None:
+        self._devices.add(device_id)
+
+    def mark_many(self, device_ids: Iterable[str]) -> None:
+        self._devices.update(device_ids)
+
+    def mark_all(self) -> None:
+        self._all = True
+        self._devices = set()
+
+    def take(self) -> tuple[bool, set[str]]:
+        """(everything changed, the devices that did) — and start afresh."""
+        out = (self._all, self._devices)
+        self._all, self._devices = False, set()
+        return out
+
+
 class Pipeline:
     """Observations in; transitions, incidents, tickets and notifications out (queued on
     the writer).  ``storage``, ``writer``, ``deliverer`` and ``mqtt`` are attached by the
@@ -117,6 +144,9 @@ class Pipeline:
         self.engine = IncidentEngine(tz or ZoneInfo("Asia/Bangkok"))
         self.config: Config | None = None
         self.labels = Labels([], [], {})
+        #: what changed for /metrics (see ChangeFeed)
+        self.changes = ChangeFeed()
+        self._maintenance_sig: tuple[tuple[MaintenanceWindow, bool], ...] = ()
         self.storage: Storage | None = None
         self.writer: StateWriter | None = None
         self.deliverer: Deliverer | None = None
@@ -147,6 +177,7 @@ class Pipeline:
         """Adopt a (re)loaded config; returns the ids of devices that were removed."""
         self.config = cfg
         self.labels = build_labels(cfg)
+        self.changes.mark_all()
         removed = self.tracker.configure(build_specs(cfg))
         self.adopt_conditions(cfg)
         self.engine.tz = cfg.tz
@@ -183,6 +214,7 @@ class Pipeline:
 
     def restore(self, saved: Saved) -> None:
         """Carry on from the saved state (after :meth:`configure`)."""
+        self.changes.mark_all()
         self.tracker.restore(saved.states)
         self.engine.restore(saved.incidents, saved.tickets,
                             {dev: st.state for dev, st in saved.states.items()},
@@ -274,7 +306,9 @@ class Pipeline:
             tr = self.tracker.apply(obs)
             if status is None:
                 continue
+            self.changes.mark(obs.device_id)
             if tr is not None:
+                self.changes.mark_many(self.engine.descendants(obs.device_id))
                 transitions.append(tr)
                 trans_counter[(tr.new.value,)] += 1
                 # first sight (unknown → up) is routine: 20,000 lines at every start
@@ -412,6 +446,15 @@ class Pipeline:
         self.db_windows = [db_window(w) for w in await self.storage.maintenance()]
         if self.config is not None:
             self.engine.set_maintenance([*self.config.maintenance_windows(), *self.db_windows])
+        self.maintenance_tick()
+
+    def maintenance_tick(self) -> None:
+        """Everything's effective state is to be read again when a maintenance window
+        started, ended, was added or deleted."""
+        sig = self.engine.maintenance_signature(self.now())
+        if sig != self._maintenance_sig:
+            self._maintenance_sig = sig
+            self.changes.mark_all()
 
     async def tick(self) -> None:
         """One turn of the timers: officers' edits read back, ticket delays, active hours,

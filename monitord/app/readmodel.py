@@ -235,6 +235,9 @@ class ReadModel:
             },
         }
 
+    def take_changes(self) -> tuple[bool, set[str]]:
+        return self._p.changes.take()
+
     def loop_lag(self) -> LagHistogram | None:
         return self._rt.loop_lag.histogram() if self._rt.loop_lag is not None else None
 

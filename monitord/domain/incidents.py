@@ -379,6 +379,18 @@ class IncidentEngine:
             node = parent
         return found
 
+    def descendants(self, device_id: str) -> list[str]:
+        """Every device below ``device_id`` (their effective state follows its state)."""
+        return self._descendants(device_id)
+
+    def maintenance_signature(self, now: float) -> tuple[tuple[MaintenanceWindow, bool], ...]:
+        """The maintenance windows and which are in force at ``now``: when this changes,
+        devices' effective states may have (MAINTENANCE)."""
+        if not self._maintenance:
+            return ()
+        when = datetime.fromtimestamp(now, self.tz)
+        return tuple((w, w.active(when, self.tz)) for w in self._maintenance)
+
     def _descendants(self, device_id: str) -> list[str]:
         out: list[str] = []
         stack = list(self._children.get(device_id, ()))

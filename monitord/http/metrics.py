@@ -10,7 +10,10 @@ Metric names are a contract (Grafana dashboards and alert rules use them): see R
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, cast
 
@@ -109,6 +112,9 @@ class MetricsView(Protocol):
     def counters(self) -> Mapping[str, Mapping[tuple[str, ...], float]]: ...
     def gauges(self) -> Mapping[str, Mapping[tuple[str, ...], float]]: ...
     def loop_lag(self) -> LagHistogram | None: ...
+    def take_changes(self) -> tuple[bool, Collection[str]]:
+        """(everything may have changed, the devices that did) since the last call."""
+        ...
     def probe_metrics(self) -> Iterable[MetricFamily]:
         """What every running prober's (and the MQTT source's) ``metrics()`` reports."""
         ...
@@ -205,32 +211,44 @@ def _labels(names: Sequence[str], values: Sequence[str]) -> str:
 
 
 def _header(name: str, help_text: str, kind: str) -> str:
-    shown = name.removesuffix("_total") if kind == "counter" else name
+    shown = _exposed(name, kind)
     text = help_text.replace("\\", r"\\").replace("\n", r"\n")
     return f"# HELP {shown} {text}\n# TYPE {shown} {kind}\n"
 
 
-class DeviceSection:
-    """The per-device families as text, each device's lines kept until they change.
+#: devices rendered between two yields to the event loop (a scrape never holds it long)
+SLICE = 1000
+#: how often changed devices' rows are rendered between scrapes
+FLUSH_SECONDS = 1.0
+log = logging.getLogger(__name__)
+_STATE_FAMILIES = ("monitord_device_up", "monitord_device_state",
+                   "monitord_device_state_since_timestamp_seconds", "monitord_device_flapping")
 
-    At 20,000 devices these are most of ``/metrics`` (half a million samples with SNMP
-    interface tables); building them as objects for every scrape took seconds.  A
-    device's own lines (state, since, loss window, last probe) are rendered again only
-    when its status changed (:attr:`DeviceStatus.version`), its effective state did (a
-    parent went down: UNREACHABLE; a maintenance window began) or its labels did (a
-    reload); a probe's lines for a device only when that probe brought a new observation
-    (so a ping does not re-render an interface table).  A scrape joins the cached bytes,
-    family by family.  Probe families come from the registry (``observation_metrics`` of
-    each device's last observation), so probes sharing a family still merge into one.
+
+class DeviceSection:
+    """The per-device families as bytes, one row per device and family, re-rendered only
+    for the devices that changed.
+
+    At 20,000 devices these are nearly all of ``/metrics`` (a million samples with SNMP
+    interface tables); building them as objects for every scrape took seconds.  The read
+    model says which devices changed (:meth:`MetricsView.take_changes`: a new observation,
+    a parent's state change — UNREACHABLE —, a maintenance window; a reload changes
+    everything); only their rows are rendered again, and a probe's rows only when that
+    probe brought a new observation (a ping does not re-render an interface table).  A
+    scrape renders what changed since the last one, in slices that yield to the event
+    loop, then joins each family's rows.  Probe families come from the registry
+    (``observation_metrics`` of each device's last observation), so probes sharing a
+    family still merge into one.
     """
 
     def __init__(self, view: MetricsView) -> None:
         self._view = view
-        #: device → (labels, status version, effective state, family → its lines)
-        self._own: dict[str, tuple[DeviceLabels, int, State, dict[str, bytes]]] = {}
-        #: (device, probe) → (the observation, labels, family → its lines)
-        self._probe: dict[tuple[str, str], tuple[Observation, DeviceLabels,
-                                                 dict[str, bytes]]] = {}
+        self._labels: list[DeviceLabels] = []
+        self._index: dict[str, int] = {}
+        #: family → one row per device (b"" where a device has no sample)
+        self._rows: dict[str, list[bytes]] = {}
+        #: (device, probe) → the observation its rows were rendered from
+        self._seen: dict[tuple[str, str], Observation] = {}
         #: every family's HELP/TYPE lines, in the order they are written
         self._headers: dict[str, bytes] = {
             name: _header(name, text, "gauge").encode() for name, text in _DEVICE_HELP.items()}
@@ -238,72 +256,79 @@ class DeviceSection:
             for fam in kind.observation_metrics([]):
                 self._headers.setdefault(fam.name,
                                          _header(fam.name, fam.help, fam.type).encode())
+        self._pending: set[str] = set()
+        #: (device, probe) → the families its last rows went to
+        self._probe_names: dict[tuple[str, str], tuple[str, ...]] = {}
 
-    def render(self) -> list[bytes]:
-        view = self._view
-        families: dict[str, list[bytes]] = {name: [] for name in self._headers}
-        own_cache, probe_cache = self._own, self._probe
-        own_fresh: dict[str, tuple[DeviceLabels, int, State, dict[str, bytes]]] = {}
-        probe_fresh: dict[tuple[str, str], tuple[Observation, DeviceLabels,
-                                                 dict[str, bytes]]] = {}
-        for lab in view.device_labels():
-            dev = lab.device
-            st = view.device_status(dev)
-            if st is None:
-                continue
-            current = view.effective_state(dev)
-            # list(): one step under the GIL (scrapes render in a thread while probes report)
-            latest = list(st.latest.items())
-            own = own_cache.get(dev)
-            if own is None or own[1] != st.version or own[2] is not current or own[0] != lab:
-                own = (lab, st.version, current, self._own_lines(lab, st, current, latest))
-            own_fresh[dev] = own
-            for name, text in own[3].items():
-                families[name].append(text)
-            for probe, obs in latest:
-                key = (dev, probe)
-                hit = probe_cache.get(key)
-                if hit is None or hit[0] is not obs or hit[1] != lab:
-                    hit = (obs, lab, self._probe_lines(lab, probe, obs))
-                probe_fresh[key] = hit
-                for name, text in hit[2].items():
-                    families.setdefault(name, []).append(text)
-        self._own, self._probe = own_fresh, probe_fresh  # removed devices drop out
+    def update(self) -> Iterator[None]:
+        """Render the rows of what changed; yields between slices of devices."""
+        everything, changed = self._view.take_changes()
+        labels = list(self._view.device_labels())
+        if everything or labels != self._labels:
+            self._labels = labels
+            self._index = {lab.device: i for i, lab in enumerate(labels)}
+            self._rows = {name: [b""] * len(labels) for name in self._headers}
+            self._seen = {}
+            self._probe_names = {}
+            todo = [lab.device for lab in labels]
+            self._pending = set()
+        else:
+            self._pending.update(changed)
+            todo = list(self._pending)
+        for start in range(0, len(todo), SLICE):
+            if start:
+                yield None
+            for dev in todo[start:start + SLICE]:
+                self._pending.discard(dev)
+                i = self._index.get(dev)
+                if i is not None:
+                    self._render(i, self._labels[i])
+
+    def pieces(self) -> list[bytes]:
         out: list[bytes] = []
-        for name, pieces in families.items():
-            out.append(self._headers[name])
-            out.extend(pieces)
+        for name, header in self._headers.items():
+            out.append(header)
+            if (rows := self._rows.get(name)) is not None:
+                out.append(b"".join(rows))
         return out
 
-    @staticmethod
-    def _own_lines(lab: DeviceLabels, st: DeviceStatus, current: State,
-                   latest: list[tuple[str, Observation]]) -> dict[str, bytes]:
-        base = _labels(("device", "school", "kind"), (lab.device, lab.school, lab.kind))
-        dev = _labels(("device",), (lab.device,))
-        lines: dict[str, list[str]] = {}
+    def render(self) -> Iterator[list[bytes] | None]:
+        """Yields None between slices of devices, then the section's pieces (a list)."""
+        yield from self.update()
+        yield self.pieces()
 
-        def add(name: str, labels: str, value: float) -> None:
-            lines.setdefault(name, []).append(f"{name}{{{labels}}} {floatToGoString(value)}\n")
+    def _row(self, name: str) -> list[bytes]:
+        rows = self._rows.get(name)
+        if rows is None:
+            rows = self._rows[name] = [b""] * len(self._labels)
+        return rows
 
-        if current in _UP:
-            add("monitord_device_up", base, 1)
-        elif current in _NOT_UP:
-            add("monitord_device_up", base, 0)
-        lines["monitord_device_state"] = [
-            f'monitord_device_state{{{dev},state="{s.value}"}} {"1.0" if current is s else "0.0"}\n'
-            for s in _STATES]
-        add("monitord_device_state_since_timestamp_seconds", base, st.since)
-        if st.flapping:
-            add("monitord_device_flapping", base, 1)
-        if (wl := st.window.loss_ratio) is not None:
-            add("monitord_icmp_window_loss_ratio", base, wl)
-            add("monitord_icmp_window_rounds", base, len(st.window))
-            if (wr := st.window.rtt_avg) is not None:
-                add("monitord_icmp_window_rtt_seconds", base, wr)
+    def _render(self, i: int, lab: DeviceLabels) -> None:
+        view, dev = self._view, lab.device
+        st = view.device_status(dev)
+        if st is None:
+            for rows in self._rows.values():
+                rows[i] = b""
+            return
+        latest = list(st.latest.items())  # one step under the GIL
+        current = view.effective_state(dev)
+        own = _state_lines(lab, current, st.since, st.flapping)
+        own.update(_volatile_lines(lab, st, latest))
+        for name in _DEVICE_HELP:
+            self._row(name)[i] = own.get(name, b"")
         for probe, obs in latest:
-            add("monitord_device_last_probe_timestamp_seconds",
-                f'{base},probe="{_escape_label(probe)}"', obs.ts)
-        return {name: "".join(v).encode() for name, v in lines.items()}
+            key = (dev, probe)
+            if self._seen.get(key) is obs:
+                continue
+            old = self._probe_names.get(key, ())
+            fresh = self._probe_lines(lab, probe, obs)
+            for name in old:
+                if name not in fresh:
+                    self._row(name)[i] = b""
+            for name, text in fresh.items():
+                self._row(name)[i] = text
+            self._probe_names[key] = tuple(fresh)
+            self._seen[key] = obs
 
     def _probe_lines(self, lab: DeviceLabels, probe: str, obs: Observation
                      ) -> dict[str, bytes]:
@@ -316,28 +341,139 @@ class DeviceSection:
                 continue
             if fam.name not in self._headers:
                 self._headers[fam.name] = _header(fam.name, fam.help, fam.type).encode()
-            out[fam.name] = "".join(
-                f"{fam.name}{{{_labels(fam.labels, values)}}} {floatToGoString(value)}\n"
-                if fam.labels else f"{fam.name} {floatToGoString(value)}\n"
-                for values, value in fam.samples.items()).encode()
+            out[fam.name] = _sample_lines(fam)
         return out
 
 
+def _exposed(name: str, kind: str) -> str:
+    """A family's name as written: counters always end in ``_total`` (as prometheus_client
+    writes them, whether the name was declared with it or not)."""
+    return name.removesuffix("_total") + "_total" if kind == "counter" else name
+
+
+def _sample_lines(fam: MetricFamily) -> bytes:
+    name = _exposed(fam.name, fam.type)
+    if not fam.labels:
+        return "".join(f"{name} {floatToGoString(value)}\n"
+                       for value in fam.samples.values()).encode()
+    return "".join(f"{name}{{{_labels(fam.labels, values)}}} {floatToGoString(value)}\n"
+                   for values, value in fam.samples.items()).encode()
+
+
+def family_bytes(fam: MetricFamily) -> bytes:
+    """A family (monitord.probes.metrics) in the text format, without prometheus_client's
+    objects (thousands of per-device samples)."""
+    return _header(fam.name, fam.help, fam.type).encode() + _sample_lines(fam)
+
+
+def _state_lines(lab: DeviceLabels, current: State, since: float, flapping: bool
+                 ) -> dict[str, bytes]:
+    base = _labels(("device", "school", "kind"), (lab.device, lab.school, lab.kind))
+    dev = _labels(("device",), (lab.device,))
+    out = {
+        "monitord_device_state": "".join(
+            f'monitord_device_state{{{dev},state="{s.value}"}} '
+            f'{"1.0" if current is s else "0.0"}\n' for s in _STATES).encode(),
+        "monitord_device_state_since_timestamp_seconds":
+            f"monitord_device_state_since_timestamp_seconds{{{base}}} "
+            f"{floatToGoString(since)}\n".encode(),
+    }
+    if current in _UP or current in _NOT_UP:
+        out["monitord_device_up"] = (f"monitord_device_up{{{base}}} "
+                                     f"{'1.0' if current in _UP else '0.0'}\n").encode()
+    if flapping:
+        out["monitord_device_flapping"] = f"monitord_device_flapping{{{base}}} 1.0\n".encode()
+    return out
+
+
+def _volatile_lines(lab: DeviceLabels, st: DeviceStatus, latest: list[tuple[str, Observation]]
+                    ) -> dict[str, bytes]:
+    base = _labels(("device", "school", "kind"), (lab.device, lab.school, lab.kind))
+    out: dict[str, bytes] = {}
+    if (wl := st.window.loss_ratio) is not None:
+        out["monitord_icmp_window_loss_ratio"] = (
+            f"monitord_icmp_window_loss_ratio{{{base}}} {floatToGoString(wl)}\n").encode()
+        out["monitord_icmp_window_rounds"] = (
+            f"monitord_icmp_window_rounds{{{base}}} {floatToGoString(len(st.window))}\n"
+        ).encode()
+        if (wr := st.window.rtt_avg) is not None:
+            out["monitord_icmp_window_rtt_seconds"] = (
+                f"monitord_icmp_window_rtt_seconds{{{base}}} {floatToGoString(wr)}\n").encode()
+    if latest:
+        out["monitord_device_last_probe_timestamp_seconds"] = "".join(
+            f'monitord_device_last_probe_timestamp_seconds{{{base},probe="{_escape_label(p)}"}} '
+            f"{floatToGoString(obs.ts)}\n" for p, obs in latest).encode()
+    return out
+
+
 class Exposition:
-    """``/metrics``: the small families through prometheus_client (its process and
-    platform collectors too), the per-device ones from the :class:`DeviceSection` cache."""
+    """``/metrics``: the per-device families from the :class:`DeviceSection` caches, every
+    probe's families rendered directly, the daemon's own few through prometheus_client
+    (with its process and platform collectors)."""
 
     def __init__(self, view: MetricsView) -> None:
+        self._view = view
+        self._collector = MonitordCollector(view)
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(MonitordCollector(view))
+        self.registry.register(self._collector)
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         self.devices = DeviceSection(view)
+        self._flusher: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    def steps(self) -> Iterator[bytes | None]:
+        """Yields None where the event loop may run in between, then the whole body."""
+        pieces: list[bytes] = []
+        for part in self.devices.render():
+            if part is None:
+                yield None
+            else:
+                pieces = part
+        yield None
+        pieces.extend(family_bytes(fam) for fam in self._collector.probe_families())
+        pieces.append(generate_latest(self.registry))
+        yield b"".join(pieces)
 
     def render(self) -> bytes:
-        pieces = self.devices.render()
-        pieces.append(generate_latest(self.registry))
-        return b"".join(pieces)
+        body = b""
+        for step in self.steps():
+            if step is not None:
+                body = step
+        return body
+
+    async def render_async(self) -> bytes:
+        """Rendered on the event loop in slices (``await sleep(0)`` between them): no
+        thread reading state while probes change it, no slice holding the loop long.
+        The first scrape starts a background task that renders changed devices every
+        :data:`FLUSH_SECONDS`, so a scrape mostly joins rows already rendered."""
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_loop(), name="metrics-rows")
+        body = b""
+        async with self._lock:
+            for step in self.steps():
+                if step is None:
+                    await asyncio.sleep(0)
+                else:
+                    body = step
+        return body
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            try:
+                async with self._lock:
+                    for _ in self.devices.update():
+                        await asyncio.sleep(0)
+            except Exception:  # a bug here must not end the rows' upkeep
+                log.exception("rendering device metrics failed")
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None
 
 
 class MonitordCollector(Collector):
@@ -380,7 +516,6 @@ class MonitordCollector(Collector):
             for key, value in gauges.get(name, {}).items():
                 gfam.add_metric(list(key), value)
             yield gfam
-        yield from self._probe_metrics(counters, gauges)
         if (lag := view.loop_lag()) is not None:
             hist = HistogramMetricFamily(
                 "monitord_event_loop_lag_seconds",
@@ -390,19 +525,18 @@ class MonitordCollector(Collector):
                             + [("+Inf", float(lag.count))], lag.sum)
             yield hist
 
-    def _probe_metrics(self, counters: Mapping[str, Mapping[tuple[str, ...], float]],
-                       gauges: Mapping[str, Mapping[tuple[str, ...], float]]
-                       ) -> Iterator[Metric]:
+    def probe_families(self) -> Iterator[MetricFamily]:
         """Every probe's declared families, with what the running probers report (a probe
         not running still gets its HELP/TYPE lines, without samples)."""
+        counters, gauges = self._view.counters(), self._view.gauges()
         reported = {fam.name: fam for fam in self._view.probe_metrics()}
         for spec in registry.metric_specs():
             fam = reported.pop(spec.name, None)
             if fam is None:
                 legacy = counters if spec.type == "counter" else gauges
                 fam = spec.family(legacy.get(spec.name, {}))
-            yield _render(fam)
-        yield from map(_render, reported.values())  # reported but not declared
+            yield fam
+        yield from reported.values()  # reported but not declared
 
     def _school_metrics(self) -> Iterator[Metric]:
         info = GaugeMetricFamily(
@@ -463,16 +597,3 @@ def render(exposition: Exposition) -> bytes:
 
 def _bound(value: float) -> str:
     return repr(float(value))
-
-
-def _render(fam: MetricFamily) -> Metric:
-    """A probe's family (monitord.probes.metrics) as a prometheus_client family."""
-    out: Metric
-    if fam.type == "counter":
-        out = CounterMetricFamily(fam.name.removesuffix("_total"), fam.help,
-                                  labels=list(fam.labels))
-    else:
-        out = GaugeMetricFamily(fam.name, fam.help, labels=list(fam.labels))
-    for key, value in fam.samples.items():
-        out.add_metric(list(key), value)
-    return out

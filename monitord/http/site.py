@@ -39,7 +39,7 @@ from monitord.http.console.guard import (
     too_large,
     user_of,
 )
-from monitord.http.metrics import CONTENT_TYPE, build_registry, render
+from monitord.http.metrics import CONTENT_TYPE, Exposition, build_registry
 from monitord.http.ports import Commands, View
 from monitord.http.reports import routes as report_routes
 from monitord.http.server import (
@@ -60,8 +60,7 @@ def build_app(view: View, commands: Commands, *, clock: Callable[[], float] = ti
     auth = AuthService(view, clock)
 
     async def metrics(_: Request) -> Response:
-        body = await asyncio.to_thread(render, registry)
-        return Response(body, media_type=CONTENT_TYPE)
+        return Response(await registry.render_async(), media_type=CONTENT_TYPE)
 
     async def healthz(_: Request) -> Response:
         report = dict(view.health())
@@ -134,6 +133,7 @@ def build_app(view: View, commands: Commands, *, clock: Callable[[], float] = ti
         *console_routes(view, commands),
     ])
     app.state.auth = auth
+    app.state.metrics = registry
     return app
 
 
@@ -156,3 +156,6 @@ async def close_site(app: Starlette) -> None:
     auth = getattr(app.state, "auth", None)
     if isinstance(auth, AuthService):
         await auth.close()
+    exposition = getattr(app.state, "metrics", None)
+    if isinstance(exposition, Exposition):
+        await exposition.close()

@@ -99,6 +99,9 @@ class _View:
     def loop_lag(self) -> None:
         return None
 
+    def take_changes(self) -> tuple[bool, set[str]]:
+        return True, set()
+
 
 def test_exporter_renders_probe_families_generically() -> None:
     icmp = IcmpProber()
