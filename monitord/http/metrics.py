@@ -13,7 +13,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Collection,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from typing import Protocol, cast
 
@@ -284,18 +292,20 @@ class DeviceSection:
                 if i is not None:
                     self._render(i, self._labels[i])
 
+    def snapshot(self) -> list[tuple[bytes, list[bytes]]]:
+        """Each family's header and a copy of its rows (the list, not the bytes): what a
+        scrape writes even while rows change under it."""
+        return [(header, list(self._rows.get(name, ()))) for name, header in
+                self._headers.items()]
+
     def pieces(self) -> list[bytes]:
-        out: list[bytes] = []
-        for name, header in self._headers.items():
-            out.append(header)
-            if (rows := self._rows.get(name)) is not None:
-                out.append(b"".join(rows))
-        return out
+        return [b"".join(chunks(self.snapshot()))]
 
     def render(self) -> Iterator[list[bytes] | None]:
         """Yields None between slices of devices, then the section's pieces (a list)."""
         yield from self.update()
         yield self.pieces()
+
 
     def _row(self, name: str) -> list[bytes]:
         rows = self._rows.get(name)
@@ -344,6 +354,21 @@ class DeviceSection:
             out[fam.name] = _sample_lines(fam)
         return out
 
+
+#: rows joined into one chunk of a streamed scrape
+CHUNK_ROWS = 2000
+
+
+def chunks(families: list[tuple[bytes, list[bytes]]]) -> Iterator[bytes]:
+    """The text of the families, in chunks of at most :data:`CHUNK_ROWS` rows (a scrape
+    of 80 MB is streamed, never held whole in memory)."""
+    for header, rows in families:
+        if len(rows) <= CHUNK_ROWS:
+            yield header + b"".join(rows)
+            continue
+        yield header
+        for start in range(0, len(rows), CHUNK_ROWS):
+            yield b"".join(rows[start:start + CHUNK_ROWS])
 
 def _exposed(name: str, kind: str) -> str:
     """A family's name as written: counters always end in ``_total`` (as prometheus_client
@@ -422,41 +447,35 @@ class Exposition:
         self._flusher: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
-    def steps(self) -> Iterator[bytes | None]:
-        """Yields None where the event loop may run in between, then the whole body."""
-        pieces: list[bytes] = []
-        for part in self.devices.render():
-            if part is None:
-                yield None
-            else:
-                pieces = part
-        yield None
-        pieces.extend(family_bytes(fam) for fam in self._collector.probe_families())
-        pieces.append(generate_latest(self.registry))
-        yield b"".join(pieces)
-
     def render(self) -> bytes:
-        body = b""
-        for step in self.steps():
-            if step is not None:
-                body = step
-        return body
+        """The whole body at once (tests, tools); the daemon streams :meth:`stream`."""
+        for _ in self.devices.update():
+            pass
+        return b"".join([*chunks(self.devices.snapshot()), self._tail()])
 
-    async def render_async(self) -> bytes:
-        """Rendered on the event loop in slices (``await sleep(0)`` between them): no
-        thread reading state while probes change it, no slice holding the loop long.
-        The first scrape starts a background task that renders changed devices every
-        :data:`FLUSH_SECONDS`, so a scrape mostly joins rows already rendered."""
+    def _tail(self) -> bytes:
+        return (b"".join(family_bytes(fam) for fam in self._collector.probe_families())
+                + generate_latest(self.registry))
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        """The body in chunks: changed devices rendered on the event loop in slices
+        (``await sleep(0)`` between them: no thread reading state while probes change
+        it, no slice holding the loop long), then the rows as they are at that moment,
+        written at the pace the scraper reads them.  The first scrape starts a
+        background task that renders changed devices every :data:`FLUSH_SECONDS`, so a
+        scrape mostly writes rows already rendered."""
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush_loop(), name="metrics-rows")
-        body = b""
         async with self._lock:
-            for step in self.steps():
-                if step is None:
-                    await asyncio.sleep(0)
-                else:
-                    body = step
-        return body
+            for _ in self.devices.update():
+                await asyncio.sleep(0)
+            families = self.devices.snapshot()
+        tail = self._tail()
+        for n, chunk in enumerate(chunks(families)):
+            if n % 16 == 15:
+                await asyncio.sleep(0)
+            yield chunk
+        yield tail
 
     async def _flush_loop(self) -> None:
         while True:

@@ -23,7 +23,13 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Route
 
 from monitord.domain.access import can_see_ticket
@@ -60,7 +66,7 @@ def build_app(view: View, commands: Commands, *, clock: Callable[[], float] = ti
     auth = AuthService(view, clock)
 
     async def metrics(_: Request) -> Response:
-        return Response(await registry.render_async(), media_type=CONTENT_TYPE)
+        return StreamingResponse(registry.stream(), media_type=CONTENT_TYPE)
 
     async def healthz(_: Request) -> Response:
         report = dict(view.health())
