@@ -160,15 +160,20 @@ class ReadModel:
         by_school = self._devices_by_school(cfg)
         status, effective = self._p.tracker.status, self._p.engine.effective_state
         rows = []
+        bars = snap.schools if snap else {}
         for sch in self._p.labels.schools:
-            devices = by_school.get(sch.school, ())
-            link_states = [effective(g, now) for g in sch.gateways]
-            state = school_state(link_states) if link_states else State.UNKNOWN
-            gateway_status = [st for g in sch.gateways if (st := status(g))]
-            since = max((st.since for st in gateway_status), default=now)
+            gateways = sch.gateways
+            if len(gateways) == 1:  # most schools: one router
+                st = status(gateways[0])
+                state = school_state((effective(gateways[0], now),))
+                since = st.since if st is not None else now
+            else:
+                link_states = [effective(g, now) for g in gateways]
+                state = school_state(link_states) if link_states else State.UNKNOWN
+                since = max((st.since for g in gateways if (st := status(g))), default=now)
             rows.append(SchoolRow(sch.school, sch.name, sch.district, sch.isp, state, since,
-                                  _DeviceRows(self, devices, now, snap),
-                                  snap.schools.get(sch.school) if snap else None))
+                                  _DeviceRows(self, by_school.get(sch.school, ()), now, snap),
+                                  bars.get(sch.school)))
         return StatusData(cfg.office.name, rows)
 
     def _devices_by_school(self, cfg: Config) -> Mapping[str, tuple[Device, ...]]:

@@ -238,23 +238,26 @@ def bar_html(bar: Bar, lang: str) -> str:
 
 
 class _Row:
-    __slots__ = ("bar", "bar_html", "html", "key")
+    """A school's cached overview row: its head (name, state, since) and its bar."""
 
-    def __init__(self, key: tuple[str, ...], bar: Bar | None, bar_html: str,
-                 html: bytes) -> None:
-        self.key, self.bar, self.bar_html, self.html = key, bar, bar_html, html
+    __slots__ = ("bar", "bar_html", "head", "html", "key")
+
+    def __init__(self, key: tuple[str, ...], head: str, bar: Bar | None,
+                 bar_html: str) -> None:
+        self.key, self.head, self.bar, self.bar_html = key, head, bar, bar_html
+        self.html = f"\n{head}{bar_html}</li>\n".encode()
 
 
 class StatusPages:
     """``/status`` and ``/status/<smis>`` cheap at 2,000 schools.
 
-    Each school's overview row is kept as HTML until what it shows changes (state, the
-    since text of an offline school, name, ISP, its availability bar: a new figures
-    snapshot), so a request joins cached rows; the rows still to render are rendered in
-    slices of :data:`SLICE_SECONDS` with the event loop running in between.  A body's
-    gzip is kept per (page, lang, search) and reused while the body is the same; a new
-    body is compressed in a thread.  The page is always current: nothing is cached by
-    time."""
+    Each school's overview row is kept as HTML until what it shows changes (its head:
+    state, the since text of an offline school, name, ISP; its bar: a new figures
+    snapshot, every 5 minutes), so a request joins cached rows; the rows still to
+    render are rendered in slices of :data:`SLICE_SECONDS` with the event loop running
+    in between.  A body's gzip is kept per (page, lang, search) and reused while the
+    body is the same; a new body is compressed in a thread.  The page is always current:
+    nothing is cached by time."""
 
     def __init__(self) -> None:
         self._rows: dict[str, dict[str, _Row]] = {"th": {}, "en": {}}
@@ -284,14 +287,16 @@ class StatusPages:
             key = (s.name, s.isp, s.state.value, since)
             row = cache.get(s.smis)
             if row is None or row.key != key or row.bar is not s.availability:
+                if row is not None and row.key == key:
+                    head = row.head
+                else:
+                    head = self._row_template.render(s=s, since=since, lang=lang, L=labels,
+                                                     texts=texts) + "\n"
                 if row is not None and row.bar is s.availability:
                     bar = row.bar_html
                 else:
                     bar = bar_html(s.availability, lang) if s.availability else ""
-                text = self._row_template.render(s=s, since=since, bar=Markup(bar),
-                                                 lang=lang, L=labels, texts=texts)
-                row = cache[s.smis] = _Row(key, s.availability, bar,
-                                           f"\n{text}\n".encode())
+                row = cache[s.smis] = _Row(key, head, s.availability, bar)
                 if time.perf_counter() - started > SLICE_SECONDS:
                     await asyncio.sleep(0)
                     started = time.perf_counter()
