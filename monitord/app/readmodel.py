@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from starlette.requests import Request
 
@@ -23,7 +23,7 @@ from monitord.app.looplag import LoopLagMonitor
 from monitord.app.pipeline import REASON_LIMIT, Pipeline
 from monitord.config import Config, Device
 from monitord.domain.activehours import MaintenanceWindow
-from monitord.domain.availability import HistoryLoader
+from monitord.domain.availability import HistoryLoader, Snapshot
 from monitord.domain.incidents import Incident, root_device
 from monitord.domain.labels import KIND_TEXT
 from monitord.domain.links import LinkSigner
@@ -64,6 +64,47 @@ class Runtime:
     loop_lag: LoopLagMonitor | None = None
 
 
+class _DeviceRows(Sequence[DeviceRow]):
+    """A school's device rows for :class:`StatusData`, built when first read."""
+
+    __slots__ = ("_args", "_model", "_rows")
+
+    def __init__(self, model: ReadModel, devices: Sequence[Device], now: float,
+                 snap: Snapshot | None) -> None:
+        self._model: ReadModel | None = model
+        self._args = (devices, now, snap)
+        self._rows: tuple[DeviceRow, ...] = ()
+
+    def _all(self) -> tuple[DeviceRow, ...]:
+        if self._model is not None:
+            self._rows = self._model._device_rows(*self._args)
+            self._model = None
+        return self._rows
+
+    def __len__(self) -> int:
+        return len(self._args[0])
+
+    @overload
+    def __getitem__(self, index: int) -> DeviceRow: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[DeviceRow]: ...
+    def __getitem__(self, index: int | slice) -> DeviceRow | Sequence[DeviceRow]:
+        return self._all()[index]
+
+    def __iter__(self) -> Iterator[DeviceRow]:
+        return iter(self._all())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _DeviceRows | tuple | list):
+            return tuple(self) == tuple(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(self._all())
+
+
 class ReadModel:
     version = __version__
 
@@ -75,6 +116,8 @@ class ReadModel:
         self._availability = AvailabilityCache()
         #: reports run one at a time (each reads the whole period in a thread)
         self._history_lock = asyncio.Semaphore(1)
+        #: the loaded config and its devices by school (status_data)
+        self._by_school: tuple[Config, Mapping[str, tuple[Device, ...]]] | None = None
 
     @property
     def config(self) -> Config | None:
@@ -102,7 +145,11 @@ class ReadModel:
         return self._p.labels.schools
 
     def status_data(self) -> StatusData:
-        """What the public status page may show: schools and states, no addresses."""
+        """What the public status page may show: schools and states, no addresses.
+
+        Cheap at 20,000 devices: a school's state reads only its gateways, and its device
+        rows (only a school's own page and the API read them) are built when first read
+        (:class:`_DeviceRows`, at that moment's states)."""
         cfg = self.config
         if cfg is None:
             return StatusData("", [])
@@ -110,27 +157,48 @@ class ReadModel:
         # Figures from the database, recomputed in a thread at most every 5 minutes.
         snap = self._availability.current(cfg, self.storage.path if self.storage else None,
                                           now)
+        by_school = self._devices_by_school(cfg)
+        status, effective = self._p.tracker.status, self._p.engine.effective_state
+        rows = []
+        bars = snap.schools if snap else {}
+        for sch in self._p.labels.schools:
+            gateways = sch.gateways
+            if len(gateways) == 1:  # most schools: one router
+                st = status(gateways[0])
+                state = school_state((effective(gateways[0], now),))
+                since = st.since if st is not None else now
+            else:
+                link_states = [effective(g, now) for g in gateways]
+                state = school_state(link_states) if link_states else State.UNKNOWN
+                since = max((st.since for g in gateways if (st := status(g))), default=now)
+            rows.append(SchoolRow(sch.school, sch.name, sch.district, sch.isp, state, since,
+                                  _DeviceRows(self, by_school.get(sch.school, ()), now, snap),
+                                  bars.get(sch.school)))
+        return StatusData(cfg.office.name, rows)
+
+    def _devices_by_school(self, cfg: Config) -> Mapping[str, tuple[Device, ...]]:
+        """Each school's devices in config order (once per loaded config)."""
+        cached = self._by_school
+        if cached is not None and cached[0] is cfg:
+            return cached[1]
         by_school: dict[str, list[Device]] = {}
         for dev in cfg.devices:
             if dev.school is not None:
                 by_school.setdefault(dev.school, []).append(dev)
+        out = {k: tuple(v) for k, v in by_school.items()}
+        self._by_school = (cfg, out)
+        return out
+
+    def _device_rows(self, devices: Sequence[Device], now: float,
+                     snap: Snapshot | None) -> tuple[DeviceRow, ...]:
         rows = []
-        for sch in self._p.labels.schools:
-            devices = by_school.get(sch.school, [])
-            device_rows = []
-            for n, dev in enumerate(devices, start=1):
-                st = self._p.tracker.status(dev.id)
-                device_rows.append(DeviceRow(
-                    dev.kind.value, dev.name or f"{KIND_TEXT['th'][dev.kind.value]} {n}",
-                    self._p.engine.effective_state(dev.id, now), st.since if st else now,
-                    snap.devices.get(dev.id) if snap else None))
-            link_states = [self._p.engine.effective_state(g, now) for g in sch.gateways]
-            state = school_state(link_states) if link_states else State.UNKNOWN
-            gateway_status = [st for g in sch.gateways if (st := self._p.tracker.status(g))]
-            since = max((st.since for st in gateway_status), default=now)
-            rows.append(SchoolRow(sch.school, sch.name, sch.district, sch.isp, state, since,
-                                  device_rows, snap.schools.get(sch.school) if snap else None))
-        return StatusData(cfg.office.name, rows)
+        for n, dev in enumerate(devices, start=1):
+            st = self._p.tracker.status(dev.id)
+            rows.append(DeviceRow(
+                dev.kind.value, dev.name or f"{KIND_TEXT['th'][dev.kind.value]} {n}",
+                self._p.engine.effective_state(dev.id, now), st.since if st else now,
+                snap.devices.get(dev.id) if snap else None))
+        return tuple(rows)
 
     def ticket_access(self, request: Request, ticket_id: int) -> bool:
         """Ticket pages (personal data): a signed link from a notification or an API

@@ -33,13 +33,14 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jinja2
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
@@ -54,6 +55,7 @@ from monitord.thaidate import BANGKOK, format_date, format_duration, month_name
 
 if TYPE_CHECKING:
     from monitord.config import Config, Device
+    from monitord.domain.incidents import Incident
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,10 @@ TEMPLATES = Path(__file__).parent / "templates"
 HEARTBEAT_SECONDS = 5.0
 CHECK_SECONDS = 1.0
 CACHE_SECONDS = 0.9
+#: the counts over all devices (down, unreachable, DLTV, lossy) are this old at most
+FACTS_SECONDS = 2.9
+#: a pass over 20,000 devices lets the event loop run after this many seconds
+SLICE_SECONDS = 0.02
 EVENT_ROWS = 10
 DOWN_ROWS = 8  # rows of down schools that fit at 1920×1080 (the rest: "and N more")
 LOSSY_ROWS = 3  # rows of lossy (DEGRADED) devices under them, worst loss first
@@ -208,12 +214,35 @@ def _where(cfg: Config, dev: Device, lang: str) -> str:
     return dev.unit or LABELS[lang]["office"]
 
 
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    """What both languages' snapshots count from all devices, read at most every
+    :data:`FACTS_SECONDS` (the schools' states: at each snapshot)."""
+
+    upstream: list[Incident]
+    in_upstream: frozenset[str]
+    gateways: dict[str, tuple[str, ...]]
+    roots: int
+    unreachable: int
+    dltv_total: int
+    dltv_no_signal: int
+    tickets_open: int
+    #: DEGRADED devices with a loss window: (device, loss ratio, mean RTT, rounds)
+    lossy: list[tuple[Device, float, float | None, int]]
+
+
 class Wall:
-    """Builds snapshots of the read model (cached briefly: many screens, one query)."""
+    """Builds snapshots of the read model (cached briefly: many screens, one query).
+
+    At 20,000 devices one pass over the devices (:class:`_Facts`) serves both languages;
+    each language then formats only what it lists (offline schools, lossy devices)."""
 
     def __init__(self, view: View) -> None:
         self.view = view
         self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._facts: tuple[float, _Facts] | None = None
+        self._device_list: tuple[Config, list[tuple[Device, bool]]] | None = None
+        self._json: dict[str, tuple[dict[str, Any], str]] = {}
         self._lock = asyncio.Lock()
 
     async def snapshot(self, lang: str) -> dict[str, Any]:
@@ -225,16 +254,74 @@ class Wall:
             self._cache[lang] = (time.monotonic(), data)
             return data
 
+    def dumped(self, lang: str, data: dict[str, Any]) -> str:
+        """``data`` (a snapshot of ``lang``) as JSON, once per snapshot for all streams."""
+        hit = self._json.get(lang)
+        if hit is not None and hit[0] is data:
+            return hit[1]
+        text = _dump(data)
+        self._json[lang] = (data, text)
+        return text
+
+    def _devices(self, cfg: Config) -> list[tuple[Device, bool]]:
+        """The config's devices, each with whether it is a DLTV receiver (per config)."""
+        hit = self._device_list
+        if hit is None or hit[0] is not cfg:
+            hit = self._device_list = (cfg, [(dev, dev.kind.value == "dltv_receiver")
+                                             for dev in cfg.devices])
+        return hit[1]
+
+    async def _read_facts(self, now: float) -> _Facts:
+        """One pass over the devices at most every :data:`FACTS_SECONDS` (in slices of
+        :data:`SLICE_SECONDS`: the event loop runs in between)."""
+        hit = self._facts
+        if hit is not None and time.monotonic() - hit[0] < FACTS_SECONDS:
+            return hit[1]
+        d = self.view
+        cfg = d.config
+        roots = unreachable = dltv_total = dltv_no_signal = 0
+        lossy: list[tuple[Device, float, float | None, int]] = []
+        effective, device_status = d.effective_state, d.device_status
+        down, gone, degraded = State.DOWN, State.UNREACHABLE, State.DEGRADED
+        started = time.perf_counter()
+        for n, (dev, dltv) in enumerate(self._devices(cfg) if cfg is not None else []):
+            if n % 1000 == 999 and time.perf_counter() - started > SLICE_SECONDS:
+                await asyncio.sleep(0)
+                started = time.perf_counter()
+            eff = effective(dev.id, now)
+            if eff is down:
+                roots += 1
+            elif eff is gone:
+                unreachable += 1
+            elif eff is degraded:
+                st = device_status(dev.id)
+                if st is not None and (loss := st.window.loss_ratio) is not None:
+                    lossy.append((dev, loss, st.window.rtt_avg, len(st.window)))
+            if dltv:
+                dltv_total += 1
+                st = device_status(dev.id)
+                obs = st.latest.get("mqtt") if st is not None else None
+                if obs is not None and (obs.values.get("signal_lock") == 0
+                                        or obs.reason == "no_signal_lock"):
+                    dltv_no_signal += 1
+        upstream = [inc for inc in d.open_incidents() if inc.kind == "upstream"]
+        facts = _Facts(
+            upstream, frozenset(dev for inc in upstream for dev in inc.affected),
+            {s.school: s.gateways for s in d.school_labels()}, roots, unreachable,
+            dltv_total, dltv_no_signal, sum(d.ticket_counts().values()), lossy)
+        self._facts = (time.monotonic(), facts)
+        return facts
+
     async def _build(self, lang: str, now: float) -> dict[str, Any]:
         d = self.view
         cfg = d.config
         states = STATE_TEXT[lang]
-        upstream = [inc for inc in d.open_incidents() if inc.kind == "upstream"]
-        in_upstream = {dev for inc in upstream for dev in inc.affected}
+        facts = await self._read_facts(now)
+        upstream, in_upstream = facts.upstream, facts.in_upstream
         status = d.status_data()
         online = offline = 0
         down: list[dict[str, Any]] = []
-        gateways = {s.school: s.gateways for s in d.school_labels()}
+        gateways = facts.gateways
         for row in status.schools:
             if row.state in ONLINE_STATES:
                 online += 1
@@ -250,28 +337,17 @@ class Wall:
                     "isp_outage": any(g in in_upstream for g in gateways.get(row.smis, ())),
                 })
         down.sort(key=lambda r: (r["since"], r["name"]))
-        roots = unreachable = dltv_total = dltv_no_signal = 0
-        school_of = {dev.id: dev.school for dev in cfg.devices} if cfg is not None else {}
-        for dev in cfg.devices if cfg is not None else []:
-            eff = d.effective_state(dev.id, now)
-            roots += eff == State.DOWN
-            unreachable += eff == State.UNREACHABLE
-            if dev.kind.value == "dltv_receiver":
-                dltv_total += 1
-                st = d.device_status(dev.id)
-                obs = st.latest.get("mqtt") if st is not None else None
-                if obs is not None and (obs.values.get("signal_lock") == 0
-                                        or obs.reason == "no_signal_lock"):
-                    dltv_no_signal += 1
+        devices = cfg.device_map() if cfg is not None else {}
         figures = {
             "schools_total": len(status.schools), "schools_online": online,
             "schools_offline": offline,
             "schools_other": len(status.schools) - online - offline,
-            "devices_down": roots, "devices_unreachable": unreachable,
-            "dltv_total": dltv_total, "dltv_no_signal": dltv_no_signal,
-            "tickets_open": sum(d.ticket_counts().values()),
+            "devices_down": facts.roots, "devices_unreachable": facts.unreachable,
+            "dltv_total": facts.dltv_total, "dltv_no_signal": facts.dltv_no_signal,
+            "tickets_open": facts.tickets_open,
             "upstream_outages": len(upstream),
-            "upstream_schools": len({school_of.get(dev_id) or dev_id for inc in upstream
+            "upstream_schools": len({(dev.school if (dev := devices.get(dev_id)) else None)
+                                     or dev_id for inc in upstream
                                      for dev_id in inc.affected}),
         }
         outages: list[dict[str, Any]] = [
@@ -279,7 +355,7 @@ class Wall:
              "schools": len(inc.affected), "since": inc.opened_at,
              "duration_text": duration_text(now - inc.opened_at, lang)}
             for inc in sorted(upstream, key=lambda i: i.opened_at)]
-        lossy = self._lossy(cfg, lang, now)
+        lossy = self._lossy(cfg, facts, lang)
         events = await self._events(cfg, lang, now)
         stable = json.dumps([figures, [(r["smis"], r["state"], r["isp_outage"]) for r in down],
                              [o["group"] for o in outages], [e["key"] for e in events],
@@ -294,25 +370,20 @@ class Wall:
             "lossy": lossy,
         }
 
-    def _lossy(self, cfg: Config | None, lang: str, now: float) -> list[dict[str, Any]]:
+    def _lossy(self, cfg: Config | None, facts: _Facts, lang: str) -> list[dict[str, Any]]:
         """DEGRADED devices with their loss window (loss, mean RTT), worst loss first."""
         rows: list[dict[str, Any]] = []
         if cfg is None:
             return rows
-        for dev in cfg.devices:
-            st = self.view.device_status(dev.id)
-            if st is None or (loss := st.window.loss_ratio) is None or \
-                    self.view.effective_state(dev.id, now) is not State.DEGRADED:
-                continue
+        for dev, loss, rtt, rounds in facts.lossy:
             percent = round(loss * 100)
-            rtt = st.window.rtt_avg
             where = short_school_name(_where(cfg, dev, lang), lang)
             rows.append({
                 "text": f"{device_label(dev, lang)} · {where}",
                 "loss_ratio": round(loss, 4), "loss_percent": percent,
                 "loss_text": LABELS[lang]["loss"].replace("{p}", str(percent)),
                 "rtt_text": "" if rtt is None else f"{rtt * 1000:.{1 if rtt < 0.01 else 0}f} ms",
-                "rounds_text": LABELS[lang]["rounds"].replace("{n}", str(len(st.window))),
+                "rounds_text": LABELS[lang]["rounds"].replace("{n}", str(rounds)),
             })
         rows.sort(key=lambda r: (-r["loss_ratio"], r["text"]))
         return rows
@@ -415,7 +486,9 @@ def routes(view: View) -> list[BaseRoute]:
         return HTMLResponse(html, headers=WALL_HEADERS)
 
     async def data_json(request: Request) -> Response:
-        return JSONResponse(await wall.snapshot(_lang(request)))
+        lang = _lang(request)
+        return Response(wall.dumped(lang, await wall.snapshot(lang)),
+                        media_type="application/json")
 
     async def stream(lang: str) -> AsyncIterator[str]:
         yield "retry: 3000\n\n"
@@ -426,7 +499,7 @@ def routes(view: View) -> list[BaseRoute]:
             data = await wall.snapshot(lang)
             mono = time.monotonic()
             if data["digest"] != last_digest or mono - last_sent >= HEARTBEAT_SECONDS:
-                yield f"data: {_dump(data)}\n\n"
+                yield f"data: {wall.dumped(lang, data)}\n\n"
                 last_digest, last_sent = data["digest"], mono
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=CHECK_SECONDS)
