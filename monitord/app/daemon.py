@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -98,6 +99,15 @@ async def open_database(cfg: Config, db_path: Path
                 await store.close()
         raise
     return stores[0], stores[1], links, saved
+
+
+def settle_heap() -> None:
+    """After start and after a reload: collect once, then keep what is alive now (the
+    config, the device tables: ~500,000 objects at 20,000 devices) out of the garbage
+    collector's full passes, which otherwise walk all of it every few minutes and hold
+    the event loop for 0.3–0.5 s each time (as Instagram's ``gc.freeze()`` recipe)."""
+    gc.collect()
+    gc.freeze()
 
 
 def file_signature(path: str) -> tuple[int, int, int] | None:
@@ -225,6 +235,7 @@ class Daemon:
             self.pipeline.counters["monitord_config_reloads_total"][("success",)] += 1
             log.info("configuration reloaded: %d schools, %d devices",
                      len(new.schools), len(new.devices))
+            settle_heap()
             await self.pipeline.record_event("config_reloaded", f"{len(new.devices)} devices")
             return True
 
@@ -437,6 +448,7 @@ class Daemon:
         for line in self.options.extra_banner:
             log.info("%s", line.format(base=base))
         await self.pipeline.record_event("daemon_started", f"version {self.version}")
+        settle_heap()
 
         assert self.runtime.scheduler is not None and self.runtime.loop_lag is not None
         tasks = [
