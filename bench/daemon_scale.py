@@ -34,7 +34,8 @@ DOWN again (relapse, no ticket_delay); those are reported apart as "relapse" lat
 (T − P − (failure_threshold − 1) × interval).
 
 Startup and reload (``#`` lines): ``monitord check --config`` wall time; spawn → first
-ICMP round (``monitord_probe_rounds_total{probe="icmp"}`` > 0, polled every 0.2 s); a
+ICMP round (``/healthz`` shows the icmp probe's ``last_round_age_seconds``: the same
+moment ``monitord_probe_rounds_total{probe="icmp"}`` becomes 1, polled every 0.2 s); a
 SIGHUP in the middle of the window: signal → the log line "configuration reloaded";
 ``monitord_probe_late_total``/``…_skipped_total`` deltas over the window (0 expected) and
 the largest event-loop lag bucket filled around the reload.
@@ -330,7 +331,7 @@ LAG = "monitord_event_loop_lag_seconds_bucket"
 WANTED = (LAG, "monitord_probe_late_total", "monitord_probe_skipped_total",
           "monitord_probe_rounds_total", "monitord_device_up", "monitord_snmp_up",
           "monitord_mqtt_messages_received_total", "monitord_snmp_requests_total",
-          "monitord_tickets_open")
+          "monitord_tickets_open", "monitord_snmp_errors_total")
 
 
 @dataclass
@@ -354,11 +355,20 @@ class Snapshot:
                   f"snmp_requests={sum(v for _, v in m['monitord_snmp_requests_total']):.0f} "
                   "mqtt_received="
                   f"{sum(v for _, v in m['monitord_mqtt_messages_received_total']):.0f} "
-                  f"tickets_open={sum(v for _, v in m['monitord_tickets_open']):.0f}")
+                  f"tickets_open={sum(v for _, v in m['monitord_tickets_open']):.0f} "
+                  f"snmp_errors={_by_reason(m['monitord_snmp_errors_total'])}")
         return cls(lag, sum(v for _, v in m["monitord_probe_late_total"]),
                    sum(v for _, v in m["monitord_probe_skipped_total"]),
                    sum(v for lab, v in m["monitord_probe_rounds_total"] if '"icmp"' in lab),
                    sanity)
+
+
+def _by_reason(samples: list[tuple[str, float]]) -> str:
+    out: dict[str, float] = {}
+    for labels, v in samples:
+        m = re.search(r'reason="([^"]*)"', labels)
+        out[m.group(1) if m else "?"] = out.get(m.group(1) if m else "?", 0.0) + v
+    return ",".join(f"{k}:{v:.0f}" for k, v in sorted(out.items()) if v) or "0"
 
 
 def lag_delta(a: Snapshot, b: Snapshot) -> list[tuple[float, float]]:
@@ -640,8 +650,13 @@ def run_size(n: int, args: argparse.Namespace, fw: Firewall, root: Path) -> Resu
         daemon_log = work / "monitord.log"
 
         def first_round() -> bool:
+            # /healthz names the ICMP probe's last round once one has ended (the moment
+            # monitord_probe_rounds_total{probe="icmp"} becomes 1), and costs next to
+            # nothing: polling /metrics 5 times a second would load a 20k daemon while it
+            # starts
             meter.sample(time.monotonic())
-            return Snapshot.fetch(base).icmp_rounds > 0
+            health = json.loads(http_get(base + "/healthz", timeout=5))
+            return "last_round_age_seconds" in health.get("probes", {}).get("icmp", {})
 
         wait_until(first_round, 300, "the daemon's first ICMP round", proc=daemon.proc,
                    log=daemon_log)
@@ -718,7 +733,12 @@ def run_size(n: int, args: argparse.Namespace, fw: Firewall, root: Path) -> Resu
         pages.halt.set()
         meter.sample(time.monotonic())
 
-        # --- the daemon's figures
+        # --- the daemon's figures (the per-second series stays in the work dir: --keep)
+        with (work / "monitord_cpu.csv").open("w", encoding="utf-8") as csv:
+            csv.write("t_s,cpu_pct,rss_mb\n")
+            for (t1, v), (_, r) in zip(meter.cpu.get("monitord", []),
+                                       meter.rss.get("monitord", [])[1:], strict=False):
+                csv.write(f"{t1 - spawn_at:.1f},{v:.1f},{r:.1f}\n")
         cpu = meter.cpu_in("monitord", win_start, win_end)
         res.cpu_pct = sum(cpu) / len(cpu) if cpu else math.nan
         res.cpu_p99 = pct(cpu, 99)
@@ -747,10 +767,12 @@ def run_size(n: int, args: argparse.Namespace, fw: Firewall, root: Path) -> Resu
                                    wall_end, PROM_SCRAPE)
         samples = prom.query_range('scrape_samples_scraped{job="monitord"}', wall_start,
                                    wall_end, PROM_SCRAPE)
+        ups = prom.query_range('up{job="monitord"}', wall_start, wall_end, PROM_SCRAPE)
         res.scrape_p50_ms = pct(scrapes, 50) * 1000
         res.scrape_p99_ms = pct(scrapes, 99) * 1000
         c.append(f"# devices={n} scrape_p50_ms={res.scrape_p50_ms:.0f} "
                  f"scrape_p99_ms={res.scrape_p99_ms:.0f} scrapes={len(scrapes)} "
+                 f"failed={sum(v == 0 for v in ups)} "
                  f"scrape_samples_scraped={max(samples, default=0):.0f}")
         for path, times in pages.times.items():
             ms = [v for t0, v in times if win_start <= t0 <= win_end]
@@ -963,7 +985,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             for n in args.devices:
                 note(f"--- {n} devices: monitord phase {args.duration:.0f} s, then the "
                      f"reference stack {REF_WARMUP + min(args.duration, REF_MAX):.0f} s")
-                res = run_size(n, args, fw, root)
+                try:
+                    res = run_size(n, args, fw, root)
+                except (RuntimeError, OSError, ValueError, subprocess.SubprocessError,
+                        processes.NotReady) as exc:
+                    note(f"{n}: failed: {exc}")
+                    res = Result(n, [f"# devices={n} FAILED: {str(exc).splitlines()[0]}"])
                 results.append(res)
                 for line in res.comments:
                     print(line, flush=True)

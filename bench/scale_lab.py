@@ -116,9 +116,13 @@ def build_office(devices: int, mqtt_port: int, snmp_port: int, seed: int = 2026)
     order = list(range(schools))
     rng.shuffle(order)
     dead_schools = set(order[:n_dead_schools])
-    # single devices: not routers, not in a dead school, one device per pick
-    pool = [(s, d) for s in order[n_dead_schools:] for d in range(1, len(SCHOOL_DEVICES))]
-    picks = rng.sample(pool, n_dead_single + n_flapping)
+    # single devices: not routers, each in a school of its own that is not dead — so
+    # every one is its own root cause (a flapping TV behind a dead or flapping switch
+    # would be UNREACHABLE, without a ticket of its own)
+    singles = order[n_dead_schools:n_dead_schools + n_dead_single + n_flapping]
+    if len(singles) < n_dead_single + n_flapping:
+        raise ValueError(f"{devices} devices: too few schools for the dead and flapping ones")
+    picks = [(s, rng.randrange(1, len(SCHOOL_DEVICES))) for s in singles]
     dead_single = set(picks[:n_dead_single])
     flap_single = set(picks[n_dead_single:])
     cfg: dict[str, Any] = {
