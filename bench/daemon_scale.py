@@ -11,10 +11,12 @@ on it for ``--duration`` seconds (default 600):
   v2c agents (``monitord.demo.snmp_agent``, a subprocess, one UDP socket per address);
   receivers and TVs report over MQTT every 60 s, each at its own phase, through a real
   mosquitto (one publisher connection, a subprocess);
-* 2 % of the devices dead (half as whole schools, half as single devices: addresses in
-  127.98.0.0/16) and 1 % flapping (single non-router devices in 127.99.0.0/16: down
-  180 s, up 120 s, first down 60 s after the daemon's start), both by iptables DROP
-  rules in a chain of this process (``MDBENCH_<pid>``, jumped to from INPUT for
+* live devices on 127.110.0.0 upwards; 2 % of the devices dead (half as whole schools,
+  half as single non-router devices; addresses in 127.98.0.0/16) and 1 % flapping
+  (single non-router devices in 127.99.0.0/16: down 180 s, up 120 s, first down 60 s
+  after the daemon's start).  Every single dead or flapping device is in a school of its
+  own, so each is its own root cause with its own ticket.  Dead and flapping are iptables
+  DROP rules in a chain of this process (``MDBENCH_<pid>``, jumped to from INPUT for
   127.96.0.0/14; removed on exit, stale ones of dead bench processes removed at start);
 * a real Prometheus scrapes ``/metrics`` every 15 s; the bench reads ``/status`` and
   ``/wall`` every 15 s.
@@ -36,7 +38,8 @@ DOWN again (relapse, no ticket_delay); those are reported apart as "relapse" lat
 Startup and reload (``#`` lines): ``monitord check --config`` wall time; spawn → first
 ICMP round (``/healthz`` shows the icmp probe's ``last_round_age_seconds``: the same
 moment ``monitord_probe_rounds_total{probe="icmp"}`` becomes 1, polled every 0.2 s); a
-SIGHUP in the middle of the window: signal → the log line "configuration reloaded";
+SIGHUP in the middle of the window: signal → the log line "configuration reloaded"
+(the log file is read every 0.1 s);
 ``monitord_probe_late_total``/``…_skipped_total`` deltas over the window (0 expected) and
 the largest event-loop lag bucket filled around the reload.
 
@@ -56,6 +59,10 @@ loop_lag_p99_ms=… ticket_latency_p99_s=… ref_cpu_pct=… cpu_ratio=…
 PNG plot (``--plot``, default docs/daemon_scale.png; ``--no-plot``).
 
     sudo .venv/bin/python bench/daemon_scale.py [--devices N]… [--duration S] [--keep]
+
+The bench itself GETs ``/metrics`` 4 times per size (window start and end, around the
+reload) next to Prometheus' scrapes; the per-second CPU series is left in the work dir
+(``monitord_cpu.csv``, with ``--keep``).
 
 Caveats: the machine's 2 cores are shared with mosquitto, the SNMP agents, the MQTT
 publisher, Prometheus and the bench itself (and whatever else runs): the daemon's CPU is
