@@ -37,6 +37,7 @@ for the incident engine that builds on this module (UNREACHABLE, MAINTENANCE).
 from __future__ import annotations
 
 import time
+from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -137,21 +138,46 @@ class DeviceStatus:
 
 
 class LossWindow:
-    """Echo requests sent and answered over the last ``rounds`` results, and their RTTs."""
+    """Echo requests sent and answered over the last ``rounds`` results, and their RTTs.
 
-    __slots__ = ("_rounds",)
+    Kept as one flat array of (sent, received, rtt × received) per round, a ring: ~0.5 KB
+    per device instead of ~2.5 KB of tuples in a deque (40 MB less at 20,000 devices)."""
+
+    __slots__ = ("_buf", "_len", "_next", "_size")
 
     def __init__(self, rounds: int) -> None:
-        self._rounds: deque[tuple[float, float, float]] = deque(maxlen=rounds)
+        self._size = max(1, rounds)
+        self._buf = array("d", bytes(24 * self._size))
+        self._len = 0
+        self._next = 0  # where the next round goes
 
     @property
     def size(self) -> int:
         """Rounds the window holds at most."""
-        return self._rounds.maxlen or 1
+        return self._size
+
+    def _ordered(self) -> list[tuple[float, float, float]]:
+        """The rounds, oldest first."""
+        buf, size = self._buf, self._size
+        first = (self._next - self._len) % size
+        return [(buf[3 * j], buf[3 * j + 1], buf[3 * j + 2])
+                for j in ((first + k) % size for k in range(self._len))]
 
     def resize(self, rounds: int) -> None:
-        if rounds != self.size:
-            self._rounds = deque(self._rounds, maxlen=rounds)
+        if max(1, rounds) == self._size:
+            return
+        kept = self._ordered()[-max(1, rounds):]
+        self._size = max(1, rounds)
+        self._buf = array("d", bytes(24 * self._size))
+        self._len = self._next = 0
+        for sent, received, rtt_sum in kept:
+            self._append(sent, received, rtt_sum)
+
+    def _append(self, sent: float, received: float, rtt_sum: float) -> None:
+        i = 3 * self._next
+        self._buf[i], self._buf[i + 1], self._buf[i + 2] = sent, received, rtt_sum
+        self._next = (self._next + 1) % self._size
+        self._len = min(self._len + 1, self._size)
 
     def add(self, values: Mapping[str, float]) -> None:
         """Fold one result's ``sent``/``received``/``rtt_avg_seconds`` (if it has them)."""
@@ -160,34 +186,42 @@ class LossWindow:
             return
         received = values.get("received", 0.0)
         rtt = values.get("rtt_avg_seconds")
-        self._rounds.append((sent, received, rtt * received if rtt is not None else 0.0))
+        self._append(sent, received, rtt * received if rtt is not None else 0.0)
 
     def clear(self) -> None:
-        self._rounds.clear()
+        self._len = self._next = 0
 
     def __len__(self) -> int:
-        return len(self._rounds)
+        return self._len
+
+    def _sums(self) -> tuple[float, float, float]:
+        """(sent, received, rtt sum) over the window, summed oldest first (as before)."""
+        sent = received = rtt_sum = 0.0
+        for s, r, t in self._ordered():
+            sent += s
+            received += r
+            rtt_sum += t
+        return sent, received, rtt_sum
 
     @property
     def loss_ratio(self) -> float | None:
         """Share of echo requests unanswered in the window (None: nothing in it)."""
-        sent = sum(r[0] for r in self._rounds)
-        return (sent - sum(r[1] for r in self._rounds)) / sent if sent else None
+        sent, received, _ = self._sums()
+        return (sent - received) / sent if sent else None
 
     @property
     def rtt_avg(self) -> float | None:
         """Mean RTT of the replies in the window, seconds (None: no reply in it)."""
-        received = sum(r[1] for r in self._rounds)
-        return sum(r[2] for r in self._rounds) / received if received else None
+        _, received, rtt_sum = self._sums()
+        return rtt_sum / received if received else None
 
     def judge(self, loss_limit: float | None, rtt_limit: float | None) -> tuple[str, bool]:
         """(``high_loss``/``high_latency``/"", clean): above a limit, or back under
         the limits with the recovery margin (neither: the grey zone in between, or too
         few pings yet to tell)."""
-        if not self._rounds or (loss_limit is None and rtt_limit is None):
+        if not self._len or (loss_limit is None and rtt_limit is None):
             return "", True  # nothing to judge: a probe that does not count pings
-        if len(self._rounds) < self.size and \
-                sum(r[0] for r in self._rounds) < WINDOW_MIN_PINGS:
+        if self._len < self.size and self._sums()[0] < WINDOW_MIN_PINGS:
             return "", False
         loss, rtt = self.loss_ratio, self.rtt_avg
         if loss is not None and loss_limit is not None and loss > loss_limit:
