@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import gc
 import logging
 import os
@@ -108,6 +110,17 @@ def settle_heap() -> None:
     the event loop for 0.3–0.5 s each time (as Instagram's ``gc.freeze()`` recipe)."""
     gc.collect()
     gc.freeze()
+    _trim()
+
+
+def _trim() -> None:
+    """Hand the heap's free pages back to the system (glibc keeps them after the
+    config's parse: tens of MB at 20,000 devices); elsewhere a no-op."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def file_signature(path: str) -> tuple[int, int, int] | None:
