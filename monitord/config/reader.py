@@ -25,8 +25,8 @@ from monitord.values import one_line
 # bomb, thousands of nested brackets, a huge file) is rejected in well under a second
 # instead of eating memory and CPU.  A real office (3,000 devices) needs ~60,000 nodes,
 # depth 7 and under 1 MiB; a province of 20,000 devices ~400,000 nodes and 3.5 MiB
-# (these bounds leave room for about 40,000).
-MAX_CONFIG_BYTES = 32 * 1024 * 1024
+# (these bounds leave room for about 40,000 devices).
+MAX_CONFIG_BYTES = 10 * 1024 * 1024
 MAX_YAML_DEPTH = 64
 MAX_YAML_NODES = 1_000_000  # counting every use of an alias with the size of what it names
 MAX_YAML_ALIASES = 20_000
@@ -124,28 +124,18 @@ class _CheckedConstructor(SafeConstructor):
             ) from None
 
 
-if yaml.__with_libyaml__:
-    from yaml._yaml import CParser
+class BoundedLoader(Reader, Scanner, Parser, _BoundedComposer, _CheckedConstructor, Resolver):
+    """The reference reader: PyYAML's pure-Python scanner, parser and (bounded) composer.
+    :class:`FastReader` reads ordinary files through libyaml and hands everything else
+    (errors included) to this one, so a problem is always reported in its words."""
 
-    class BoundedLoader(_BoundedComposer, CParser, _CheckedConstructor, Resolver):
-        """libyaml scans and parses (C, ~20× faster: a 20,000-device file in about a
-        second instead of twenty); the bounded composer and the constructor stay Python."""
-
-        def __init__(self, stream: str) -> None:
-            CParser.__init__(self, stream)
-            _BoundedComposer.__init__(self)
-            _CheckedConstructor.__init__(self)
-            Resolver.__init__(self)
-else:  # pragma: no cover - PyYAML built without libyaml
-    class BoundedLoader(Reader, Scanner, Parser,  # type: ignore[no-redef]
-                        _BoundedComposer, _CheckedConstructor, Resolver):
-        def __init__(self, stream: str) -> None:
-            Reader.__init__(self, stream)
-            Scanner.__init__(self)
-            Parser.__init__(self)
-            _BoundedComposer.__init__(self)
-            _CheckedConstructor.__init__(self)
-            Resolver.__init__(self)
+    def __init__(self, stream: str) -> None:
+        Reader.__init__(self, stream)
+        Scanner.__init__(self)
+        Parser.__init__(self)
+        _BoundedComposer.__init__(self)
+        _CheckedConstructor.__init__(self)
+        Resolver.__init__(self)
 
 
 BoundedLoader.yaml_implicit_resolvers = {
@@ -166,7 +156,7 @@ _Yaml12Resolver.yaml_implicit_resolvers = BoundedLoader.yaml_implicit_resolvers
 
 class _Fallback(Exception):
     """Something the fast reader leaves to the full loader (explicit collection tags,
-    keys that are collections)."""
+    keys that are collections, any error)."""
 
 
 _MERGE = "tag:yaml.org,2002:merge"
@@ -520,8 +510,10 @@ def _read_fast(text: str, file: str) -> Doc:
     reader = FastReader(text)
     try:
         data = reader.read()
-    except yaml.YAMLError as exc:
-        raise _yaml_problem(exc, text, file, reader.refused_at) from None
+    except yaml.YAMLError:
+        # A broken or hostile file: the reference reader says what and where, in its
+        # own words (libyaml's messages and marks differ); it is as bounded.
+        raise _Fallback("a YAML error") from None
     if data is None and not reader.marks:
         raise ConfigError([Problem(file, 1, "(top)", "the file is empty")])
     doc = Doc(file, _str_keys(data))
