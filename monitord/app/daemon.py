@@ -24,6 +24,7 @@ import logging
 import os
 import signal
 import time
+import tracemalloc
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,6 +102,19 @@ async def open_database(cfg: Config, db_path: Path
                 await store.close()
         raise
     return stores[0], stores[1], links, saved
+
+
+def log_allocations() -> None:
+    """SIGUSR2 with ``PYTHONTRACEMALLOC=10`` in the environment (Python traces from the
+    start; slows the daemon): the 25 places holding the most memory, to the log."""
+    snapshot = tracemalloc.take_snapshot()
+    stats = snapshot.statistics("traceback")
+    log.warning("memory: %.1f MB traced in %d places; the largest:",
+                sum(st.size for st in stats) / 1e6, len(stats))
+    for st in stats[:25]:
+        frames = " < ".join(f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno}"
+                            for f in st.traceback[:6])
+        log.warning("  %8.1f MB %9d blocks  %s", st.size / 1e6, st.count, frames)
 
 
 def settle_heap() -> None:
@@ -442,6 +456,8 @@ class Daemon:
             task.add_done_callback(reload_tasks.discard)
 
         loop.add_signal_handler(signal.SIGHUP, on_hup)
+        if tracemalloc.is_tracing():  # PYTHONTRACEMALLOC=10: where the memory goes
+            loop.add_signal_handler(signal.SIGUSR2, log_allocations)
         await self._start_probes(cfg)
         self._adopt(cfg)
         self.pipeline.restore(saved)
