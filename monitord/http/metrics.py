@@ -300,11 +300,12 @@ class DeviceSection:
                 if i is not None:
                     self._render(i, self._labels[i])
 
-    def snapshot(self) -> list[tuple[bytes, list[bytes]]]:
+    def snapshot(self, wanted: Callable[[str], bool] | None = None
+                 ) -> list[tuple[bytes, list[bytes]]]:
         """Each family's header and a copy of its rows (the list, not the bytes): what a
-        scrape writes even while rows change under it."""
+        scrape writes even while rows change under it.  ``wanted``: which families."""
         return [(header, list(self._rows.get(name, ()))) for name, header in
-                self._headers.items()]
+                self._headers.items() if wanted is None or wanted(name)]
 
     def pieces(self) -> list[bytes]:
         return [b"".join(chunks(self.snapshot()))]
@@ -366,6 +367,22 @@ class DeviceSection:
             out[fam.name] = _sample_lines(fam)
         return out
 
+
+def _interface_family(name: str) -> bool:
+    return name.startswith(INTERFACE_PREFIX)
+
+
+#: the per-interface families (SNMP interface tables): at 20,000 devices with managed
+#: switches most of the samples, and they change only at each SNMP poll (5 min)
+INTERFACE_PREFIX = "monitord_interface_"
+#: ``/metrics?part=…``: all (the default), ``interfaces`` (only the interface tables) or
+#: ``no_interfaces`` (everything else), so that a large office can scrape the interface
+#: tables in a job of their own at a longer interval (docs/deploy.md)
+PARTS: dict[str, Callable[[str], bool] | None] = {
+    "all": None,
+    "interfaces": _interface_family,
+    "no_interfaces": lambda name: not _interface_family(name),
+}
 
 #: rows joined into one chunk of a streamed scrape
 CHUNK_ROWS = 2000
@@ -469,7 +486,7 @@ class Exposition:
         return (b"".join(family_bytes(fam) for fam in self._collector.probe_families())
                 + generate_latest(self.registry))
 
-    async def stream(self) -> AsyncIterator[bytes]:
+    async def stream(self, part: str = "all") -> AsyncIterator[bytes]:
         """The body in chunks: changed devices rendered on the event loop in slices
         (``await sleep(0)`` between them: no thread reading state while probes change
         it, no slice holding the loop long), then the rows as they are at that moment,
@@ -481,8 +498,8 @@ class Exposition:
         async with self._lock:
             for _ in self.devices.update():
                 await asyncio.sleep(0)
-            families = self.devices.snapshot()
-        tail = self._tail()
+            families = self.devices.snapshot(PARTS[part])
+        tail = self._tail() if part != "interfaces" else b""
         for n, chunk in enumerate(chunks(families)):
             if n % 16 == 15:
                 await asyncio.sleep(0)

@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import (
     HTMLResponse,
     JSONResponse,
+    PlainTextResponse,
     RedirectResponse,
     Response,
     StreamingResponse,
@@ -45,6 +46,7 @@ from monitord.http.console.guard import (
     user_of,
 )
 from monitord.http.metrics import CONTENT_TYPE, Exposition, build_registry
+from monitord.http.metrics import PARTS as METRICS_PARTS
 from monitord.http.ports import Commands, View
 from monitord.http.reports import routes as report_routes
 from monitord.http.server import (
@@ -64,8 +66,13 @@ def build_app(view: View, commands: Commands, *, clock: Callable[[], float] = ti
     registry = build_registry(view)
     auth = AuthService(view, clock)
 
-    async def metrics(_: Request) -> Response:
-        return StreamingResponse(registry.stream(), media_type=CONTENT_TYPE)
+    async def metrics(request: Request) -> Response:
+        part = request.query_params.get("part", "all")
+        if part not in METRICS_PARTS or set(request.query_params) - {"part"}:
+            view.count_http_rejected("bad_request")
+            return PlainTextResponse(
+                "/metrics takes only part=" + "|".join(METRICS_PARTS) + "\n", status_code=400)
+        return StreamingResponse(registry.stream(part), media_type=CONTENT_TYPE)
 
     async def healthz(_: Request) -> Response:
         report = dict(view.health())

@@ -157,3 +157,31 @@ def test_families_are_written_as_prometheus_client_writes_them() -> None:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Legacy(fams))
     assert b"".join(family_bytes(f) for f in fams) == generate_latest(registry)
+
+
+def test_metrics_parts_split_the_interface_tables_from_the_rest() -> None:
+    """/metrics?part=interfaces and ?part=no_interfaces: together exactly /metrics."""
+    from monitord.http.metrics import PARTS
+
+    view = _View(20)
+    for lab in view.labels:
+        view.observe(lab.device, 1000.0)
+    view.status["d0"].latest["snmp"] = Observation(
+        "d0", "snmp", ok=True, ts=1000.0, values={"uptime_seconds": 5.0},
+        tables={"interface": {"Gi0/1": {"in_octets": 10.0, "oper_status": 1.0,
+                                        "admin_status": 1.0}}})
+    view.changed.add("d0")
+    section = DeviceSection(view)  # type: ignore[arg-type]
+    _text(section)
+
+    def lines(part: str) -> set[bytes]:
+        text = b"".join(header + b"".join(rows)
+                        for header, rows in section.snapshot(PARTS[part]))
+        return set(text.splitlines())
+
+    every, tables, rest = lines("all"), lines("interfaces"), lines("no_interfaces")
+    assert any(line.startswith(b"monitord_interface_receive_bytes_total{device=\"d0\"")
+               for line in tables)
+    assert all(b"monitord_interface_" in line for line in tables)
+    assert not any(b"monitord_interface_" in line for line in rest)
+    assert tables | rest == every and not tables & rest
