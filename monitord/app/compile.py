@@ -225,3 +225,22 @@ def build_labels(cfg: Config) -> Labels:
                       tuple(gateways.get(smis, ())))
          for smis, sch in cfg.schools.items()],
         {d.id: d.school or "office" for d in cfg.devices})
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """Everything the daemon derives from a config, built where it does not hold the
+    event loop (the reload's thread): at 20,000 devices these take a second or two."""
+
+    labels: Labels
+    specs: list[DeviceSpec]
+    nodes: list[Node]
+    policy: Policy
+    jobs: list[Job]
+    mqtt_devices: list[MqttDevice]
+    trap_sources: dict[str, list[str]]
+
+
+def prepare(cfg: Config) -> Prepared:
+    return Prepared(build_labels(cfg), build_specs(cfg), build_nodes(cfg), build_policy(cfg),
+                    build_jobs(cfg), mqtt_devices(cfg), trap_sources(cfg))

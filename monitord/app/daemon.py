@@ -31,12 +31,13 @@ from pathlib import Path
 from monitord import __version__
 from monitord.app.commands import AppCommands
 from monitord.app.compile import (
+    Prepared,
     build_channels,
-    build_jobs,
     build_notify_policy,
     make_probers,
     mqtt_devices,
     mqtt_settings,
+    prepare,
     resolve_db_path,
     trap_sources,
 )
@@ -117,12 +118,14 @@ def log_allocations() -> None:
         log.warning("  %8.1f MB %9d blocks  %s", st.size / 1e6, st.count, frames)
 
 
-def settle_heap() -> None:
-    """After start and after a reload: collect once, then keep what is alive now (the
-    config, the device tables: ~500,000 objects at 20,000 devices) out of the garbage
-    collector's full passes, which otherwise walk all of it every few minutes and hold
-    the event loop for 0.3–0.5 s each time (as Instagram's ``gc.freeze()`` recipe)."""
-    gc.collect()
+def settle_heap(full: bool = True) -> None:
+    """After start and after a reload: collect, then keep what is alive now (the config,
+    the device tables: ~500,000 objects at 20,000 devices) out of the garbage collector's
+    full passes, which otherwise walk all of it every few minutes and hold the event loop
+    for 0.3–0.5 s each time (as Instagram's ``gc.freeze()`` recipe).  After a reload only
+    the young generations are collected (a full pass would hold the loop itself): the
+    config it replaced is freed by reference counting (it holds no cycles)."""
+    gc.collect() if full else gc.collect(1)
     gc.freeze()
     _trim()
 
@@ -188,16 +191,17 @@ class Daemon:
     def config(self) -> Config | None:
         return self.pipeline.config
 
-    def _adopt(self, cfg: Config) -> list[str]:
+    def _adopt(self, cfg: Config, prepared: Prepared | None = None) -> list[str]:
         rt = self.runtime
-        removed = self.pipeline.configure(cfg)
+        p = prepared if prepared is not None else prepare(cfg)
+        removed = self.pipeline.configure(cfg, p)
         rt.config_loaded_at = time.time()
         if rt.scheduler is not None:
-            rt.scheduler.set_jobs([j for j in build_jobs(cfg) if rt.probe_up.get(j.probe, False)])
+            rt.scheduler.set_jobs([j for j in p.jobs if rt.probe_up.get(j.probe, False)])
         if self.mqtt is not None:
-            self.mqtt.set_devices(mqtt_devices(cfg))
+            self.mqtt.set_devices(p.mqtt_devices)
         if self.pipeline.traps is not None:
-            self.pipeline.traps.set_devices(trap_sources(cfg))
+            self.pipeline.traps.set_devices(p.trap_sources)
         for prober in rt.probers.values():  # snmp, pjlink: per-device memory
             forget = getattr(prober, "forget", None)
             if forget is not None:
@@ -228,7 +232,9 @@ class Daemon:
                 log.warning("%s", warning)
             new, old = result.config, self.config
             try:
-                removed = self._adopt(new)
+                # the derived tables in the thread too: the event loop only swaps them in
+                prepared = await asyncio.to_thread(prepare, new)
+                removed = self._adopt(new, prepared)
             except Exception as exc:
                 log.exception("applying the new configuration failed")
                 if old is not None:
@@ -262,7 +268,7 @@ class Daemon:
             self.pipeline.counters["monitord_config_reloads_total"][("success",)] += 1
             log.info("configuration reloaded: %d schools, %d devices",
                      len(new.schools), len(new.devices))
-            settle_heap()
+            settle_heap(full=False)
             await self.pipeline.record_event("config_reloaded", f"{len(new.devices)} devices")
             return True
 

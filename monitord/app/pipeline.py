@@ -33,10 +33,8 @@ from zoneinfo import ZoneInfo
 
 from monitord.app.compile import (
     Labels,
-    build_labels,
-    build_nodes,
-    build_policy,
-    build_specs,
+    Prepared,
+    prepare,
     ticket_context,
 )
 from monitord.app.writer import StateWriter
@@ -173,17 +171,18 @@ class Pipeline:
 
     # -- configuration ---------------------------------------------------------------
 
-    def configure(self, cfg: Config) -> list[str]:
-        """Adopt a (re)loaded config; returns the ids of devices that were removed."""
+    def configure(self, cfg: Config, prepared: Prepared | None = None) -> list[str]:
+        """Adopt a (re)loaded config; returns the ids of devices that were removed.
+        ``prepared``: what :func:`~monitord.app.compile.prepare` built from it already."""
+        p = prepared if prepared is not None else prepare(cfg)
         self.config = cfg
-        self.labels = build_labels(cfg)
+        self.labels = p.labels
         self.changes.mark_all()
-        removed = self.tracker.configure(build_specs(cfg))
+        removed = self.tracker.configure(p.specs)
         self.adopt_conditions(cfg)
         self.engine.tz = cfg.tz
-        self.engine.configure(build_nodes(cfg), cfg.calendar(),
-                              [*cfg.maintenance_windows(), *self.db_windows],
-                              build_policy(cfg))
+        self.engine.configure(p.nodes, cfg.calendar(),
+                              [*cfg.maintenance_windows(), *self.db_windows], p.policy)
         return removed
 
     def adopt_conditions(self, cfg: Config) -> None:
