@@ -141,6 +141,15 @@ def test_snmp_through_the_daemon(tmp_path: Path, agent: Snmpd,
                for labels, v in m.samples("monitord_storage_used_ratio"))
     assert m("monitord_load1", device="web") >= 0
     assert state_of(m, "web") == "up"
+    # a large office scrapes the interface tables apart: the two parts make the whole
+    code, tables = http_get(d.url + "/metrics?part=interfaces")
+    assert code == 200 and 'monitord_interface_oper_status{device="core",interface="lo"}' \
+        in tables
+    samples = [line for line in tables.splitlines() if line and not line.startswith("#")]
+    assert samples and all(line.startswith("monitord_interface_") for line in samples)
+    code, rest = http_get(d.url + "/metrics?part=no_interfaces")
+    assert code == 200 and "monitord_interface_" not in rest and "monitord_snmp_up" in rest
+    assert http_get(d.url + "/metrics?part=everything")[0] == 400
     # the silent agent: errors counted by reason, the device works (ICMP) but is degraded
     assert m("monitord_snmp_errors_total", device="mute", reason="timeout") >= 1
     rows = status_rows(d)
