@@ -3,13 +3,12 @@ it, reported by its prober and rendered generically by the exporter."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
 
-from monitord.domain.state import DeviceStatus, State
-from monitord.http.metrics import DeviceLabels, RoundInfo, SchoolLabels, build_registry, render
+from monitord.http.metrics import build_registry, render
 from monitord.probes import registry
 from monitord.probes.base import Prober
 from monitord.probes.dns import DnsProber
@@ -20,6 +19,7 @@ from monitord.probes.mqtt import MqttSettings, MqttSource
 from monitord.probes.pjlink import PjlinkProber
 from monitord.probes.snmp import SnmpProber
 from monitord.probes.tcp import TcpProber
+from tests.metrics_stub import EmptyView
 
 
 def test_registry_maps_config_names_to_probers() -> None:
@@ -56,51 +56,12 @@ async def test_every_prober_reports_only_declared_families() -> None:
             assert all(len(key) == len(fam.labels) for key in fam.samples)
 
 
-class _View:
-    version = "test"
-    start_time = 1.0
-
+class _View(EmptyView):
     def __init__(self, probe_families: list[MetricFamily]) -> None:
         self._fams = probe_families
 
-    def device_labels(self) -> Iterable[DeviceLabels]:
-        return []
-
-    def school_labels(self) -> Iterable[SchoolLabels]:
-        return []
-
-    def upstream_outages(self) -> Mapping[str, int]:
-        return {}
-
-    def device_status(self, device_id: str) -> DeviceStatus | None:
-        return None
-
-    def effective_state(self, device_id: str) -> State:
-        return State.UNKNOWN
-
-    def ticket_counts(self) -> Mapping[str, int]:
-        return {}
-
-    def incidents_open(self) -> int:
-        return 0
-
-    def round_info(self) -> Mapping[str, RoundInfo]:
-        return {}
-
-    def counters(self) -> Mapping[str, Mapping[tuple[str, ...], float]]:
-        return {}
-
-    def gauges(self) -> Mapping[str, Mapping[tuple[str, ...], float]]:
-        return {}
-
     def probe_metrics(self) -> Iterable[MetricFamily]:
         return self._fams
-
-    def loop_lag(self) -> None:
-        return None
-
-    def take_changes(self) -> tuple[bool, set[str]]:
-        return True, set()
 
 
 def test_exporter_renders_probe_families_generically() -> None:
