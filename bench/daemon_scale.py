@@ -18,12 +18,15 @@ on it for ``--duration`` seconds (default 600):
   own, so each is its own root cause with its own ticket.  Dead and flapping are iptables
   DROP rules in a chain of this process (``MDBENCH_<pid>``, jumped to from INPUT for
   127.96.0.0/14; removed on exit, stale ones of dead bench processes removed at start);
-* a real Prometheus scrapes ``/metrics`` every 15 s; the bench reads ``/status`` and
-  ``/wall`` every 15 s.
+* a real Prometheus scrapes ``/metrics`` every 15 s — set up as docs/deploy.md says for
+  a large office: ``/metrics?part=no_interfaces`` every 15 s and the SNMP interface tables
+  (``?part=interfaces``, they change at each 5-min poll) in a second job every 60 s —; the
+  bench reads ``/status`` and ``/wall`` every 15 s.
 
 Measured on the daemon process only, over the window from 60 s after its start to the
 end: CPU (``/proc/PID/stat`` every 1 s → per-second % of one core → mean and p99), peak
-RSS, ``/metrics`` scrape time p50/p99 (Prometheus' own ``scrape_duration_seconds``),
+RSS, ``/metrics`` scrape time p50/p99 (Prometheus' own ``scrape_duration_seconds`` of the
+15 s job; the interface job's on a ``#`` line),
 event-loop lag p99 (the daemon's ``monitord_event_loop_lag_seconds`` histogram, difference
 between window start and end), and the time from a flapping device going dead to its
 ticket: P = the first poll (every 0.5 s) at which the device's DROP rule has counted a
