@@ -189,19 +189,17 @@ class LossWindow:
         self._append(sent, received, rtt * received if rtt is not None else 0.0)
 
     def clear(self) -> None:
+        self._buf = array("d", bytes(24 * self._size))  # unused slots stay 0 (see _sums)
         self._len = self._next = 0
 
     def __len__(self) -> int:
         return self._len
 
     def _sums(self) -> tuple[float, float, float]:
-        """(sent, received, rtt sum) over the window, summed oldest first (as before)."""
-        sent = received = rtt_sum = 0.0
-        for s, r, t in self._ordered():
-            sent += s
-            received += r
-            rtt_sum += t
-        return sent, received, rtt_sum
+        """(sent, received, rtt sum) over the window: slots not used yet are 0, so the
+        whole array sums (in C: the wall reads this for every device every few seconds)."""
+        buf = self._buf
+        return sum(buf[0::3]), sum(buf[1::3]), sum(buf[2::3])
 
     @property
     def loss_ratio(self) -> float | None:
