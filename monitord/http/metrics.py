@@ -257,6 +257,7 @@ class DeviceSection:
     def __init__(self, view: MetricsView) -> None:
         self._view = view
         self._labels: list[DeviceLabels] = []
+        self._source: Iterable[DeviceLabels] | None = None
         self._index: dict[str, int] = {}
         #: family → one row per device (b"" where a device has no sample)
         self._rows: dict[str, list[bytes]] = {}
@@ -278,9 +279,12 @@ class DeviceSection:
     def update(self) -> Iterator[None]:
         """Render the rows of what changed; yields between slices of devices."""
         everything, changed = self._view.take_changes()
-        labels = list(self._view.device_labels())
-        if everything or labels != self._labels:
-            self._labels = labels
+        # The read model hands out the same list until a reload builds a new one: an
+        # identity check, not a comparison of 20,000 labels every second.
+        source = self._view.device_labels()
+        if everything or source is not self._source:
+            self._source = source
+            labels = self._labels = list(source)
             self._index = {lab.device: i for i, lab in enumerate(labels)}
             self._rows = {name: [b""] * len(labels) for name in self._headers}
             self._seen = {}
